@@ -1,0 +1,27 @@
+from .datasets import ChatApp, Document, KnowledgeBase, ShareLink
+from .deployments import Deployment
+from .llm import EmbeddingModelConfig, LLMModelConfig, ModelLaunch, RerankModelConfig
+from .pipelines import PipelineEvent, PipelineRun, StepRun
+from .servers import Server, Service, Stack
+from .teams import AuditEvent, Membership, Team
+
+__all__ = [
+    "AuditEvent",
+    "ChatApp",
+    "Deployment",
+    "Document",
+    "EmbeddingModelConfig",
+    "KnowledgeBase",
+    "LLMModelConfig",
+    "Membership",
+    "ModelLaunch",
+    "PipelineEvent",
+    "PipelineRun",
+    "RerankModelConfig",
+    "Server",
+    "Service",
+    "ShareLink",
+    "Stack",
+    "StepRun",
+    "Team",
+]

@@ -1,0 +1,121 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from ..choices import Device, Health, Registry, ServerStatus, ServiceState, StackStatus
+from ..fields import EncryptedTextField
+from ..validators import validate_data_dir, validate_hostname, validate_name, validate_unix_user
+from .teams import Team
+
+PORT_VALIDATORS = [MinValueValidator(1), MaxValueValidator(65535)]
+
+
+class Server(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="servers")
+    name = models.CharField(max_length=64, validators=[validate_name])
+    host = models.CharField(
+        max_length=253, validators=[validate_hostname], help_text="Hostname or IP address."
+    )
+    ssh_port = models.PositiveIntegerField(default=22, validators=PORT_VALIDATORS)
+    ssh_user = models.CharField(max_length=32, default="root", validators=[validate_unix_user])
+    ssh_private_key = EncryptedTextField(blank=True)
+    host_key_fingerprint = models.CharField(max_length=128, blank=True)
+    facts = models.JSONField(default=dict, blank=True)
+    facts_checked_at = models.DateTimeField(null=True, blank=True)
+    hourly_price = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="What the rented server costs per hour, to show the running cost.",
+    )
+    status = models.CharField(
+        max_length=16, choices=ServerStatus.choices, default=ServerStatus.UNKNOWN
+    )
+    last_error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="unique_server_name_per_team")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_private_key(self) -> bool:
+        return bool(self.ssh_private_key)
+
+
+class Stack(models.Model):
+    """One installation of the FastGPT + One API + Xinference stack on a server."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="stacks")
+    server = models.ForeignKey(Server, on_delete=models.PROTECT, related_name="stacks")
+    name = models.CharField(max_length=64, validators=[validate_name])
+    version_line = models.CharField(max_length=64, default="fastgpt-4.8.8")
+    registry = models.CharField(
+        max_length=16, choices=Registry.choices, default=Registry.DOCKER_HUB
+    )
+    registry_prefix = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Only for a custom registry, e.g. registry.example.com/team",
+    )
+    fastgpt_port = models.PositiveIntegerField(default=3000, validators=PORT_VALIDATORS)
+    oneapi_port = models.PositiveIntegerField(default=3001, validators=PORT_VALIDATORS)
+    xinference_port = models.PositiveIntegerField(default=9997, validators=PORT_VALIDATORS)
+    expose_database_ports = models.BooleanField(default=False)
+    xinference_device = models.CharField(max_length=8, choices=Device.choices, default=Device.GPU)
+    data_dir = models.CharField(
+        max_length=200, default="/opt/fastgpt", validators=[validate_data_dir]
+    )
+    # Generated per stack (database passwords, TOKEN_KEY, ROOT_KEY, ...), as a JSON object.
+    secrets = EncryptedTextField(blank=True)
+    # The files the last successful deploy wrote: {"docker-compose.yml": "...", ...}.
+    rendered_files = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=StackStatus.choices, default=StackStatus.DRAFT)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["server", "name"], name="unique_stack_name_per_server")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.server.name}"
+
+
+class Service(models.Model):
+    """One container of a stack, as last seen."""
+
+    team_path = "stack__team"
+
+    stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="services")
+    name = models.CharField(max_length=64)
+    image = models.CharField(max_length=300, blank=True)
+    ports = models.JSONField(default=list, blank=True)
+    state = models.CharField(
+        max_length=16, choices=ServiceState.choices, default=ServiceState.UNKNOWN
+    )
+    health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
+    restart_count = models.PositiveIntegerField(default=0)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["stack", "name"], name="unique_service_per_stack")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,47 @@
+# Shared by scripts/start and scripts/test: install what is missing, idempotently.
+# Debian or Ubuntu, as root (or with passwordless sudo).
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+APT_UPDATED=0
+
+# ensure_apt_packages COMMAND:PACKAGE ...  installs PACKAGE where COMMAND is missing.
+ensure_apt_packages() {
+    local missing=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "Installing ${missing[*]} with apt-get ..."
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        $SUDO apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}
+
+# ensure_venv REQUIREMENTS_FILE  creates .venv and installs the requirements into it.
+ensure_venv() {
+    local python="${PYTHON:-python3}"
+    if [ ! -x .venv/bin/python ]; then
+        "$python" -m venv .venv
+    fi
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$1"
+}
+
+# redis_up PORT  starts a redis-server on 127.0.0.1:PORT unless one answers there.
+redis_up() {
+    local port="$1" dir="$PWD/var/redis-$1"
+    if redis-cli -p "$port" ping >/dev/null 2>&1; then return 0; fi
+    mkdir -p "$dir"
+    redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --dir "$dir" \
+        --logfile "$dir/redis.log" --pidfile "$dir/redis.pid" >/dev/null
+    for _ in $(seq 50); do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "redis-server did not start on port $port; see $dir/redis.log" >&2
+    return 1
+}

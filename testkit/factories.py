@@ -1,0 +1,40 @@
+"""Small, explicit builders of domain objects for tests."""
+
+import itertools
+import secrets
+
+from django.contrib.auth import get_user_model
+
+from deployments.choices import Role
+from deployments.models import Membership, Server, Stack, Team
+
+_counter = itertools.count(1)
+
+
+def make_user(username: str | None = None, password: str | None = None):
+    username = username or f"user{next(_counter)}"
+    password = password or secrets.token_urlsafe(12)
+    user = get_user_model().objects.create_user(username=username, password=password)
+    user.raw_password = password
+    return user
+
+
+def make_team(name: str | None = None) -> Team:
+    return Team.objects.create(name=name or f"team-{next(_counter)}")
+
+
+def add_member(team: Team, user=None, role: Role = Role.OPERATOR):
+    user = user or make_user()
+    Membership.objects.create(team=team, user=user, role=role)
+    return user
+
+
+def make_server(team: Team, **fields) -> Server:
+    fields.setdefault("name", f"gpu-{next(_counter)}")
+    fields.setdefault("host", "203.0.113.10")
+    return Server.objects.create(team=team, **fields)
+
+
+def make_stack(server: Server, **fields) -> Stack:
+    fields.setdefault("name", f"stack-{next(_counter)}")
+    return Stack.objects.create(team=server.team, server=server, **fields)
