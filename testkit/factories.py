@@ -5,8 +5,8 @@ import secrets
 
 from django.contrib.auth import get_user_model
 
-from deployments.choices import Role
-from deployments.models import Membership, Server, Stack, Team
+from deployments.choices import DeploymentAction, Role, RunStatus
+from deployments.models import Deployment, Membership, PipelineRun, Server, Stack, Team
 
 _counter = itertools.count(1)
 
@@ -38,3 +38,22 @@ def make_server(team: Team, **fields) -> Server:
 def make_stack(server: Server, **fields) -> Stack:
     fields.setdefault("name", f"stack-{next(_counter)}")
     return Stack.objects.create(team=server.team, server=server, **fields)
+
+
+def make_run(team: Team, status: RunStatus = RunStatus.SUCCEEDED, **fields) -> PipelineRun:
+    fields.setdefault("kind", "deploy")
+    return PipelineRun.objects.create(team=team, status=status, **fields)
+
+
+def make_deployment(
+    stack: Stack,
+    *,
+    user=None,
+    status: RunStatus = RunStatus.SUCCEEDED,
+    action: DeploymentAction = DeploymentAction.DEPLOY,
+    **fields,
+) -> Deployment:
+    run = make_run(stack.team, status=status, created_by=user)
+    return Deployment.objects.create(
+        team=stack.team, stack=stack, user=user, run=run, action=action, **fields
+    )
