@@ -1,1 +1,32 @@
-urlpatterns: list = []
+from django.urls import path
+
+from .views import audit, dashboard, history, servers, stacks, teams
+
+urlpatterns = [
+    path("", dashboard.dashboard, name="dashboard"),
+    path("servers/", servers.server_list, name="server_list"),
+    path("servers/new/", servers.server_create, name="server_create"),
+    path("servers/<int:pk>/", servers.server_detail, name="server_detail"),
+    path("servers/<int:pk>/edit/", servers.server_edit, name="server_edit"),
+    path("stacks/", stacks.stack_list, name="stack_list"),
+    path("stacks/<int:pk>/", stacks.stack_detail, name="stack_detail"),
+    path("deployments/", history.deployment_list, name="deployment_list"),
+    path("deployments/<int:pk>/", history.deployment_detail, name="deployment_detail"),
+    path("deployments/<int:pk>/steps/", history.deployment_steps, name="deployment_steps"),
+    path("deployments/<int:pk>/retry/", history.deployment_retry, name="deployment_retry"),
+    path("deployments/<int:pk>/cancel/", history.deployment_cancel, name="deployment_cancel"),
+    path("teams/", teams.team_list, name="team_list"),
+    path("teams/<int:pk>/", teams.team_detail, name="team_detail"),
+    path("teams/<int:pk>/members/add/", teams.team_member_add, name="team_member_add"),
+    path(
+        "teams/<int:pk>/members/<int:membership_pk>/role/",
+        teams.team_member_role,
+        name="team_member_role",
+    ),
+    path(
+        "teams/<int:pk>/members/<int:membership_pk>/remove/",
+        teams.team_member_remove,
+        name="team_member_remove",
+    ),
+    path("audit/", audit.audit_list, name="audit_list"),
+]

@@ -1,0 +1,53 @@
+"""Small display filters for the panel's pages."""
+
+from datetime import timedelta
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """A timedelta as "1h 02m", "3m 05s" or "4.2s"; empty when there is none."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+@register.filter
+def port_list(ports) -> str:
+    """A service's published ports as "3000:3000, 9997"; they come as strings or mappings."""
+    if not ports:
+        return ""
+    if isinstance(ports, str | int):
+        ports = [ports]
+    shown = []
+    for port in ports:
+        if isinstance(port, dict):
+            published = port.get("published") or port.get("host") or port.get("PublicPort")
+            target = port.get("target") or port.get("container") or port.get("PrivatePort")
+            shown.append(f"{published}:{target}" if published else str(target))
+        else:
+            shown.append(str(port))
+    return ", ".join(shown)
+
+
+@register.filter
+def detail_items(details) -> list[tuple[str, str]]:
+    """An audit event's details as (key, text) pairs; lists joined, other values as text."""
+    if not isinstance(details, dict):
+        return []
+    items = []
+    for key, value in details.items():
+        if isinstance(value, list | tuple):
+            value = ", ".join(str(item) for item in value)
+        items.append((str(key), str(value)))
+    return items
