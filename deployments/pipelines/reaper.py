@@ -1,0 +1,111 @@
+"""Runs whose worker died: fail the stale running ones, re-send the forgotten queued ones."""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from ..choices import EventKind, RunStatus, StepStatus
+from ..models import PipelineRun, StepRun
+from . import events, registry
+
+logger = logging.getLogger(__name__)
+
+
+def reap_stale_runs(now: datetime | None = None, stale_after: float | None = None) -> int:
+    """Fail RUNNING runs whose heartbeat is older than `stale_after` seconds.
+
+    Returns how many were failed. A run that beats between the read and the write is
+    left alone: the update matches on the heartbeat that was read.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=_stale_after(stale_after))
+    stale = PipelineRun.objects.filter(status=RunStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True)
+    )
+    return sum(_reap(run, now) for run in stale)
+
+
+def requeue_lost_runs(now: datetime | None = None, stale_after: float | None = None) -> int:
+    """Send again the runs that have waited in QUEUED longer than `stale_after` seconds.
+
+    Their task message may have been lost (a broker restart). A duplicate is harmless:
+    only one worker can claim a run. `heartbeat_at` of a queued run is when it was last
+    sent, so each one is re-sent at most once per `stale_after`.
+    """
+    from ..tasks import run_pipeline  # the tasks module imports this one
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=_stale_after(stale_after))
+    waiting = (
+        PipelineRun.objects.filter(status=RunStatus.QUEUED)
+        .annotate(sent_at=Coalesce("heartbeat_at", "created_at"))
+        .filter(sent_at__lt=cutoff)
+    )
+    count = 0
+    for run in waiting:
+        with transaction.atomic():
+            if PipelineRun.objects.filter(
+                pk=run.pk, status=RunStatus.QUEUED, heartbeat_at=run.heartbeat_at
+            ).update(heartbeat_at=now):
+                run_pipeline.delay_on_commit(run.pk)
+                count += 1
+    if count:
+        logger.warning("Sent %s queued pipeline runs again", count)
+    return count
+
+
+def _stale_after(stale_after: float | None) -> float:
+    return settings.PIPELINE_STALE_AFTER if stale_after is None else stale_after
+
+
+def _reap(run: PipelineRun, now: datetime) -> bool:
+    step = (
+        StepRun.objects.filter(run=run, status=StepStatus.RUNNING)
+        .order_by("-index", "-attempt")
+        .first()
+    )
+    error = _message(run, step)
+    with transaction.atomic():
+        if not PipelineRun.objects.filter(
+            pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at
+        ).update(status=RunStatus.FAILED, error=error, finished_at=now):
+            return False
+        StepRun.objects.filter(run=run, status=StepStatus.RUNNING).update(
+            status=StepStatus.FAILED,
+            error="The worker running this step stopped responding.",
+            finished_at=now,
+        )
+        events.record(
+            run.pk,
+            EventKind.RUN_FINISHED,
+            status=RunStatus.FAILED,
+            step_index=step.index if step else None,
+            message=error,
+        )
+    logger.warning("Run %s failed: its worker %r stopped responding", run.pk, run.claimed_by)
+    return True
+
+
+def _message(run: PipelineRun, step: StepRun | None) -> str:
+    if run.heartbeat_at:
+        last = timezone.localtime(run.heartbeat_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+        since = f" (last heartbeat {last})"
+    else:
+        since = ""
+    if step is not None:
+        where = f"during step '{step.name}'"
+    else:
+        try:
+            name = registry.get(run.kind).step_name(run.next_step)
+        except registry.UnknownPipeline:
+            name = None
+        where = f"before step '{name}'" if name else "between steps"
+    return (
+        f"The worker running this stopped responding {where}{since}. "
+        "Retry to resume from that step."
+    )

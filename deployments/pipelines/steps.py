@@ -1,0 +1,102 @@
+"""What a pipeline is: a kind and a fixed tuple of named steps, and what a step is given."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ..choices import EventKind, RunStatus
+from ..models import PipelineRun
+from . import events
+
+
+class StepFailed(Exception):
+    """A step cannot go on. The message is shown to the user as is: say what went wrong."""
+
+
+class RunInterrupted(Exception):
+    """The run must stop before its next step; raised by StepContext.check_cancel()."""
+
+
+class RunCancelled(RunInterrupted):
+    """Someone asked for the run to be cancelled."""
+
+
+class ClaimLost(RunInterrupted):
+    """The run no longer belongs to this worker (the reaper failed it, or it was taken away)."""
+
+
+def check_claim(run_id: int, worker: str) -> None:
+    """Raise RunCancelled or ClaimLost when the run should not go on in this worker."""
+    row = (
+        PipelineRun.objects.filter(pk=run_id)
+        .values("status", "claimed_by", "cancel_requested")
+        .first()
+    )
+    if row is None or row["status"] != RunStatus.RUNNING or row["claimed_by"] != worker:
+        raise ClaimLost(f"Run {run_id} is no longer held by {worker}.")
+    if row["cancel_requested"]:
+        raise RunCancelled(f"Run {run_id} was cancelled.")
+
+
+@dataclass
+class StepContext:
+    """What a step function receives: its run, the run's params and a way to report output."""
+
+    run: PipelineRun
+    index: int
+    name: str
+    worker: str
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.run.params
+
+    def log(self, text: str) -> None:
+        """Report output, one event per line; the browser shows it as it comes."""
+        for line in str(text).splitlines() or [""]:
+            self.lines.append(line)
+            events.record(
+                self.run.pk,
+                EventKind.OUTPUT,
+                step_index=self.index,
+                message=line,
+                status=RunStatus.RUNNING,
+            )
+
+    def check_cancel(self) -> None:
+        """Steps that wait for a long time call this now and then to stop early when asked."""
+        check_claim(self.run.pk, self.worker)
+
+
+StepFunction = Callable[[StepContext], str | None]
+
+
+class Step(NamedTuple):
+    name: str
+    func: StepFunction
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A named, fixed sequence of idempotent steps. Register it with registry.register()."""
+
+    kind: str
+    steps: tuple[Step, ...]
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        steps = tuple(Step(*step) for step in self.steps)
+        names = [step.name for step in steps]
+        if not self.kind or not steps:
+            raise ValueError("A pipeline needs a kind and at least one step.")
+        if len(set(names)) != len(names) or not all(names):
+            raise ValueError(f"Step names of pipeline {self.kind!r} must be unique and non-empty.")
+        object.__setattr__(self, "steps", steps)
+        if not self.label:
+            object.__setattr__(self, "label", self.kind)
+
+    def step_name(self, index: int) -> str | None:
+        return self.steps[index].name if 0 <= index < len(self.steps) else None
