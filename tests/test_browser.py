@@ -1,6 +1,7 @@
 """A real browser through the real pages: log in, add a server, find it and its audit entry."""
 
 import pytest
+from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from deployments.choices import Role
@@ -34,6 +35,9 @@ def page(monkeypatch):
         yield context.new_page()
         context.close()
         browser.close()
+        # The test's ORM calls ran in Playwright's greenlet, with connections of their own
+        # that pytest-django does not see: close them, or the test database cannot be dropped.
+        connections.close_all()
 
 
 def test_operator_logs_in_adds_a_server_and_finds_it_and_its_audit_entry(
