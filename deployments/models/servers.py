@@ -2,7 +2,15 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from ..choices import Device, Health, Registry, ServerStatus, ServiceState, StackStatus
+from ..choices import (
+    Device,
+    Health,
+    KeySource,
+    Registry,
+    ServerStatus,
+    ServiceState,
+    StackStatus,
+)
 from ..fields import EncryptedTextField
 from ..validators import validate_data_dir, validate_hostname, validate_name, validate_unix_user
 from .teams import Team
@@ -19,7 +27,16 @@ class Server(models.Model):
     ssh_port = models.PositiveIntegerField(default=22, validators=PORT_VALIDATORS)
     ssh_user = models.CharField(max_length=32, default="root", validators=[validate_unix_user])
     ssh_private_key = EncryptedTextField(blank=True)
+    # Not secret: shown so it can be put in the server's authorized_keys.
+    ssh_public_key = models.TextField(blank=True)
+    key_source = models.CharField(max_length=16, choices=KeySource.choices, default=KeySource.NONE)
+    # The pinned host key ("ssh-ed25519 AAAA..."), set on first contact. A different key
+    # offered later is kept in host_key_pending and refused until an owner accepts it.
+    host_key = models.TextField(blank=True)
     host_key_fingerprint = models.CharField(max_length=128, blank=True)
+    host_key_pending = models.TextField(blank=True)
+    host_key_pending_fingerprint = models.CharField(max_length=128, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
     facts = models.JSONField(default=dict, blank=True)
     facts_checked_at = models.DateTimeField(null=True, blank=True)
     hourly_price = models.DecimalField(
