@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import audit, dashboard, history, servers, stacks, teams
+from .views import audit, dashboard, history, runs, servers, stacks, teams
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -12,9 +12,10 @@ urlpatterns = [
     path("stacks/<int:pk>/", stacks.stack_detail, name="stack_detail"),
     path("deployments/", history.deployment_list, name="deployment_list"),
     path("deployments/<int:pk>/", history.deployment_detail, name="deployment_detail"),
-    path("deployments/<int:pk>/steps/", history.deployment_steps, name="deployment_steps"),
-    path("deployments/<int:pk>/retry/", history.deployment_retry, name="deployment_retry"),
-    path("deployments/<int:pk>/cancel/", history.deployment_cancel, name="deployment_cancel"),
+    path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
+    path("runs/<int:pk>/steps/", runs.run_steps, name="run_steps"),
+    path("runs/<int:pk>/retry/", runs.run_retry, name="run_retry"),
+    path("runs/<int:pk>/cancel/", runs.run_cancel, name="run_cancel"),
     path("teams/", teams.team_list, name="team_list"),
     path("teams/<int:pk>/", teams.team_detail, name="team_detail"),
     path("teams/<int:pk>/members/add/", teams.team_member_add, name="team_member_add"),

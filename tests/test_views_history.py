@@ -209,7 +209,7 @@ def test_detail_shows_the_deployment_its_steps_and_an_escaped_diff(client, team,
 def test_a_running_deployment_polls_its_steps_every_two_seconds(client, team, viewer):
     deployment = make_deployment(make_stack(make_server(team)), status=RunStatus.RUNNING)
     client.force_login(viewer)
-    steps_url = reverse("deployment_steps", args=[deployment.pk])
+    steps_url = reverse("run_steps", args=[deployment.run_id])
     page = client.get(reverse("deployment_detail", args=[deployment.pk])).content.decode()
     assert f'hx-get="{steps_url}" hx-trigger="every 2s"' in page
     partial = client.get(steps_url, headers={"HX-Request": "true"}).content.decode()
@@ -221,7 +221,7 @@ def test_a_running_deployment_polls_its_steps_every_two_seconds(client, team, vi
 def test_polling_stops_once_the_run_is_terminal(client, team, viewer):
     deployment = make_deployment(make_stack(make_server(team)), status=RunStatus.RUNNING)
     client.force_login(viewer)
-    steps_url = reverse("deployment_steps", args=[deployment.pk])
+    steps_url = reverse("run_steps", args=[deployment.run_id])
     deployment.run.status = RunStatus.SUCCEEDED
     deployment.run.save()
     partial = client.get(steps_url, headers={"HX-Request": "true"}).content.decode()
@@ -256,20 +256,20 @@ def test_operators_see_retry_on_a_failed_run_and_cancel_on_a_running_one(
     running = make_deployment(stack, status=RunStatus.RUNNING)
     client.force_login(operator)
     failed_html = client.get(reverse("deployment_detail", args=[failed.pk])).content.decode()
-    assert reverse("deployment_retry", args=[failed.pk]) in failed_html
-    assert reverse("deployment_cancel", args=[failed.pk]) not in failed_html
+    assert reverse("run_retry", args=[failed.run_id]) in failed_html
+    assert reverse("run_cancel", args=[failed.run_id]) not in failed_html
     running_html = client.get(reverse("deployment_detail", args=[running.pk])).content.decode()
-    assert reverse("deployment_cancel", args=[running.pk]) in running_html
-    assert reverse("deployment_retry", args=[running.pk]) not in running_html
+    assert reverse("run_cancel", args=[running.run_id]) in running_html
+    assert reverse("run_retry", args=[running.run_id]) not in running_html
     client.force_login(viewer)
     viewer_html = client.get(reverse("deployment_detail", args=[failed.pk])).content.decode()
-    assert reverse("deployment_retry", args=[failed.pk]) not in viewer_html
+    assert reverse("run_retry", args=[failed.run_id]) not in viewer_html
 
 
 def test_retry_calls_the_pipeline_action_and_says_so(client, team, operator, pipeline_actions):
     deployment = make_deployment(make_stack(make_server(team)), status=RunStatus.FAILED)
     client.force_login(operator)
-    response = client.post(reverse("deployment_retry", args=[deployment.pk]), follow=True)
+    response = client.post(reverse("run_retry", args=[deployment.run_id]), follow=True)
     assert response.redirect_chain[-1][0] == reverse("deployment_detail", args=[deployment.pk])
     assert pipeline_actions == [("retry", deployment.run.pk, operator)]
     assert "Retry queued." in response.content.decode()
@@ -278,7 +278,7 @@ def test_retry_calls_the_pipeline_action_and_says_so(client, team, operator, pip
 def test_a_refused_cancel_shows_the_actions_reason(client, team, operator, pipeline_actions):
     deployment = make_deployment(make_stack(make_server(team)), status=RunStatus.RUNNING)
     client.force_login(operator)
-    response = client.post(reverse("deployment_cancel", args=[deployment.pk]), follow=True)
+    response = client.post(reverse("run_cancel", args=[deployment.run_id]), follow=True)
     assert response.status_code == 200
     assert "This run has already finished." in response.content.decode()
 
@@ -286,8 +286,8 @@ def test_a_refused_cancel_shows_the_actions_reason(client, team, operator, pipel
 def test_viewers_cannot_retry_or_cancel(client, team, viewer, pipeline_actions):
     deployment = make_deployment(make_stack(make_server(team)), status=RunStatus.FAILED)
     client.force_login(viewer)
-    assert client.post(reverse("deployment_retry", args=[deployment.pk])).status_code == 403
-    assert client.post(reverse("deployment_cancel", args=[deployment.pk])).status_code == 403
+    assert client.post(reverse("run_retry", args=[deployment.run_id])).status_code == 403
+    assert client.post(reverse("run_cancel", args=[deployment.run_id])).status_code == 403
     assert pipeline_actions == []
 
 
