@@ -45,3 +45,21 @@ redis_up() {
     echo "redis-server did not start on port $port; see $dir/redis.log" >&2
     return 1
 }
+
+# docker_up  starts dockerd in the background unless `docker info` answers; it logs to var/docker/.
+docker_up() {
+    local dir="$PWD/var/docker" pid
+    if docker info >/dev/null 2>&1; then return 0; fi
+    mkdir -p "$dir"
+    echo "Starting dockerd (log: $dir/dockerd.log) ..."
+    $SUDO setsid nohup dockerd >>"$dir/dockerd.log" 2>&1 </dev/null &
+    pid=$!
+    for _ in $(seq 120); do
+        docker info >/dev/null 2>&1 && return 0
+        [ -d "/proc/$pid" ] || break
+        sleep 0.5
+    done
+    echo "dockerd did not answer \`docker info\`; see $dir/dockerd.log:" >&2
+    tail -n 20 "$dir/dockerd.log" >&2
+    return 1
+}

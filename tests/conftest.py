@@ -36,3 +36,21 @@ def operator(team):
 @pytest.fixture
 def viewer(team):
     return add_member(team, role=Role.VIEWER)
+
+
+# A real SSH server in a container (testkit/target.py). Modules using these mark themselves slow.
+@pytest.fixture(scope="session")
+def ssh_target_image():
+    from testkit.target import prepare_image
+
+    return prepare_image()
+
+
+@pytest.fixture
+def ssh_target(ssh_target_image):
+    """A started target: root and deploy accept `ssh_target.key`; deploy and limited have
+    `ssh_target.passwords`."""
+    from testkit.target import SSHTarget
+
+    with SSHTarget(ssh_target_image, deploy_key=True) as target:
+        yield target

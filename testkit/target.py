@@ -1,0 +1,303 @@
+"""A real SSH server to test against: a container of the SSH target image (testkit/images).
+
+It listens on 127.0.0.1:<free port>. Its `docker` command talks to this machine's engine through
+the mounted socket, so containers it starts run beside it on this machine (and paths in their
+bind mounts are paths of this machine). Users:
+
+- root: logs in with `key` only;
+- deploy: password (and `key` when `deploy_key` is true), sudo without a password;
+- limited: password only, sudo asks for the password.
+
+Passwords are new for each container. Containers carry labels naming the process that started
+them: `remove_leftovers()` removes those whose process is gone.
+"""
+
+import contextlib
+import io
+import os
+import secrets
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from testkit.docker_engine import (
+    DockerError,
+    containers_with_label,
+    docker,
+    engine_error,
+    remove_containers,
+)
+from testkit.images import ensure_ssh_target_image
+
+LABEL = "controlpanel-test.ssh-target"
+PID_LABEL = "controlpanel-test.pid"
+HOST_LABEL = "controlpanel-test.hostname"
+SESSION = uuid.uuid4().hex[:8]
+DOCKER_SOCKET = "/var/run/docker.sock"
+READY_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """An Ed25519 key pair: the private key in OpenSSH form, the public key as an
+    authorized_keys line."""
+
+    private_openssh: str
+    public_openssh: str
+
+    @classmethod
+    def generate(cls, comment: str = "controlpanel-test") -> "KeyPair":
+        key = ed25519.Ed25519PrivateKey.generate()
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ).decode()
+        public = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+        return cls(private, f"{public.decode()} {comment}")
+
+    @cached_property
+    def pkey(self) -> paramiko.PKey:
+        return paramiko.Ed25519Key.from_private_key(io.StringIO(self.private_openssh))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def read_banner(host: str, port: int, timeout: float = 2.0) -> bytes | None:
+    """The SSH identification line the server sends first, or None (nothing listens yet).
+
+    Docker's port proxy accepts connections before sshd listens, so a connection alone says
+    nothing: only the banner does.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            data = b""
+            while b"\n" not in data and len(data) < 256:
+                chunk = connection.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    return data.strip() if data.startswith(b"SSH-") else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftovers() -> list[str]:
+    """Remove target containers of this machine whose test process has gone; their ids."""
+    hostname = socket.gethostname()
+    gone = []
+    for container_id, labels in containers_with_label(LABEL):
+        pid = labels.get(PID_LABEL, "")
+        if labels.get(HOST_LABEL) != hostname:
+            continue
+        if pid.isdigit() and _process_alive(int(pid)):
+            continue
+        gone.append(container_id)
+    remove_containers(gone)
+    return gone
+
+
+class SSHTarget:
+    """One target container. Use as a context manager, or call start() and remove()."""
+
+    host = "127.0.0.1"
+    users = ("deploy", "limited")
+
+    _counter = 0
+
+    def __init__(
+        self,
+        image: str,
+        *,
+        key: KeyPair | None = None,
+        deploy_key: bool = False,
+        mounts: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        SSHTarget._counter += 1
+        self.number = SSHTarget._counter
+        self.image = image
+        self.key = key or KeyPair.generate()
+        self.deploy_key = deploy_key
+        self.mounts = tuple(mounts)
+        self.name = f"controlpanel-test-ssh-{SESSION}-{self.number}"
+        self.passwords = {user: secrets.token_urlsafe(18) for user in self.users}
+        self.port: int | None = None
+        self.container_id: str | None = None
+
+    @property
+    def deploy_password(self) -> str:
+        return self.passwords["deploy"]
+
+    @property
+    def limited_password(self) -> str:
+        return self.passwords["limited"]
+
+    def __enter__(self) -> "SSHTarget":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.remove()
+
+    def start(self, timeout: float = READY_TIMEOUT_SECONDS) -> "SSHTarget":
+        try:
+            self._run_container()
+            # sshd answers once the container's start script is done with the user database.
+            self.wait_for_ssh(timeout)
+            self.authorize_key("root", self.key.public_openssh)
+            if self.deploy_key:
+                self.authorize_key("deploy", self.key.public_openssh)
+            self.set_passwords(self.passwords)
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def _run_container(self, attempts: int = 5) -> None:
+        error = ""
+        for _ in range(attempts):
+            self.port = free_port()
+            command = [
+                *("run", "--detach", "--name", self.name),
+                *("--label", LABEL, "--label", f"{PID_LABEL}={os.getpid()}"),
+                *("--label", f"{HOST_LABEL}={socket.gethostname()}"),
+                *("--hostname", f"target-{SESSION}-{self.number}"),
+                *("--publish", f"{self.host}:{self.port}:22"),
+                *("--volume", f"{DOCKER_SOCKET}:/var/run/docker.sock"),
+            ]
+            for source, destination in self.mounts:
+                command += ["--volume", f"{source}:{destination}"]
+            result = docker(*command, self.image, check=False)
+            if result.returncode == 0:
+                self.container_id = result.stdout.decode().strip()
+                return
+            error = result.stderr.decode(errors="replace").strip()
+            docker("rm", "-f", self.name, check=False)
+            # Only a port taken between the probe and the run is worth another try.
+            if "already allocated" not in error and "address already in use" not in error:
+                break
+        raise DockerError(f"Starting the SSH target from {self.image} failed: {error}")
+
+    def exec(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | str | None = None,
+        user: str = "root",
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess:
+        """`docker exec` ARGV in the container: an argument vector, run without any shell."""
+        if self.container_id is None:
+            raise RuntimeError("The SSH target is not running.")
+        return docker(
+            "exec",
+            *(("--interactive",) if input is not None else ()),
+            "--user",
+            user,
+            self.container_id,
+            *argv,
+            input=input,
+            check=check,
+            timeout=timeout,
+        )
+
+    def authorize_key(self, user: str, public_key: str) -> None:
+        """Append PUBLIC_KEY (given on stdin) to USER's authorized_keys."""
+        script = (
+            'home="$(getent passwd "$1" | cut -d: -f6)"; '
+            'install -d -m 700 -o "$1" -g "$1" "$home/.ssh"; '
+            'cat >> "$home/.ssh/authorized_keys"; '
+            'chown "$1:$1" "$home/.ssh/authorized_keys"; '
+            'chmod 600 "$home/.ssh/authorized_keys"'
+        )
+        self.exec(["sh", "-euc", script, "sh", user], input=public_key.strip() + "\n")
+
+    def set_passwords(self, passwords: dict[str, str]) -> None:
+        """chpasswd, with the passwords on its stdin only."""
+        self.passwords.update(passwords)
+        self.exec(["chpasswd"], input="".join(f"{u}:{p}\n" for u, p in passwords.items()))
+
+    def wait_for_ssh(self, timeout: float = READY_TIMEOUT_SECONDS) -> bytes:
+        """Wait until sshd sends its banner; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            banner = read_banner(self.host, self.port)
+            if banner:
+                return banner
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"sshd in {self.name} sent no banner in {timeout}s; its log:\n{self.logs()}"
+                )
+            time.sleep(0.1)
+
+    def host_keys(self) -> dict[str, str]:
+        """The server's public host keys as known_hosts lists them: {key type: "type base64"}."""
+        script = "cat /etc/ssh/ssh_host_*_key.pub"
+        lines = self.exec(["sh", "-c", script]).stdout.decode().splitlines()
+        keys = {}
+        for line in lines:
+            key_type, blob = line.split()[:2]
+            keys[key_type] = f"{key_type} {blob}"
+        return keys
+
+    def restart_with_new_host_key(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        """New host keys, as if the server at this address were reinstalled; same port, users,
+        passwords and authorized keys. The container's start makes the keys that are missing."""
+        self.exec(["sh", "-c", "rm -f /etc/ssh/ssh_host_*"])
+        docker("restart", "--time", "5", self.container_id)
+        self.wait_for_ssh(timeout)
+
+    def logs(self) -> str:
+        if self.container_id is None:
+            return ""
+        result = docker("logs", "--tail", "200", self.container_id, check=False)
+        return (result.stdout + result.stderr).decode(errors="replace")
+
+    def remove(self) -> None:
+        """Remove the container (idempotent)."""
+        docker("rm", "-f", "-v", self.name, check=False)
+        self.container_id = None
+
+
+def prepare_image() -> str:
+    """For a test session: the engine answers, the image exists, old leftovers are gone.
+
+    Returns the image's tag.
+    """
+    problem = engine_error()
+    if problem:
+        raise RuntimeError(f"{problem} (scripts/test starts the engine.)")
+    tag = ensure_ssh_target_image()[0]
+    remove_leftovers()
+    return tag
+
+
+@contextlib.contextmanager
+def ssh_target(image: str, **options) -> Iterator[SSHTarget]:
+    """A started target, removed afterwards."""
+    with SSHTarget(image, **options) as target:
+        yield target
