@@ -245,6 +245,7 @@ def test_list():
         ("fail_gpu_access_blocked_h200.txt", 17, "operating system blocks access to the GPU"),
         ("fail_not_found_bash.txt", 127, "nvidia-smi is not installed"),
         ("fail_not_found_sh.txt", 127, "nvidia-smi is not installed"),
+        ("fail_not_found_timeout_wrapper.txt", 127, "nvidia-smi is not installed"),
         ("fail_invalid_field_h200.txt", 2, "does not know a field that was asked for"),
     ],
 )
@@ -390,8 +391,12 @@ class FakeResult:
         return self.exit_status == 0
 
 
-class FakeTransportError(Exception):
-    """Stands in for the SSH client's transport error."""
+class FakeSSHError(Exception):
+    """Stands in for the SSH client's error, with its kind."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 class FakeClient:
@@ -587,11 +592,39 @@ def test_gather_facts_sudo_applies_to_docker_commands_only():
     assert "docker" not in without and "cat" in without
 
 
-def test_gather_facts_lets_transport_errors_through():
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("The connection to gpu-host:22 was lost while `cat /proc/meminfo` ran.", "unreachable"),
+        ("gpu-host:22 did not answer within 10 seconds.", "timeout"),
+    ],
+)
+def test_gather_facts_lets_transport_errors_through(message, kind):
     answers = h200_answers()
-    answers[("cat", "/proc/meminfo")] = FakeTransportError("connection lost")
-    with pytest.raises(FakeTransportError):
+    answers[("cat", "/proc/meminfo")] = FakeSSHError(message, kind)
+    with pytest.raises(FakeSSHError, match=message[:20]):
         gather_facts(FakeClient(answers))
+
+
+def test_gather_facts_a_probe_past_its_timeout_is_an_entry():
+    answers = debian_answers()
+    answers[DOCKER_INFO] = FakeSSHError(
+        "`docker info --format '{{json .}}'` did not finish within 30 seconds on gpu-host:22 "
+        "and was stopped.",
+        "timeout",
+    )
+    answers[SMI_QUERY] = FakeSSHError(
+        f"`nvidia-smi {QUERY} --format=csv` did not finish within 30 seconds on gpu-host:22 "
+        "and was stopped.",
+        "timeout",
+    )
+    facts = gather_facts(FakeClient(answers))
+    assert facts["docker"] == {
+        "error": "Docker did not answer in time: its engine may be hung or overloaded.",
+        "client_version": "20.10.24+dfsg1",
+    }
+    assert facts["nvidia"]["error"].startswith("nvidia-smi did not finish in time")
+    assert facts["compose"] == {"variant": "v1", "version": "1.29.2"}
 
 
 def test_compose_command():

@@ -4,7 +4,8 @@ the NVIDIA container toolkit.
 The parsers are pure functions of a command's output; they raise FactsError with a message
 meant for people when the output is not what the command prints. `gather_facts` runs the
 probes through an SSH client and turns a probe that fails into an entry that says why, so one
-missing tool never hides the rest. Transport failures of the client (SSHError) propagate.
+missing tool never hides the rest; so does a command that outlives its timeout (a hung
+nvidia-smi or Docker engine). Transport failures of the client (SSHError) propagate.
 
 Shape of the facts (JSON-serialisable, stored in Server.facts):
 
@@ -34,6 +35,7 @@ import csv
 import json
 import re
 import shlex
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 __all__ = [
@@ -329,15 +331,28 @@ def parse_nvidia_smi_list(text: str) -> list:
 
 
 def _not_found(exit_status: int, output: str) -> bool:
-    """Whether the shell (or sudo) could not find the command."""
+    """Whether the shell (or sudo, or coreutils' timeout) could not find the command."""
     return exit_status == 127 or bool(
-        re.search(r"command not found|: not found$", output, re.MULTILINE)
+        re.search(
+            r"command not found|: not found$|failed to run command.*No such file",
+            output,
+            re.MULTILINE,
+        )
     )
+
+
+def _timed_out(exit_status: int, output: str) -> bool:
+    return exit_status == 124 or "did not finish within" in output
 
 
 def explain_nvidia_smi_failure(exit_status: int, output: str) -> str:
     """A failed nvidia-smi (its exit status and what it printed) in plain words."""
     output = _text(output)
+    if _timed_out(exit_status, output):
+        return (
+            "nvidia-smi did not finish in time: the GPU or its driver may be hung (a reboot "
+            "usually helps)."
+        )
     if "libnvidia-ml.so" in output:
         return (
             "The NVIDIA driver is missing or broken: nvidia-smi is installed but cannot load "
@@ -403,6 +418,8 @@ def _json_object(text: str, what: str) -> tuple[dict, str]:
 def explain_docker_failure(exit_status: int, output: str) -> str:
     """A failed docker command (its exit status and what it printed) in plain words."""
     output = _text(output)
+    if _timed_out(exit_status, output):
+        return "Docker did not answer in time: its engine may be hung or overloaded."
     if "permission denied" in output.lower() and "docker" in output.lower():
         return (
             "This user may not use Docker (permission denied on the Docker socket): add it "
@@ -506,10 +523,28 @@ PROBE_TIMEOUT = 30
 GPU_CHECK_TIMEOUT = 600
 
 
+@dataclass
+class _ProbeResult:
+    argv: list[str]
+    exit_status: int
+    stdout: str
+    stderr: str
+
+
 def _run(client: _Client, argv: list[str], timeout: float, sudo: bool = False) -> _Result:
-    if sudo:
-        return client.run(argv, check=False, timeout=timeout, sudo=True)
-    return client.run(argv, check=False, timeout=timeout)
+    """client.run without raising for the command; a command past its timeout is a result.
+
+    The client reports a command that outlived its timeout as an error of kind "timeout"
+    saying it "did not finish within" the time: that is the probe's failure (exit status
+    124, as coreutils' timeout gives), not the connection's. Anything else propagates.
+    """
+    kwargs = {"sudo": True} if sudo else {}
+    try:
+        return client.run(argv, check=False, timeout=timeout, **kwargs)
+    except Exception as error:
+        if getattr(error, "kind", None) == "timeout" and "did not finish within" in str(error):
+            return _ProbeResult(list(argv), 124, "", str(error))
+        raise
 
 
 def _output(result: _Result) -> str:
@@ -555,11 +590,15 @@ def _gather_cpu(client, timeout):
         return None, str(error)
 
 
+def _has_json_line(text: str) -> bool:
+    return any(line.lstrip().startswith("{") for line in text.splitlines())
+
+
 def _gather_docker(client, timeout, sudo):
     version_argv = ["docker", "version", "--format", "{{json .}}"]
     version = _run(client, version_argv, timeout, sudo)
     output = _output(version)
-    if _not_found(version.exit_status, output) and "{" not in output:
+    if not _ok(version) and not _has_json_line(output):
         return {"error": explain_docker_failure(version.exit_status, output)}
     client_version = None
     with contextlib.suppress(FactsError):
@@ -567,7 +606,7 @@ def _gather_docker(client, timeout, sudo):
     info_argv = ["docker", "info", "--format", "{{json .}}"]
     info = _run(client, info_argv, timeout, sudo)
     try:
-        if not _ok(info) and "{" not in _output(info):
+        if not _ok(info) and not _has_json_line(_output(info)):
             raise FactsError(explain_docker_failure(info.exit_status, _output(info)))
         parsed = parse_docker_info(_output(info))
     except FactsError as error:
@@ -638,8 +677,9 @@ def gather_facts(client: _Client, *, timeout: float = PROBE_TIMEOUT, sudo: bool 
     """Run every probe on the server behind `client` and return the facts (see the module).
 
     `client.run(argv, check=False, timeout=...)` runs one command; `sudo` is passed on to the
-    Docker commands, for a user that may only use Docker through sudo. A probe that fails
-    becomes an entry with the reason; SSHError from the client propagates.
+    Docker commands, for a user that may only use Docker through sudo. A probe that fails or
+    outlives its timeout becomes an entry with the reason; any other SSHError from the
+    client (the connection's) propagates.
     """
     errors: dict[str, str] = {}
     facts: dict[str, Any] = {}
