@@ -180,12 +180,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILI
 # heartbeat is older than PIPELINE_STALE_AFTER seconds.
 PIPELINE_HEARTBEAT_SECONDS = envint("PIPELINE_HEARTBEAT_SECONDS", 5)
 PIPELINE_STALE_AFTER = envint("PIPELINE_STALE_AFTER", 60)
+# How often every server is checked (reachable, facts), in minutes; 0 turns it off.
+SERVER_CHECK_MINUTES = envint("SERVER_CHECK_MINUTES", 10)
+# A small image the GPU check runs with --gpus all; the NVIDIA runtime injects nvidia-smi.
+GPU_CHECK_IMAGE = os.environ.get("GPU_CHECK_IMAGE", "ubuntu:22.04")
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-pipeline-runs": {
         "task": "deployments.tasks.reap_stale_runs",
         "schedule": schedule(envint("PIPELINE_REAP_EVERY", 30)),
     },
 }
+if SERVER_CHECK_MINUTES:
+    CELERY_BEAT_SCHEDULE["check-servers"] = {
+        "task": "deployments.tasks.check_all_servers",
+        "schedule": schedule(SERVER_CHECK_MINUTES * 60),
+    }
 
 LOGGING = {
     "version": 1,

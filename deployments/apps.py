@@ -7,3 +7,6 @@ class DeploymentsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals  # noqa: F401  (connects login/logout auditing)
+
+        # The product's pipelines register themselves on import, in web and worker alike.
+        from .pipelines import server_prepare  # noqa: F401

@@ -21,6 +21,14 @@ class SecretTextarea(forms.Textarea):
         return None
 
 
+KEY_MODES = [
+    ("generate", "Generate a key pair: the panel shows the public key to add to authorized_keys"),
+    ("paste", "Paste a private key"),
+    ("password", "Log in once with a password to install the panel's own key"),
+]
+KEEP_KEY = ("keep", "Keep the stored key")
+
+
 class ServerForm(forms.ModelForm):
     """Create or edit a server.
 
@@ -30,6 +38,21 @@ class ServerForm(forms.ModelForm):
     """
 
     team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label=None)
+    key_mode = forms.ChoiceField(
+        label="SSH key",
+        choices=KEY_MODES,
+        initial="generate",
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    ssh_password = forms.CharField(
+        label="One-time password",
+        required=False,
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Used once to log in and install the panel's key, then forgotten.",
+    )
     ssh_private_key = forms.CharField(
         label="SSH private key",
         required=False,
@@ -65,17 +88,17 @@ class ServerForm(forms.ModelForm):
         if self.fixed_team is not None:
             del self.fields["team"]
         if not self.owned_team_ids:
-            del self.fields["ssh_private_key"]
-        elif editing and self.instance.has_private_key:
-            self.fields[
-                "ssh_private_key"
-            ].help_text = "A key is stored. Paste a new key to replace it; leave empty to keep it."
-        else:
-            self.fields[
-                "ssh_private_key"
-            ].help_text = (
-                "Only team owners can set the key. It is stored encrypted and never shown again."
-            )
+            for name in ("key_mode", "ssh_password", "ssh_private_key"):
+                del self.fields[name]
+            return
+        self.fields[
+            "ssh_private_key"
+        ].help_text = (
+            "Only team owners can set the key. It is stored encrypted and never shown again."
+        )
+        if editing and self.instance.has_private_key:
+            self.fields["key_mode"].choices = [KEEP_KEY, *KEY_MODES]
+            self.fields["key_mode"].initial = "keep"
 
     @property
     def chosen_team(self) -> Team | None:
@@ -95,6 +118,17 @@ class ServerForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        # No choice made: a pasted key means "paste", else the key stays as it is.
+        mode = cleaned.get("key_mode") or ("paste" if cleaned.get("ssh_private_key") else "keep")
+        cleaned["key_mode"] = mode
+        if mode == "paste" and not cleaned.get("ssh_private_key"):
+            self.add_error("ssh_private_key", "Paste the private key, or choose another option.")
+        if mode == "password" and not cleaned.get("ssh_password"):
+            self.add_error("ssh_password", "Enter the password, or choose another option.")
+        if mode != "paste":
+            cleaned["ssh_private_key"] = ""
+        if mode != "password":
+            cleaned["ssh_password"] = ""
         team = self.chosen_team
         if team is None:
             return cleaned

@@ -1,11 +1,13 @@
-"""Celery tasks: ids in, one call out. The logic lives in deployments.pipelines."""
+"""Celery tasks: ids in, one call out. The logic lives in pipelines/ and servers/."""
 
 import os
 import socket
 
 from celery import shared_task
 
+from .models import Server
 from .pipelines import reaper, runner
+from .servers.check import check_server
 
 
 @shared_task(bind=True)
@@ -17,6 +19,22 @@ def run_pipeline(self, run_id: int) -> None:
 def reap_stale_runs() -> int:
     reaper.requeue_lost_runs()
     return reaper.reap_stale_runs()
+
+
+@shared_task
+def check_server_task(server_id: int) -> None:
+    server = Server.objects.filter(pk=server_id).first()
+    if server is not None:
+        check_server(server)
+
+
+@shared_task
+def check_all_servers() -> int:
+    """Fan out: one task per server, so the workers check many servers in parallel."""
+    ids = list(Server.objects.values_list("pk", flat=True))
+    for server_id in ids:
+        check_server_task.delay(server_id)
+    return len(ids)
 
 
 def _worker_name(node: str | None) -> str:

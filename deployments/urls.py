@@ -8,6 +8,13 @@ urlpatterns = [
     path("servers/new/", servers.server_create, name="server_create"),
     path("servers/<int:pk>/", servers.server_detail, name="server_detail"),
     path("servers/<int:pk>/edit/", servers.server_edit, name="server_edit"),
+    path("servers/<int:pk>/check/", servers.server_check, name="server_check"),
+    path("servers/<int:pk>/prepare/", servers.server_prepare, name="server_prepare"),
+    path(
+        "servers/<int:pk>/host-key/accept/",
+        servers.server_accept_host_key,
+        name="server_accept_host_key",
+    ),
     path("stacks/", stacks.stack_list, name="stack_list"),
     path("stacks/<int:pk>/", stacks.stack_detail, name="stack_detail"),
     path("deployments/", history.deployment_list, name="deployment_list"),

@@ -7,16 +7,13 @@ from django.urls import reverse
 
 from deployments.actions.servers import do_create_server, do_update_server
 from deployments.choices import Role
+from deployments.clients.ssh import generate_keypair
 from deployments.models import AuditEvent, Server
 from testkit.factories import add_member, make_server, make_stack, make_team
 
-KEY = (
-    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
-    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
-    "QyNTUxOQAAACDm1xUniqueSecretMaterialThatMustNeverShowUpInHtml0000000000\n"
-    "-----END OPENSSH PRIVATE KEY-----"
-)
-SECRET_LINE = "QyNTUxOQAAACDm1xUniqueSecretMaterialThatMustNeverShowUpInHtml0000000000"
+# A real key: pasted keys are read, and their public half stored.
+KEY, _ = generate_keypair()
+SECRET_LINE = KEY.splitlines()[1]
 
 
 def server_data(**overrides):
@@ -159,7 +156,7 @@ def test_owner_sets_a_key_that_is_stored_encrypted_and_never_shown(client, team,
     client.force_login(owner)
     client.post(reverse("server_create"), server_data(ssh_private_key=KEY))
     server = Server.objects.get(name="gpu-1")
-    assert server.ssh_private_key == KEY + "\n"
+    assert server.ssh_private_key == KEY
     with connection.cursor() as cursor:
         cursor.execute("SELECT ssh_private_key FROM deployments_server WHERE id = %s", [server.pk])
         (stored,) = cursor.fetchone()
@@ -177,7 +174,7 @@ def test_owner_sets_a_key_that_is_stored_encrypted_and_never_shown(client, team,
         assert SECRET_LINE not in html
         assert "PRIVATE KEY-----" not in html
     detail = client.get(reverse("server_detail", args=[server.pk])).content.decode()
-    assert "A key is stored." in detail
+    assert "A key is stored (private key pasted in)." in detail
     event = AuditEvent.objects.get(action="server.create")
     assert "ssh_private_key" in event.details["fields"]
     assert SECRET_LINE not in str(event.details)
@@ -210,7 +207,7 @@ def test_owner_replaces_the_key_and_the_audit_names_the_field_not_the_value(clie
     client.force_login(owner)
     client.post(reverse("server_edit", args=[server.pk]), server_data(ssh_private_key=KEY))
     server.refresh_from_db()
-    assert server.ssh_private_key == KEY + "\n"
+    assert server.ssh_private_key == KEY
     event = AuditEvent.objects.get(action="server.update")
     assert "ssh_private_key" in event.details["changed"]
     assert SECRET_LINE not in str(event.details)
@@ -333,7 +330,10 @@ def test_server_list_shows_name_host_status_team_and_stack_count(client, team, v
 def test_server_detail_shows_facts_stacks_and_last_error_escaped(client, team, viewer):
     server = make_server(
         team,
-        facts={"os": "Ubuntu 22.04", "gpus": [{"name": "NVIDIA H100", "memory_mib": 81559}]},
+        facts={
+            "os": {"pretty_name": "Ubuntu 22.04"},
+            "gpus": [{"index": 0, "name": "NVIDIA H100", "memory_total_mib": 81559}],
+        },
         last_error="ssh: connect <b>refused</b>",
     )
     make_stack(server, name="prod")

@@ -4,15 +4,19 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from .. import access, audit
-from ..choices import Role
+from ..choices import KeySource, Role
+from ..clients import ssh
 from ..models import Server, Team
+from ..servers import sessions
+from . import ActionError
 
 EDITABLE_FIELDS = ("name", "host", "ssh_port", "ssh_user", "hourly_price")
 KEY_FIELD = "ssh_private_key"
 
 
 def _check_key_permission(user, team: Team, data: dict) -> None:
-    if data.get(KEY_FIELD) and not access.has_role(user, team, Role.OWNER):
+    wants_key = data.get(KEY_FIELD) or data.get("key_mode") not in (None, "", "keep")
+    if wants_key and not access.has_role(user, team, Role.OWNER):
         raise PermissionDenied("Only owners of the team can set the SSH key.")
 
 
@@ -30,11 +34,55 @@ def _validate(server: Server) -> None:
         raise _name_taken(server.name)
 
 
+def _key_fields(data: dict, *, host: str, port: int, user: str, pinned: str = "") -> dict:
+    """The key fields to store for the key mode in `data`; {} keeps the current key.
+
+    "paste" stores the given private key, "generate" a new pair of the panel's, and
+    "password" logs in once with the password to install a new pair (the password is
+    used for that one login and kept nowhere).
+    """
+    mode = data.get("key_mode") or ("paste" if data.get(KEY_FIELD) else "keep")
+    if mode == "paste":
+        try:
+            public_key = ssh.public_key_line(data[KEY_FIELD])
+        except ssh.SSHError as error:
+            raise ValidationError({KEY_FIELD: str(error)}) from error
+        return {
+            KEY_FIELD: data[KEY_FIELD],
+            "ssh_public_key": public_key,
+            "key_source": KeySource.PASTED,
+        }
+    if mode == "generate":
+        private_key, public_key = ssh.generate_keypair()
+        return {
+            KEY_FIELD: private_key,
+            "ssh_public_key": public_key,
+            "key_source": KeySource.GENERATED,
+        }
+    if mode == "password":
+        try:
+            private_key, public_key, host_key = sessions.install_panel_key(
+                host, port, user, data["ssh_password"], pinned_host_key=pinned or None
+            )
+        except ssh.SSHError as error:
+            raise ValidationError(
+                f"Could not install the panel's key with that password: {error}"
+            ) from error
+        return {
+            KEY_FIELD: private_key,
+            "ssh_public_key": public_key,
+            "key_source": KeySource.INSTALLED_WITH_PASSWORD,
+            "host_key": host_key.line,
+            "host_key_fingerprint": host_key.fingerprint,
+        }
+    return {}
+
+
 def do_create_server(*, team: Team, data: dict, user, request=None) -> Server:
-    """Create a server in `team`. Operators may; only owners may include a key.
+    """Create a server in `team`. Operators may; only owners may give it a key.
 
     Raises PermissionDenied for a too low role and ValidationError (keyed by field)
-    for bad or duplicate values.
+    for bad or duplicate values, or a password that did not let the panel in.
     """
     access.require_role(user, team, Role.OPERATOR)
     _check_key_permission(user, team, data)
@@ -42,20 +90,21 @@ def do_create_server(*, team: Team, data: dict, user, request=None) -> Server:
     given = [field for field in EDITABLE_FIELDS if field in data]
     for field in given:
         setattr(server, field, data[field])
-    if data.get(KEY_FIELD):
-        server.ssh_private_key = data[KEY_FIELD]
-        given.append(KEY_FIELD)
     _validate(server)
+    # Validated first: a password login is attempted only for a server that will be saved.
+    key_fields = _key_fields(data, host=server.host, port=server.ssh_port, user=server.ssh_user)
+    for field, value in key_fields.items():
+        setattr(server, field, value)
     try:
         with transaction.atomic():
             server.save()
-            # Field names only: the key's value never reaches the trail.
+            # Field names and the key's source only: never a key or password.
             audit.record(
                 "server.create",
                 actor=user,
                 request=request,
                 target=server,
-                details={"fields": given},
+                details={"fields": given, "key": server.key_source},
             )
     except IntegrityError as error:
         raise _name_taken(server.name) from error
@@ -65,10 +114,18 @@ def do_create_server(*, team: Team, data: dict, user, request=None) -> Server:
 def do_update_server(server: Server, *, data: dict, user, request=None) -> list[str]:
     """Change the fields of `server` given in `data`; return the names of those that changed.
 
-    An empty or missing key keeps the stored one; only owners may replace it.
+    Key mode "keep" (or none) keeps the stored key; only owners may replace it.
     """
     access.require_role(user, server.team, Role.OPERATOR)
     _check_key_permission(user, server.team, data)
+    target = {field: data.get(field, getattr(server, field)) for field in EDITABLE_FIELDS}
+    key_fields = _key_fields(
+        data,
+        host=target["host"],
+        port=target["ssh_port"],
+        user=target["ssh_user"],
+        pinned=server.host_key,
+    )
     try:
         with transaction.atomic():
             # Compare against the stored row, not an instance a form may have changed.
@@ -80,9 +137,10 @@ def do_update_server(server: Server, *, data: dict, user, request=None) -> list[
             ]
             for field in changed:
                 setattr(current, field, data[field])
-            if data.get(KEY_FIELD) and data[KEY_FIELD] != current.ssh_private_key:
-                current.ssh_private_key = data[KEY_FIELD]
-                changed.append(KEY_FIELD)
+            if key_fields and key_fields[KEY_FIELD] != current.ssh_private_key:
+                for field, value in key_fields.items():
+                    setattr(current, field, value)
+                changed.extend(key_fields)
             if not changed:
                 return []
             _validate(current)
@@ -98,3 +156,40 @@ def do_update_server(server: Server, *, data: dict, user, request=None) -> list[
         raise _name_taken(data.get("name", server.name)) from error
     server.refresh_from_db()
     return changed
+
+
+def do_accept_host_key(server: Server, *, user, request=None) -> None:
+    """Trust the host key the server now offers. Owners only: it may be an interception."""
+    access.require_role(user, server.team, Role.OWNER)
+    if not server.host_key_pending:
+        raise ActionError("The server offers no new host key to accept.")
+    old, new = sessions.accept_pending_host_key(server)
+    audit.record(
+        "server.host_key_accept",
+        actor=user,
+        request=request,
+        target=server,
+        details={"old_fingerprint": old, "new_fingerprint": new},
+    )
+
+
+def do_check_server(server: Server, *, user, request=None) -> None:
+    """Queue a check of the server: reachability and facts."""
+    access.require_role(user, server.team, Role.OPERATOR)
+    from ..tasks import check_server_task
+
+    audit.record("server.check", actor=user, request=request, target=server)
+    check_server_task.delay_on_commit(server.pk)
+
+
+def do_prepare_server(server: Server, *, user, request=None):
+    """Start the pipeline that installs Docker, compose and the NVIDIA toolkit."""
+    access.require_role(user, server.team, Role.OPERATOR)
+    if not server.has_private_key:
+        raise ActionError("Set an SSH key for the server before preparing it.")
+    from ..pipelines.server_prepare import KIND
+    from .pipelines import do_start_run
+
+    return do_start_run(
+        team=server.team, kind=KIND, params={"server_id": server.pk}, user=user, request=request
+    )

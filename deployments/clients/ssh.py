@@ -251,6 +251,12 @@ def load_private_key(text: str) -> paramiko.PKey:
         raise SSHError(f"This private key cannot be used: {e}.", kind="auth") from None
 
 
+def public_key_line(private_key_text: str) -> str:
+    """The public half of a private key, as an authorized_keys line ('ssh-ed25519 AAAA...')."""
+    key = load_private_key(private_key_text)
+    return f"{key.get_name()} {key.get_base64()}"
+
+
 # Commands
 
 

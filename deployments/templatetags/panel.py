@@ -51,3 +51,16 @@ def detail_items(details) -> list[tuple[str, str]]:
             value = ", ".join(str(item) for item in value)
         items.append((str(key), str(value)))
     return items
+
+
+@register.filter
+def bytes_human(value) -> str:
+    """1536 -> "1.5 KiB"; "" for a missing value."""
+    if value in (None, ""):
+        return ""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""

@@ -1,17 +1,24 @@
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from .. import access
-from ..actions.servers import do_create_server, do_update_server
+from ..actions import ActionError
+from ..actions.servers import (
+    do_accept_host_key,
+    do_check_server,
+    do_create_server,
+    do_prepare_server,
+    do_update_server,
+)
 from ..choices import Role
 from ..forms import ServerForm
-from ..models import Deployment, Server
+from ..models import Deployment, PipelineRun, Server
+from ..pipelines.server_prepare import KIND as PREPARE_KIND
 from .common import HtmxHttpRequest, add_action_errors, form_data
 
 RECENT_DEPLOYMENTS = 10
@@ -29,29 +36,22 @@ def server_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "deployments/server_list.html", context)
 
 
-def _facts_rows(facts: dict) -> list[tuple[str, str, bool]]:
-    """(name, text, is_structured) for each detected fact; nested ones shown as JSON."""
-    rows = []
-    for name, value in facts.items():
-        if isinstance(value, dict | list):
-            rows.append((str(name), json.dumps(value, indent=2, sort_keys=True), True))
-        else:
-            rows.append((str(name), str(value), False))
-    return rows
-
-
 @login_required
 def server_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     server = access.get_visible_or_404(Server.objects.select_related("team"), request.user, pk=pk)
     deployments = Deployment.objects.filter(stack__server=server).select_related(
         "stack", "user", "run"
     )[:RECENT_DEPLOYMENTS]
+    runs = PipelineRun.objects.filter(
+        team_id=server.team_id, kind=PREPARE_KIND, params__server_id=server.pk
+    ).select_related("created_by")[:RECENT_DEPLOYMENTS]
     context = {
         "server": server,
-        "facts": _facts_rows(server.facts or {}),
         "stacks": server.stacks.all(),
         "deployments": deployments,
+        "runs": runs,
         "can_edit": access.has_role(request.user, server.team, Role.OPERATOR),
+        "can_own": access.has_role(request.user, server.team, Role.OWNER),
     }
     return render(request, "deployments/server_detail.html", context)
 
@@ -100,3 +100,38 @@ def server_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 messages.info(request, "Nothing changed.")
             return redirect("server_detail", pk=server.pk)
     return render(request, "deployments/server_form.html", {"form": form, "server": server})
+
+
+def _server_action(request, pk: int, action, done: str) -> HttpResponse:
+    server = access.get_visible_or_404(Server.objects.select_related("team"), request.user, pk=pk)
+    try:
+        result = action(server, user=request.user, request=request)
+    except ActionError as error:
+        messages.error(request, str(error))
+        return redirect("server_detail", pk=server.pk)
+    messages.success(request, done)
+    if isinstance(result, PipelineRun):
+        return redirect("run_detail", pk=result.pk)
+    return redirect("server_detail", pk=server.pk)
+
+
+@login_required
+@require_POST
+def server_check(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    return _server_action(
+        request, pk, do_check_server, "Check queued: reload in a few seconds to see the facts."
+    )
+
+
+@login_required
+@require_POST
+def server_prepare(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    return _server_action(request, pk, do_prepare_server, "Preparing the server.")
+
+
+@login_required
+@require_POST
+def server_accept_host_key(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    return _server_action(
+        request, pk, do_accept_host_key, "The new host key is pinned: the panel connects again."
+    )
