@@ -95,6 +95,8 @@ def do_create_server(*, team: Team, data: dict, user, request=None) -> Server:
     key_fields = _key_fields(data, host=server.host, port=server.ssh_port, user=server.ssh_user)
     for field, value in key_fields.items():
         setattr(server, field, value)
+    if key_fields:
+        given.append(KEY_FIELD)
     try:
         with transaction.atomic():
             server.save()
