@@ -54,3 +54,22 @@ def ssh_target(ssh_target_image):
 
     with SSHTarget(ssh_target_image, deploy_key=True) as target:
         yield target
+
+
+@pytest.fixture
+def page():
+    """A chromium page driven by Playwright (tests using it are slow)."""
+    from testkit.browser import browser_page
+
+    with browser_page() as page:
+        yield page
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run in the process that queues them, for browser tests without a worker."""
+    from controlpanel.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False

@@ -1,43 +1,13 @@
 """A real browser through the real pages: log in, add a server, find it and its audit entry."""
 
 import pytest
-from django.db import connections
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from deployments.choices import Role
 from deployments.models import AuditEvent, Server
 from testkit.factories import add_member, make_team, make_user
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def page(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test
-    # makes around it are still plain synchronous ones.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(15_000)
-        yield context.new_page()
-        context.close()
-        browser.close()
-        # The test's ORM calls ran in Playwright's greenlet, with connections of their own
-        # that pytest-django does not see: close them, or the test database cannot be dropped.
-        connections.close_all()
 
 
 def test_operator_logs_in_adds_a_server_and_finds_it_and_its_audit_entry(
