@@ -13,6 +13,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 UNIX_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 DATA_DIR_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
+# Docker's own rule for container names, and hex ids.
+CONTAINER_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 
 
 def validate_name(value: str) -> None:
@@ -54,4 +56,12 @@ def validate_data_dir(value: str) -> None:
             "Enter an absolute path made of letters, digits, dots, dashes, underscores and "
             "slashes, without '..'.",
             code="invalid_path",
+        )
+
+
+def validate_container_name(value: str) -> None:
+    if not CONTAINER_RE.match(value):
+        raise ValidationError(
+            "Enter a container name or id: letters, digits, dots, dashes and underscores.",
+            code="invalid_container",
         )

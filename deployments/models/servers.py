@@ -12,7 +12,13 @@ from ..choices import (
     StackStatus,
 )
 from ..fields import EncryptedTextField
-from ..validators import validate_data_dir, validate_hostname, validate_name, validate_unix_user
+from ..validators import (
+    validate_container_name,
+    validate_data_dir,
+    validate_hostname,
+    validate_name,
+    validate_unix_user,
+)
 from .teams import Team
 
 PORT_VALIDATORS = [MinValueValidator(1), MaxValueValidator(65535)]
@@ -119,6 +125,10 @@ class Service(models.Model):
 
     stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="services")
     name = models.CharField(max_length=64)
+    # The container on the server's Docker engine, as compose named it.
+    container_name = models.CharField(
+        max_length=128, blank=True, validators=[validate_container_name]
+    )
     image = models.CharField(max_length=300, blank=True)
     ports = models.JSONField(default=list, blank=True)
     state = models.CharField(
