@@ -1,3 +1,5 @@
-"""Websocket routes. Live progress and log consumers are added here."""
+"""Websocket routes: live pipeline progress and live container logs."""
 
-websocket_urlpatterns: list = []
+from .consumers import logs, runs
+
+websocket_urlpatterns = [*runs.websocket_urlpatterns, *logs.websocket_urlpatterns]

@@ -1,0 +1,3 @@
+"""Routes are filled in as the consumers land."""
+
+websocket_urlpatterns: list = []
