@@ -13,6 +13,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 UNIX_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 DATA_DIR_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
+# host[:port][/path...]: what may stand before an image name.
+REGISTRY_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9.-]*(:[0-9]{1,5})?(/[a-z0-9][a-z0-9._-]*)*/?$")
 # Docker's own rule for container names, and hex ids.
 CONTAINER_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 
@@ -64,4 +66,12 @@ def validate_container_name(value: str) -> None:
         raise ValidationError(
             "Enter a container name or id: letters, digits, dots, dashes and underscores.",
             code="invalid_container",
+        )
+
+
+def validate_registry_prefix(value: str) -> None:
+    if len(value) > 200 or not REGISTRY_PREFIX_RE.match(value):
+        raise ValidationError(
+            "Enter a registry and optional path, like registry.example.com:5000/mirror.",
+            code="invalid_registry",
         )

@@ -5,6 +5,7 @@ from deployments.validators import (
     validate_data_dir,
     validate_hostname,
     validate_name,
+    validate_registry_prefix,
     validate_unix_user,
 )
 
@@ -64,3 +65,14 @@ def test_ordinary_users_and_dirs_are_accepted():
     validate_unix_user("deploy_user-2")
     validate_data_dir("/opt/fastgpt")
     validate_data_dir("/srv/stacks/team-a.v2")
+
+
+@pytest.mark.parametrize("value", HOSTILE + ["Registry.Example.com", "a b/c", "host:port"])
+def test_registry_prefixes_outside_the_allow_list_are_rejected(value):
+    with pytest.raises(ValidationError):
+        validate_registry_prefix(value)
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:5000", "registry.example.com/team/", "r.io/a/b"])
+def test_ordinary_registry_prefixes_are_accepted(value):
+    validate_registry_prefix(value)

@@ -17,6 +17,7 @@ from ..validators import (
     validate_data_dir,
     validate_hostname,
     validate_name,
+    validate_registry_prefix,
     validate_unix_user,
 )
 from .teams import Team
@@ -90,6 +91,7 @@ class Stack(models.Model):
     registry_prefix = models.CharField(
         max_length=200,
         blank=True,
+        validators=[validate_registry_prefix],
         help_text="Only for a custom registry, e.g. registry.example.com/team",
     )
     fastgpt_port = models.PositiveIntegerField(default=3000, validators=PORT_VALIDATORS)

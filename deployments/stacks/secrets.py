@@ -1,0 +1,43 @@
+"""Per-stack secrets: generated once, stored encrypted on the stack, never the defaults
+that upstream compose files ship with."""
+
+import json
+import secrets
+
+from ..models import Stack
+
+# Every secret a stack needs. Alphanumeric, so each is safe inside a URL, a DSN or a
+# YAML/.env value without escaping (they are still written through serializers).
+SECRET_NAMES = (
+    "PG_PASSWORD",
+    "MONGO_PASSWORD",
+    "MYSQL_ROOT_PASSWORD",
+    "FASTGPT_ROOT_PASSWORD",  # FastGPT's DEFAULT_ROOT_PSW: the root user's password
+    "FASTGPT_TOKEN_KEY",
+    "FASTGPT_ROOT_KEY",
+    "FASTGPT_FILE_TOKEN_KEY",
+    "ONEAPI_SESSION_SECRET",
+    "ONEAPI_ROOT_PASSWORD",  # replaces One API's root/123456 at first-run setup
+    "ONEAPI_ROOT_TOKEN",  # One API's INITIAL_ROOT_TOKEN; FastGPT calls it with sk-<token>
+)
+ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def _new_secret(length: int = 32) -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+
+
+def generate() -> dict[str, str]:
+    return {name: _new_secret() for name in SECRET_NAMES}
+
+
+def stack_secrets(stack: Stack) -> dict[str, str]:
+    """The stack's secrets, generating (and saving) any that are missing."""
+    current = json.loads(stack.secrets) if stack.secrets else {}
+    missing = [name for name in SECRET_NAMES if not current.get(name)]
+    if missing:
+        fresh = generate()
+        current.update({name: fresh[name] for name in missing})
+        stack.secrets = json.dumps(current)
+        stack.save(update_fields=["secrets", "updated_at"])
+    return current
