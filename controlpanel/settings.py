@@ -180,6 +180,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILI
 # heartbeat is older than PIPELINE_STALE_AFTER seconds.
 PIPELINE_HEARTBEAT_SECONDS = envint("PIPELINE_HEARTBEAT_SECONDS", 5)
 PIPELINE_STALE_AFTER = envint("PIPELINE_STALE_AFTER", 60)
+# Deploys: how long one image pull may take, and how long services may take to be healthy.
+IMAGE_PULL_TIMEOUT = envint("IMAGE_PULL_TIMEOUT", 3600)
+STACK_HEALTH_TIMEOUT = envint("STACK_HEALTH_TIMEOUT", 600)
+STACK_HEALTH_POLL_SECONDS = envint("STACK_HEALTH_POLL_SECONDS", 3)
 # How often every server is checked (reachable, facts), in minutes; 0 turns it off.
 SERVER_CHECK_MINUTES = envint("SERVER_CHECK_MINUTES", 10)
 # A small image the GPU check runs with --gpus all; the NVIDIA runtime injects nvidia-smi.

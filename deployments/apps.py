@@ -9,4 +9,4 @@ class DeploymentsConfig(AppConfig):
         from . import signals  # noqa: F401  (connects login/logout auditing)
 
         # The product's pipelines register themselves on import, in web and worker alike.
-        from .pipelines import server_prepare  # noqa: F401
+        from .pipelines import server_prepare, stack_deploy  # noqa: F401

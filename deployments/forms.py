@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from . import access
 from .choices import Role, RunStatus
 from .models import AuditEvent, Deployment, Membership, Server, Stack, Team
+from .stacks.versions import line_choices
 
 PRIVATE_KEY_MAX_CHARS = 16_000
 
@@ -216,3 +217,57 @@ class AddMemberForm(forms.Form):
 
 class ChangeRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class StackForm(forms.ModelForm):
+    """A new stack: where it goes, which versions, where images come from, which ports."""
+
+    field_order = ["server", "name", "version_line", "registry", "registry_prefix"]
+
+    class Meta:
+        model = Stack
+        fields = [
+            "server",
+            "name",
+            "version_line",
+            "registry",
+            "registry_prefix",
+            "fastgpt_port",
+            "oneapi_port",
+            "xinference_port",
+            "expose_database_ports",
+            "xinference_device",
+            "data_dir",
+        ]
+        labels = {
+            "version_line": "Version line",
+            "fastgpt_port": "FastGPT port",
+            "oneapi_port": "One API port",
+            "xinference_port": "Xinference port",
+            "expose_database_ports": "Publish the database ports on the server",
+            "xinference_device": "Xinference runs on",
+            "data_dir": "Data directory on the server",
+        }
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["server"].queryset = Server.objects.filter(
+            team__in=access.team_ids(user, Role.OPERATOR)
+        ).select_related("team")
+        self.fields["server"].empty_label = None
+        self.fields["version_line"] = forms.ChoiceField(
+            label="Version line", choices=line_choices()
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("registry") == "custom" and not cleaned.get("registry_prefix"):
+            self.add_error("registry_prefix", "Enter the registry prefix to pull images from.")
+        ports = [cleaned.get(name) for name in ("fastgpt_port", "oneapi_port", "xinference_port")]
+        given = [port for port in ports if port]
+        if len(set(given)) != len(given):
+            self.add_error("oneapi_port", "FastGPT, One API and Xinference need different ports.")
+        server, name = cleaned.get("server"), cleaned.get("name")
+        if server and name and Stack.objects.filter(server=server, name=name).exists():
+            self.add_error("name", f"Server {server.name} already has a stack “{name}”.")
+        return cleaned

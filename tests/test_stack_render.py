@@ -63,6 +63,15 @@ def test_secrets_are_generated_once_per_stack_stored_encrypted_and_unique(stack,
     assert first["PG_PASSWORD"] not in raw
 
 
+def test_a_stale_instance_never_replaces_stored_secrets(stack):
+    from deployments.models import Stack
+
+    stale = Stack.objects.get(pk=stack.pk)
+    stored = stack_secrets.stack_secrets(stack)
+    assert stale.secrets == ""
+    assert stack_secrets.stack_secrets(stale) == stored
+
+
 def test_secrets_live_in_the_env_file_only(stack):
     result = rendered(stack)
     values = stack_secrets.stack_secrets(stack).values()

@@ -45,6 +45,9 @@ wait $$!
 class RenderedStack:
     files: dict[str, str]
 
+    def compose_services(self) -> list[str]:
+        return list(yaml.safe_load(self.files[COMPOSE_FILE])["services"])
+
     def shown(self) -> dict[str, str]:
         """The files as the panel may show and diff them: secret values masked."""
         return {

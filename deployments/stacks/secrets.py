@@ -4,6 +4,8 @@ that upstream compose files ship with."""
 import json
 import secrets
 
+from django.db import transaction
+
 from ..models import Stack
 
 # Every secret a stack needs. Alphanumeric, so each is safe inside a URL, a DSN or a
@@ -32,12 +34,22 @@ def generate() -> dict[str, str]:
 
 
 def stack_secrets(stack: Stack) -> dict[str, str]:
-    """The stack's secrets, generating (and saving) any that are missing."""
+    """The stack's secrets, generating (and saving) any that are missing.
+
+    Never replaces a stored secret: a stale instance reads the row again, under a lock,
+    before it generates anything, so a running stack's passwords cannot change under it.
+    """
     current = json.loads(stack.secrets) if stack.secrets else {}
-    missing = [name for name in SECRET_NAMES if not current.get(name)]
-    if missing:
-        fresh = generate()
-        current.update({name: fresh[name] for name in missing})
-        stack.secrets = json.dumps(current)
-        stack.save(update_fields=["secrets", "updated_at"])
+    if all(current.get(name) for name in SECRET_NAMES):
+        return current
+    with transaction.atomic():
+        locked = Stack.objects.select_for_update().get(pk=stack.pk)
+        current = json.loads(locked.secrets) if locked.secrets else {}
+        missing = [name for name in SECRET_NAMES if not current.get(name)]
+        if missing:
+            fresh = generate()
+            current.update({name: fresh[name] for name in missing})
+            locked.secrets = json.dumps(current)
+            locked.save(update_fields=["secrets", "updated_at"])
+    stack.secrets = json.dumps(current)
     return current

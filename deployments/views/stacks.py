@@ -1,11 +1,18 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from .. import access
+from ..actions.stacks import do_create_stack
+from ..choices import Role
+from ..forms import StackForm
 from ..models import Stack
-from .common import HtmxHttpRequest
+from ..stacks.render import render as render_stack
+from ..stacks.secrets import stack_secrets
+from .common import HtmxHttpRequest, add_action_errors, form_data
 
 RECENT_DEPLOYMENTS = 10
 
@@ -16,7 +23,8 @@ def stack_list(request: HtmxHttpRequest) -> HttpResponse:
         Stack.objects.select_related("team", "server").annotate(service_count=Count("services")),
         request.user,
     ).order_by("team__name", "server__name", "name")
-    return render(request, "deployments/stack_list.html", {"stacks": stacks})
+    context = {"stacks": stacks, "can_add": bool(access.team_ids(request.user, Role.OPERATOR))}
+    return render(request, "deployments/stack_list.html", context)
 
 
 @login_required
@@ -24,9 +32,32 @@ def stack_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     stack = access.get_visible_or_404(
         Stack.objects.select_related("team", "server"), request.user, pk=pk
     )
+    # The files a deploy would write now, secrets masked: what the team reviews.
+    files = render_stack(stack, stack_secrets(stack)).shown()
     context = {
         "stack": stack,
         "services": stack.services.all(),
         "deployments": stack.deployments.select_related("user", "run")[:RECENT_DEPLOYMENTS],
+        "files": sorted(files.items()),
+        "can_operate": access.has_role(request.user, stack.team, Role.OPERATOR),
     }
     return render(request, "deployments/stack_detail.html", context)
+
+
+@login_required
+def stack_create(request: HtmxHttpRequest) -> HttpResponse:
+    if not access.team_ids(request.user, Role.OPERATOR):
+        raise PermissionDenied("Adding a stack needs the operator role in a team.")
+    form = StackForm(form_data(request), user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = {name: value for name, value in form.cleaned_data.items() if name != "server"}
+        try:
+            stack = do_create_stack(
+                server=form.cleaned_data["server"], data=data, user=request.user, request=request
+            )
+        except ValidationError as error:
+            add_action_errors(form, error)
+        else:
+            messages.success(request, f"Stack “{stack.name}” created with its own secrets.")
+            return redirect("stack_detail", pk=stack.pk)
+    return render(request, "deployments/stack_form.html", {"form": form})
