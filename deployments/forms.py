@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
 from . import access
+from .actions.stacks import FIELDS as STACK_FIELDS
 from .choices import Role, RunStatus
 from .models import AuditEvent, Deployment, Membership, Server, Stack, Team
 from .stacks.versions import line_choices
@@ -226,19 +227,7 @@ class StackForm(forms.ModelForm):
 
     class Meta:
         model = Stack
-        fields = [
-            "server",
-            "name",
-            "version_line",
-            "registry",
-            "registry_prefix",
-            "fastgpt_port",
-            "oneapi_port",
-            "xinference_port",
-            "expose_database_ports",
-            "xinference_device",
-            "data_dir",
-        ]
+        fields = ["server", *STACK_FIELDS]
         labels = {
             "version_line": "Version line",
             "fastgpt_port": "FastGPT port",
