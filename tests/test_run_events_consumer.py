@@ -13,13 +13,15 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 
 from controlpanel.asgi import application
 from deployments.actions.pipelines import do_retry_run, do_start_run
-from deployments.choices import EventKind, Role, RunStatus
+from deployments.choices import EventKind, Role, RunStatus, StepStatus
 from deployments.consumers import runs as run_consumers
-from deployments.models import Membership, PipelineEvent
+from deployments.models import Membership, PipelineEvent, PipelineRun, StepRun
 from deployments.pipelines import events, runner
+from deployments.views.runs import steps_as_of_last_event
 from testkit.factories import add_member, make_run
 from testkit.pipelines import STEPS
 from testkit.workers import Worker
@@ -343,6 +345,78 @@ async def test_a_first_message_that_is_not_a_seq_closes_the_socket(running_run, 
     closed = await communicator.receive_output(timeout=RECEIVE_TIMEOUT)
     assert closed == {"type": "websocket.close", "code": run_consumers.CLOSE_BAD_REQUEST}
     await communicator.disconnect()
+
+
+# The page's starting point: what it shows must match the seq it resumes from.
+
+
+def start_step(run, index: int, name: str) -> StepRun:
+    return StepRun.objects.create(
+        run=run, index=index, name=name, status=StepStatus.RUNNING, started_at=timezone.now()
+    )
+
+
+@pytest.mark.django_db
+def test_a_page_shows_a_running_steps_output_from_the_events_up_to_its_seq(running_run):
+    start_step(running_run, 0, "first")
+    events.record(running_run.pk, EventKind.STEP_STARTED, status=RunStatus.RUNNING, step_index=0)
+    record_lines(running_run.pk, ["one", "two"])
+
+    last_seq, steps = steps_as_of_last_event(running_run)
+
+    assert last_seq == 3
+    assert [(s.name, s.status, s.output) for s in steps] == [("first", "running", "one\ntwo")]
+
+
+@pytest.mark.django_db
+def test_a_page_read_while_a_step_ends_and_the_next_starts_shows_them_as_at_its_seq(
+    running_run, monkeypatch
+):
+    first = start_step(running_run, 0, "first")
+    events.record(running_run.pk, EventKind.STEP_STARTED, status=RunStatus.RUNNING, step_index=0)
+    record_lines(running_run.pk, ["one"])
+
+    # The worker goes on between reading the seq and reading the steps.
+    real_refresh = PipelineRun.refresh_from_db
+
+    def worker_moves_on(run, *args, **kwargs):
+        monkeypatch.setattr(PipelineRun, "refresh_from_db", real_refresh)
+        record_lines(running_run.pk, ["two"])
+        StepRun.objects.filter(pk=first.pk).update(
+            status=StepStatus.SUCCEEDED, output="one\ntwo", finished_at=timezone.now()
+        )
+        events.record(
+            running_run.pk, EventKind.STEP_FINISHED, status=RunStatus.RUNNING, step_index=0
+        )
+        start_step(running_run, 1, "second")
+        events.record(
+            running_run.pk, EventKind.STEP_STARTED, status=RunStatus.RUNNING, step_index=1
+        )
+        real_refresh(run, *args, **kwargs)
+
+    monkeypatch.setattr(PipelineRun, "refresh_from_db", worker_moves_on)
+    last_seq, steps = steps_as_of_last_event(running_run)
+
+    assert last_seq == 2
+    assert [(s.name, s.status, s.output) for s in steps] == [("first", "running", "one")]
+
+
+@pytest.mark.django_db
+def test_a_finished_run_shows_its_steps_as_stored(team):
+    run = make_run(team, status=RunStatus.SUCCEEDED)
+    StepRun.objects.create(
+        run=run,
+        index=0,
+        name="only",
+        status=StepStatus.SUCCEEDED,
+        output="all of it",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
+
+    assert [(s.status, s.output) for s in steps_as_of_last_event(run)[1]] == [
+        ("succeeded", "all of it")
+    ]
 
 
 # A real worker runs a real pipeline while a viewer watches.
