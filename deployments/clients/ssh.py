@@ -736,6 +736,38 @@ class SSHClient:
                 raise self._lost(argv, None)
         return channel.exit_status, out.finish(), err.finish()
 
+    def stream(
+        self, argv: Sequence[str], *, sudo: bool = False, stdin_open: bool = True
+    ) -> "CommandStream":
+        """Start `argv` on the server and return its output as it comes, without waiting for it.
+
+        There is no time limit: the command runs until it ends or the stream is closed. No pty
+        either, so stdout and stderr stay apart. With `stdin_open` the command's stdin stays
+        open until `close()`; a command that must end with its reader watches its stdin (see
+        deployments/logs/source.py), since closing a channel does not stop a command.
+        """
+        argv = list(argv)
+        command = build_command(argv, sudo=sudo and self.user != "root")
+        transport = self._connected()
+        try:
+            channel = transport.open_session(timeout=self.connect_timeout)
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise self._lost(argv, e) from None
+        # exec_command waits for the server's answer without a limit of its own.
+        watchdog = threading.Timer(self.connect_timeout, channel.close)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            channel.close()
+            raise self._lost(argv, e) from None
+        finally:
+            watchdog.cancel()
+        if not stdin_open:
+            channel.shutdown_write()
+        return CommandStream(channel, argv, self)
+
     def _signal(self, channel: paramiko.Channel, name: str) -> None:
         """Send OpenSSH's "signal" request, which paramiko has no method for.
 
@@ -857,6 +889,83 @@ class SSHClient:
             stdin=line + "\n",
             timeout=max(self.connect_timeout, 30),
         )
+
+
+class CommandStream:
+    """A command started by `SSHClient.stream()`: its output in chunks, as it arrives.
+
+    Reads are meant for one thread. Use as a context manager, or call `close()`, which closes
+    the channel and with it the command's stdin.
+    """
+
+    # What one read() takes at most from each of stdout and stderr.
+    READ_LIMIT = 1 << 20
+
+    def __init__(self, channel: paramiko.Channel, argv: list[str], client: SSHClient) -> None:
+        self._channel = channel
+        self.argv = argv
+        self._client = client
+
+    def read(self, timeout: float | None = None) -> tuple[bytes, bytes]:
+        """(stdout, stderr) written since the last read, waiting up to `timeout` seconds for
+        some. Both are empty when nothing came in time, and once the output is over
+        (`finished`)."""
+        channel = self._channel
+        if not (
+            channel.recv_ready()
+            or channel.recv_stderr_ready()
+            or channel.eof_received
+            or channel.closed
+        ):
+            select.select([channel], [], [], timeout)
+        return (
+            self._drain(channel.recv_ready, channel.recv),
+            self._drain(channel.recv_stderr_ready, channel.recv_stderr),
+        )
+
+    def _drain(self, ready: Callable[[], bool], recv: Callable[[int], bytes]) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while size < self.READ_LIMIT and ready():
+            data = recv(min(65536, self.READ_LIMIT - size))
+            if not data:
+                break
+            parts.append(data)
+            size += len(data)
+        return b"".join(parts)
+
+    @property
+    def finished(self) -> bool:
+        """The command closed its output (or the connection went) and all of it was read."""
+        channel = self._channel
+        return (channel.eof_received or channel.closed) and not (
+            channel.recv_ready() or channel.recv_stderr_ready()
+        )
+
+    def exit_status(self, wait: float = 0) -> int | None:
+        """The command's exit status once it is known (waiting up to `wait` seconds for it);
+        None while it runs, and where it ended without one (a signal, a lost connection)."""
+        channel = self._channel
+        if not channel.exit_status_ready():
+            channel.status_event.wait(wait)
+        if not channel.exit_status_ready() or channel.exit_status < 0:
+            return None
+        return channel.exit_status
+
+    def lost_error(self) -> SSHError:
+        """The error to report where the output stopped without an exit status."""
+        return self._client._lost(self.argv, None)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._channel.shutdown_write()
+        self._channel.close()
+
+    def __enter__(self) -> "CommandStream":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 # Reads one public key line on stdin. The key is compared on its base64 field alone, so the same
