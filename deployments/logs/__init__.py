@@ -1,0 +1,9 @@
+"""Live container logs: `docker logs --follow` over SSH, split into lines a browser can show.
+
+lines.py turns the bytes of `docker logs --timestamps` into lines; source.py starts the remote
+command; hub.py shares one remote stream per container between every viewer of it.
+"""
+
+from .source import recent_lines
+
+__all__ = ["recent_lines"]

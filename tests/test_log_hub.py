@@ -1,0 +1,303 @@
+"""The log hub: one reader per container shared by its viewers, bounded queues, clean stops.
+
+The remote stream is a stand-in here (the real one is in test_log_stream.py): chunks put in a
+queue by the test are what the feed's thread reads.
+"""
+
+import asyncio
+import json
+import queue
+import threading
+
+import pytest
+
+from deployments.clients.ssh import SSHError
+from deployments.logs import hub as hub_module
+from deployments.logs.hub import QUEUE_LINES, LogHub
+
+TIMEOUT = 5
+
+
+class FakeSource:
+    def __init__(self) -> None:
+        self.chunks: queue.Queue = queue.Queue()
+        self.closed = threading.Event()
+        self.done = False
+        self.outcome_value = ("ended", "The container stopped.")
+        self.diagnostics: list[str] | None = None
+
+    def put(self, stdout: bytes = b"", stderr: bytes = b"") -> None:
+        self.chunks.put((stdout, stderr))
+
+    def end(self) -> None:
+        self.chunks.put(None)
+
+    def read(self, timeout: float) -> tuple[bytes, bytes]:
+        try:
+            item = self.chunks.get(timeout=timeout)
+        except queue.Empty:
+            return b"", b""
+        if item is None:
+            self.done = True
+            return b"", b""
+        return item
+
+    @property
+    def finished(self) -> bool:
+        return self.done
+
+    def outcome(self, diagnostics: list[str]) -> tuple[str, str]:
+        self.diagnostics = diagnostics
+        return self.outcome_value
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class Opener:
+    def __init__(self, source: FakeSource | None = None, error: Exception | None = None):
+        self.source = source or FakeSource()
+        self.error = error
+        self.tails: list[int] = []
+
+    def __call__(self, tail: int) -> FakeSource:
+        self.tails.append(tail)
+        if self.error is not None:
+            raise self.error
+        return self.source
+
+
+class Viewer:
+    """A subscriber that records when it is notified."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def notify(self) -> None:
+        self.event.set()
+
+
+def stamped(*texts: str, second: int = 0) -> bytes:
+    return b"".join(
+        f"2025-01-31T12:00:{second:02d}.{i:09d}Z {text}\n".encode() for i, text in enumerate(texts)
+    )
+
+
+async def until(predicate, what: str, timeout: float = TIMEOUT):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"Timed out waiting for {what}.")
+        await asyncio.sleep(0.01)
+
+
+def texts(lines) -> list[str]:
+    return [json.loads(encoded)["text"] for _, encoded in lines]
+
+
+async def take_all(subscription, count: int) -> list[str]:
+    got: list[str] = []
+
+    def enough():
+        got.extend(texts(subscription.take(10_000)[1]))
+        return len(got) >= count
+
+    await until(enough, f"{count} lines")
+    return got
+
+
+@pytest.mark.asyncio
+async def test_two_viewers_of_a_container_share_one_reader_and_both_get_every_line():
+    hub, opener = LogHub(), Opener()
+    first = hub.subscribe(("s", "c"), opener, tail=10, notify=Viewer().notify)
+    second = hub.subscribe(("s", "c"), opener, tail=10, notify=Viewer().notify)
+
+    opener.source.put(stamped("one", "two"))
+
+    assert await take_all(first, 2) == ["one", "two"]
+    assert await take_all(second, 2) == ["one", "two"]
+    assert opener.tails == [10]
+    assert len(hub.feeds) == 1
+    hub.unsubscribe(first)
+    hub.unsubscribe(second)
+
+
+@pytest.mark.asyncio
+async def test_the_status_goes_to_following_once_the_stream_is_open():
+    hub, opener = LogHub(), Opener()
+    viewer = Viewer()
+    subscription = hub.subscribe("k", opener, tail=0, notify=viewer.notify)
+
+    await until(lambda: subscription.statuses, "a status")
+
+    assert subscription.take_statuses() == [{"type": "status", "state": "following", "message": ""}]
+    assert viewer.event.is_set()
+    hub.unsubscribe(subscription)
+
+
+@pytest.mark.asyncio
+async def test_the_last_viewer_leaving_closes_the_remote_stream_and_forgets_the_feed():
+    hub, opener = LogHub(), Opener()
+    first = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+    second = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+    await until(lambda: first.statuses, "the stream to open")
+    feed = first.feed
+
+    hub.unsubscribe(first)
+    await asyncio.sleep(0.4)
+    assert not opener.source.closed.is_set()
+
+    hub.unsubscribe(second)
+    await until(opener.source.closed.is_set, "the stream to close")
+    assert hub.feeds == {}
+    await asyncio.to_thread(feed.thread.join, TIMEOUT)
+    assert not feed.thread.is_alive()
+
+
+@pytest.mark.asyncio
+async def test_a_viewer_after_the_last_one_left_starts_a_new_reader():
+    hub, opener = LogHub(), Opener()
+    first = hub.subscribe("k", opener, tail=5, notify=Viewer().notify)
+    hub.unsubscribe(first)
+    second = hub.subscribe("k", opener, tail=7, notify=Viewer().notify)
+
+    await until(lambda: len(opener.tails) == 2, "a second opening")
+
+    assert opener.tails == [5, 7]
+    hub.unsubscribe(second)
+
+
+@pytest.mark.asyncio
+async def test_a_late_viewer_gets_the_history_the_feed_kept_up_to_its_tail():
+    hub, opener = LogHub(), Opener()
+    first = hub.subscribe("k", opener, tail=100, notify=Viewer().notify)
+    opener.source.put(stamped(*(f"line {i}" for i in range(20))))
+    await take_all(first, 20)
+
+    late = hub.subscribe("k", opener, tail=3, notify=Viewer().notify)
+    opener.source.put(stamped("new"))
+
+    assert await take_all(late, 4) == ["line 17", "line 18", "line 19", "new"]
+    hub.unsubscribe(first)
+    hub.unsubscribe(late)
+
+
+@pytest.mark.asyncio
+async def test_a_viewer_that_does_not_read_drops_its_oldest_lines_and_counts_them():
+    hub, opener = LogHub(), Opener()
+    slow = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+    fast = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+    total = QUEUE_LINES * 3
+    fast_lines = []
+    for start in range(0, total, 500):
+        opener.source.put(stamped(*(f"n{i}" for i in range(start, start + 500))))
+        fast_lines += await take_all(fast, 500)
+
+    await until(lambda: len(slow) + slow.skipped == total, "every line offered to the slow one")
+
+    assert len(fast_lines) == total
+    assert len(slow) == QUEUE_LINES
+    skipped, lines = slow.take(10)
+    assert skipped == total - QUEUE_LINES
+    assert texts(lines)[0] == f"n{total - QUEUE_LINES}"
+    assert slow.take(10)[0] == 0
+    hub.unsubscribe(slow)
+    hub.unsubscribe(fast)
+
+
+@pytest.mark.asyncio
+async def test_stdout_and_stderr_of_one_read_are_merged_in_time_order():
+    hub, opener = LogHub(), Opener()
+    subscription = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+
+    opener.source.put(
+        b"2025-01-31T12:00:01Z out-1\n2025-01-31T12:00:03Z out-3\n",
+        b"2025-01-31T12:00:02Z err-2\n",
+    )
+
+    await until(lambda: len(subscription) == 3, "three lines")
+    _, lines = subscription.take(3)
+    assert [(json.loads(e)["text"], json.loads(e)["stream"]) for _, e in lines] == [
+        ("out-1", "stdout"),
+        ("err-2", "stderr"),
+        ("out-3", "stdout"),
+    ]
+    hub.unsubscribe(subscription)
+
+
+@pytest.mark.asyncio
+async def test_a_stream_that_ends_sends_its_last_lines_then_its_outcome():
+    hub, opener = LogHub(), Opener()
+    subscription = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+    opener.source.put(stamped("last words") + b"2025-01-31T12:00:09Z no newline")
+    opener.source.put(b"", b"Error: something docker said\n")
+    opener.source.end()
+
+    await until(lambda: any(s["state"] == "ended" for s in subscription.statuses), "the end")
+
+    assert texts(subscription.take(10)[1]) == ["last words", "no newline"]
+    assert subscription.take_statuses()[-1] == {
+        "type": "status",
+        "state": "ended",
+        "message": "The container stopped.",
+    }
+    assert opener.source.diagnostics == ["Error: something docker said"]
+    await until(lambda: hub.feeds == {}, "the feed to be forgotten")
+    assert opener.source.closed.is_set()
+    hub.unsubscribe(subscription)
+
+
+@pytest.mark.asyncio
+async def test_a_failure_to_connect_is_an_error_status_with_the_reason():
+    hub = LogHub()
+    opener = Opener(
+        error=SSHError("Cannot reach gpu-1:22: connection refused.", kind="unreachable")
+    )
+    subscription = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+
+    await until(lambda: subscription.statuses, "a status")
+
+    assert subscription.take_statuses() == [
+        {
+            "type": "status",
+            "state": "error",
+            "message": "Cannot reach gpu-1:22: connection refused.",
+        }
+    ]
+    await until(lambda: hub.feeds == {}, "the feed to be forgotten")
+    hub.unsubscribe(subscription)
+
+
+@pytest.mark.asyncio
+async def test_an_unexpected_failure_is_an_error_status_too():
+    hub = LogHub()
+    subscription = hub.subscribe(
+        "k", Opener(error=RuntimeError("boom")), tail=0, notify=Viewer().notify
+    )
+
+    await until(lambda: subscription.statuses, "a status")
+
+    (message,) = subscription.take_statuses()
+    assert message["state"] == "error"
+    assert "boom" in message["message"]
+    hub.unsubscribe(subscription)
+
+
+@pytest.mark.asyncio
+async def test_a_reader_whose_loop_does_not_take_batches_waits_instead_of_piling_them_up(
+    monkeypatch,
+):
+    monkeypatch.setattr(hub_module, "BATCHES_IN_FLIGHT", 2)
+    hub, opener = LogHub(), Opener()
+    subscription = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+    await until(lambda: subscription.statuses, "the stream to open")
+    for i in range(10):
+        opener.source.put(stamped(f"batch {i}"))
+
+    # The loop is blocked (no await) while the reader runs: it may hand over two batches.
+    threading.Event().wait(1.0)
+    waiting = opener.source.chunks.qsize()
+
+    assert waiting >= 7
+    await until(lambda: len(subscription) == 10, "every batch once the loop runs")
+    hub.unsubscribe(subscription)
