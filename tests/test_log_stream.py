@@ -1,0 +1,395 @@
+"""Live logs of real containers: `docker logs --follow` on an SSH target (testkit/target.py),
+whose docker command reaches this machine's engine, read through the panel's SSH client, and
+served over the real ASGI app with channels-redis.
+
+The containers are log writers (testkit/logwriter.py): the test writes their log byte for byte.
+"""
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from deployments.logs.hub import get_hub
+from deployments.logs.lines import MAX_LINE_BYTES, LineSplitter
+from deployments.logs.source import follow_command, open_remote_logs, recent_lines
+from deployments.models import Service
+from testkit.factories import make_server, make_stack
+from testkit.logwriter import LogWriter
+from testkit.logwriter import remove_leftovers as remove_writer_leftovers
+from tests.test_log_consumers import (
+    in_thread,
+    open_socket,
+    receive,
+    receive_lines,
+    receive_status,
+    texts,
+)
+
+slow = pytest.mark.slow
+
+TIMEOUT = 20
+LONG = 100_000
+
+
+@pytest.fixture(scope="module")
+def _no_leftover_writers():
+    remove_writer_leftovers()
+
+
+@pytest.fixture
+def writer(_no_leftover_writers):
+    with LogWriter() as container:
+        yield container
+
+
+@pytest.fixture
+def server(team, ssh_target):
+    return make_server(
+        team,
+        host=ssh_target.host,
+        ssh_port=ssh_target.port,
+        ssh_user="root",
+        ssh_private_key=ssh_target.key.private_openssh,
+    )
+
+
+@pytest.fixture
+def log_service(server, writer):
+    stack = make_stack(server)
+    return Service.objects.create(stack=stack, name="writer", container_name=writer.name)
+
+
+def write_known_lines(writer: LogWriter) -> None:
+    """Plain text, a character written in two writes, colours, a long line, invalid bytes,
+    and stderr."""
+    writer.write(b"plain line\n")
+    writer.write("split \u20ac here\n".encode(), pieces=[len(b"split ") + 2], pause=0.3)
+    writer.write(b"\x1b[1;32mINFO\x1b[0m ready\n")
+    writer.write(b"L" * LONG + b"\n")
+    writer.write(b"bad \xff\xfe bytes\x00\n")
+    writer.write(b"on stderr\n", "stderr")
+
+
+EXPECTED = [
+    ("stdout", "plain line"),
+    ("stdout", "split \u20ac here"),
+    ("stdout", "INFO ready"),
+    ("stdout", "L" * MAX_LINE_BYTES + f" \u2026 [{LONG - MAX_LINE_BYTES:,} more bytes]"),
+    ("stdout", "bad \ufffd\ufffd bytes\u2400"),
+    ("stderr", "on stderr"),
+]
+
+
+def docker_logs_processes(ssh_target) -> list[str]:
+    """`docker logs` processes running in the target (not the scripts that mention it)."""
+    output = ssh_target.exec(["ps", "-eo", "args"]).stdout.decode()
+    return [line for line in output.splitlines() if line.startswith("docker logs")]
+
+
+def read_lines(remote, count: int, timeout: float = TIMEOUT) -> list[dict]:
+    out, err = LineSplitter("stdout"), LineSplitter("stderr")
+    lines: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while len(lines) < count:
+        assert time.monotonic() < deadline, f"got {len(lines)} of {count} lines: {lines}"
+        stdout, stderr = remote.read(0.5)
+        lines += out.feed(stdout) + err.feed(stderr)
+    return lines
+
+
+async def until(predicate, what: str, timeout: float = TIMEOUT):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"Timed out waiting for {what}.")
+        await asyncio.sleep(0.1)
+
+
+# The SSH stream and the remote command
+
+
+@slow
+def test_a_character_split_between_two_network_chunks_is_decoded_whole(ssh_target):
+    from deployments.clients.ssh import SSHClient
+
+    script = "printf 'x \\342\\202'; sleep 0.5; printf '\\254 y\\n'"
+    with (
+        SSHClient(
+            ssh_target.host, ssh_target.port, "root", private_key=ssh_target.key.private_openssh
+        ) as client,
+        client.stream(["sh", "-c", script]) as stream,
+    ):
+        first = b""
+        while not first:
+            first, _ = stream.read(5)
+        splitter = LineSplitter("stdout")
+        assert first == b"x \xe2\x82"
+        assert splitter.feed(first) == []
+        rest = b""
+        while not stream.finished:
+            rest += stream.read(5)[0]
+        assert splitter.feed(rest) == [{"ts": None, "stream": "stdout", "text": "x \u20ac y"}]
+        assert stream.exit_status(wait=5) == 0
+
+
+@slow
+def test_known_lines_arrive_decoded_through_docker_logs_over_ssh(server, writer):
+    write_known_lines(writer)
+
+    remote = open_remote_logs(server, writer.name, 100)
+    try:
+        lines = read_lines(remote, len(EXPECTED))
+    finally:
+        remote.close()
+
+    stdout = [(line["stream"], line["text"]) for line in lines if line["stream"] == "stdout"]
+    stderr = [(line["stream"], line["text"]) for line in lines if line["stream"] == "stderr"]
+    assert stdout + stderr == EXPECTED
+    assert all(line["ts"].endswith("Z") and len(line["ts"]) == 24 for line in lines)
+    (coloured,) = [line for line in lines if line["text"] == "INFO ready"]
+    assert coloured["segments"] == [["INFO", "ansi-bold ansi-green"], [" ready", ""]]
+    (long,) = [line for line in lines if "cut" in line]
+    assert long["cut"] == LONG - MAX_LINE_BYTES
+
+
+@slow
+def test_closing_the_stream_ends_the_remote_docker_logs(server, writer, ssh_target):
+    writer.write(b"hello\n")
+    remote = open_remote_logs(server, writer.name, 1)
+    assert [line["text"] for line in read_lines(remote, 1)] == ["hello"]
+    assert len(docker_logs_processes(ssh_target)) == 1
+
+    remote.close()
+
+    deadline = time.monotonic() + 10
+    while docker_logs_processes(ssh_target):
+        assert time.monotonic() < deadline, docker_logs_processes(ssh_target)
+        time.sleep(0.1)
+    leftovers = ssh_target.exec(["ps", "-eo", "args"]).stdout.decode()
+    assert "follow-logs" not in leftovers
+
+
+@slow
+def test_the_stream_ends_when_the_container_stops(server, writer):
+    writer.write(b"last\n")
+    remote = open_remote_logs(server, writer.name, 1)
+    try:
+        read_lines(remote, 1)
+        writer.stop()
+        deadline = time.monotonic() + TIMEOUT
+        while not remote.finished:
+            assert time.monotonic() < deadline
+            remote.read(0.5)
+
+        assert remote.outcome([]) == (
+            "ended",
+            f"The container {writer.name} stopped; its log ends here.",
+        )
+    finally:
+        remote.close()
+
+
+@slow
+def test_a_missing_container_is_an_error_in_docker_s_words(server):
+    remote = open_remote_logs(server, "no-such-container-here", 10)
+    try:
+        lines = []
+        out, err = LineSplitter("stdout"), LineSplitter("stderr")
+        deadline = time.monotonic() + TIMEOUT
+        while not remote.finished:
+            assert time.monotonic() < deadline
+            stdout, stderr = remote.read(0.5)
+            lines += out.feed(stdout) + err.feed(stderr)
+        lines += err.feed(b"", final=True)
+        state, message = remote.outcome([line["text"] for line in lines if line["ts"] is None])
+    finally:
+        remote.close()
+
+    assert state == "error"
+    assert message.startswith("Reading the log of no-such-container-here failed: docker failed")
+    assert "No such container: no-such-container-here" in message
+
+
+def test_the_follow_command_passes_names_as_arguments_only():
+    argv = follow_command("web-1", 50)
+
+    assert argv[-2:] == ["50", "web-1"]
+    assert "web-1" not in argv[2]
+    with pytest.raises(ValueError):
+        follow_command("x; rm -rf /", 50)
+    with pytest.raises(ValueError):
+        follow_command("-f", 50)
+
+
+@slow
+def test_recent_lines_are_the_tail_of_both_streams_in_time_order(log_service, writer):
+    writer.write(b"one\n")
+    writer.write(b"two\n", "stderr")
+    writer.write(b"three\n")
+
+    lines = recent_lines(log_service, 2)
+
+    assert [(line["stream"], line["text"]) for line in lines] == [
+        ("stderr", "two"),
+        ("stdout", "three"),
+    ]
+
+
+# Over the websocket
+
+
+@slow
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_viewer_gets_the_last_lines_then_what_is_written_after(log_service, writer, viewer):
+    await in_thread(write_known_lines, writer)
+    communicator, connected, code = await open_socket(
+        f"/ws/services/{log_service.pk}/logs/?tail=2", viewer
+    )
+    assert connected, code
+
+    assert (await receive_status(communicator, "following"))["message"] == ""
+    history = await receive_lines(communicator, 2)
+    await in_thread(writer.write, b"written after connecting\n")
+    live = await receive_lines(communicator, 1)
+
+    assert sorted(texts(history)) == sorted(text for _, text in EXPECTED[-2:])
+    assert texts(live) == ["written after connecting"]
+    await communicator.disconnect()
+
+
+@slow
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_two_viewers_share_one_remote_stream_closed_when_the_last_leaves(
+    log_service, writer, viewer, owner, ssh_target
+):
+    # A line first, and a tail of one: once it arrives, docker logs is following.
+    await in_thread(writer.write, b"ready\n")
+    path = f"/ws/services/{log_service.pk}/logs/?tail=1"
+    first, connected, _ = await open_socket(path, viewer)
+    assert connected
+    assert texts(await receive_lines(first, 1)) == ["ready"]
+    second, connected, _ = await open_socket(path, owner)
+    assert connected
+    assert texts(await receive_lines(second, 1)) == ["ready"]
+
+    await in_thread(writer.write, b"for both\n")
+
+    assert texts(await receive_lines(first, 1)) == ["for both"]
+    assert texts(await receive_lines(second, 1)) == ["for both"]
+    assert len(await in_thread(docker_logs_processes, ssh_target)) == 1
+    assert len(get_hub().feeds) == 1
+
+    await first.disconnect()
+    await asyncio.sleep(0.5)
+    assert len(await in_thread(docker_logs_processes, ssh_target)) == 1
+    await second.disconnect()
+
+    async def gone():
+        return not await in_thread(docker_logs_processes, ssh_target)
+
+    await until(gone, "the remote docker logs to end")
+    assert get_hub().feeds == {}
+
+
+@slow
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_viewer_that_stops_reading_is_skipped_ahead_with_bounded_memory(
+    log_service, writer, viewer
+):
+    await in_thread(writer.write, b"ready\n")
+    communicator, connected, _ = await open_socket(
+        f"/ws/services/{log_service.pk}/logs/?tail=1", viewer
+    )
+    assert connected
+    assert texts(await receive_lines(communicator, 1)) == ["ready"]
+    total = 30_000
+    await in_thread(writer.write, "".join(f"line {i}\n" for i in range(total)))
+    (feed,) = get_hub().feeds.values()
+    (subscription,) = feed.subscriptions
+
+    async def all_read():
+        return len(feed.history) == min(total, feed.history.maxlen) and (
+            feed.history[-1][1].endswith(f'"line {total - 1}"}}')
+        )
+
+    await until(all_read, "the writer's lines to reach the panel")
+    assert len(subscription) <= subscription.limit
+    waiting = communicator.output_queue.qsize()
+    assert waiting <= 4 + 2  # the window of line messages, and statuses
+
+    messages = []
+    while sum(len(m["lines"]) for m in messages) + sum(m["skipped"] for m in messages) < total:
+        message = await receive(communicator)
+        if message["type"] == "lines":
+            messages.append(message)
+            await communicator.send_json_to({"type": "ack", "seq": message["seq"]})
+
+    skipped = sum(m["skipped"] for m in messages)
+    assert skipped > 0
+    assert texts(messages)[-1] == f"line {total - 1}"
+    assert len(texts(messages)) + skipped == total
+    await communicator.disconnect()
+
+
+@slow
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_stack_socket_follows_every_container_of_the_stack(
+    server, log_service, writer, viewer
+):
+    with LogWriter() as other:
+        await in_thread(
+            Service.objects.create,
+            stack=log_service.stack,
+            name="another",
+            container_name=other.name,
+        )
+        await in_thread(writer.write, b"ready\n")
+        await in_thread(other.write, b"ready\n")
+        communicator, connected, _ = await open_socket(
+            f"/ws/stacks/{log_service.stack_id}/logs/?tail=1", viewer
+        )
+        assert connected
+        ready = await receive_lines(communicator, 2)
+        assert {line["service"] for m in ready for line in m["lines"]} == {"writer", "another"}
+
+        await in_thread(writer.write, b"from writer\n")
+        await in_thread(other.write, b"from another\n", "stderr")
+        messages = await receive_lines(communicator, 2)
+
+        lines = {
+            (line["service"], line["stream"], line["text"]) for m in messages for line in m["lines"]
+        }
+        assert lines == {("writer", "stdout", "from writer"), ("another", "stderr", "from another")}
+        await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_server_that_cannot_be_reached_is_an_error_status(team, viewer):
+    def make():
+        server = make_server(team, host="127.0.0.1", ssh_port=1, ssh_private_key=_a_key())
+        stack = make_stack(server)
+        return Service.objects.create(stack=stack, name="web", container_name="web-1")
+
+    service = await in_thread(make)
+    communicator, connected, _ = await open_socket(f"/ws/services/{service.pk}/logs/", viewer)
+    assert connected
+
+    message = await receive_status(communicator, "error")
+
+    assert "Cannot reach 127.0.0.1:1: connection refused" in message["message"]
+    assert json.loads(json.dumps(message)) == message
+    await communicator.disconnect()
+
+
+def _a_key() -> str:
+    from deployments.clients.ssh import generate_keypair
+
+    return generate_keypair()[0]
