@@ -1,0 +1,5 @@
+import sys
+
+from testkit.standins.oneapi.app import main
+
+sys.exit(main())
