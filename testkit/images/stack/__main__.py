@@ -20,7 +20,7 @@ def main() -> int:
     for service, references in pushed.items():
         print(f"{service}: {' '.join(references)}")
     for service in services_without_image():
-        print(f"{service}: no test image yet, not pushed")
+        print(f"{service}: not built here, not pushed")
     return 0
 
 
