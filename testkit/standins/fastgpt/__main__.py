@@ -1,0 +1,5 @@
+import sys
+
+from testkit.standins.fastgpt.app import main
+
+sys.exit(main())
