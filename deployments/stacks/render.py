@@ -29,6 +29,9 @@ openssl rand -base64 128 > /data/mongodb.key
 chmod 400 /data/mongodb.key
 chown 999:999 /data/mongodb.key
 docker-entrypoint.sh "$$@" &
+mongod_pid=$$!
+# bash as PID 1 ignores SIGTERM: pass it on, so mongod shuts down cleanly on a stop.
+trap 'kill -TERM "$$mongod_pid"; wait "$$mongod_pid"' TERM INT
 until mongo --quiet -u "$$MONGO_INITDB_ROOT_USERNAME" -p "$$MONGO_INITDB_ROOT_PASSWORD" \\
     --authenticationDatabase admin --eval "db.adminCommand('ping')" > /dev/null 2>&1; do
   echo "Waiting for MongoDB to start..."
@@ -37,7 +40,7 @@ done
 mongo --quiet -u "$$MONGO_INITDB_ROOT_USERNAME" -p "$$MONGO_INITDB_ROOT_PASSWORD" \\
     --authenticationDatabase admin --eval 'if (rs.status().ok !== 1) {
       rs.initiate({_id: "rs0", members: [{_id: 0, host: "mongo:27017"}]}) }'
-wait $$!
+wait "$$mongod_pid"
 """
 
 
