@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import audit, dashboard, history, runs, servers, stacks, teams
+from .views import audit, dashboard, history, logs, runs, servers, stacks, teams
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -17,6 +17,14 @@ urlpatterns = [
     ),
     path("stacks/", stacks.stack_list, name="stack_list"),
     path("stacks/<int:pk>/", stacks.stack_detail, name="stack_detail"),
+    path("stacks/<int:pk>/logs/", logs.stack_logs, name="stack_logs"),
+    path("stacks/<int:pk>/logs/recent.json", logs.stack_logs_recent, name="stack_logs_recent"),
+    path("services/<int:pk>/logs/", logs.service_logs, name="stack_service_logs"),
+    path(
+        "services/<int:pk>/logs/recent.json",
+        logs.service_logs_recent,
+        name="stack_service_logs_recent",
+    ),
     path("deployments/", history.deployment_list, name="deployment_list"),
     path("deployments/<int:pk>/", history.deployment_detail, name="deployment_detail"),
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
