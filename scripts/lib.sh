@@ -13,13 +13,18 @@ ensure_apt_packages() {
         command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
-    echo "Installing ${missing[*]} with apt-get ..."
+    apt_install "${missing[@]}"
+}
+
+# apt_install PACKAGE ...  installs the packages (apt-get update once per run).
+apt_install() {
+    echo "Installing $* with apt-get ..."
     if [ "$APT_UPDATED" -eq 0 ]; then
         $SUDO apt-get update -qq
         APT_UPDATED=1
     fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
+        "$@" >/dev/null
 }
 
 # ensure_venv REQUIREMENTS_FILE  creates .venv and installs the requirements into it.
