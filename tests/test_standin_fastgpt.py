@@ -535,21 +535,24 @@ def test_dataset_lookups_fail_with_the_v488_errors(fastgpt):
 # --- Collections and training -----------------------------------------------------------------
 
 
-def test_a_text_collection_trains_down_to_zero_over_time(fastgpt):
-    headers = user_token(fastgpt.url)
-    dataset_id = create_dataset(fastgpt.url, headers)
+def test_a_text_collection_trains_down_to_zero_over_time(config_path):
+    env = base_env(config_path, STANDIN_TRAINING_SECONDS="3")
+    with RunningStandin(FastGPT(env)) as fastgpt:
+        headers = user_token(fastgpt.url)
+        dataset_id = create_dataset(fastgpt.url, headers)
 
-    created = add_text(fastgpt.url, headers, dataset_id)
-    first = collections(fastgpt.url, headers, dataset_id)["data"][0]
-    queue = data_of(
-        call(
-            "GET",
-            f"{fastgpt.url}/api/core/dataset/training/getDatasetTrainingQueue?datasetId={dataset_id}",
-            headers=headers,
+        created = add_text(fastgpt.url, headers, dataset_id)
+        first = collections(fastgpt.url, headers, dataset_id)["data"][0]
+        queue = data_of(
+            call(
+                "GET",
+                f"{fastgpt.url}/api/core/dataset/training/getDatasetTrainingQueue"
+                f"?datasetId={dataset_id}",
+                headers=headers,
+            )
         )
-    )
-    wait_trained(fastgpt.url, headers, dataset_id)
-    done = collections(fastgpt.url, headers, dataset_id)["data"][0]
+        wait_trained(fastgpt.url, headers, dataset_id)
+        done = collections(fastgpt.url, headers, dataset_id)["data"][0]
 
     assert created["results"] == {"insertLen": 3, "overToken": [], "repeat": [], "error": []}
     assert first["_id"] == created["collectionId"] and first["type"] == "virtual"

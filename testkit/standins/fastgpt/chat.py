@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from testkit.standins.fastgpt.common import (
     NAMED_ERRORS,
     Reject,
+    newest_first,
     now_iso,
     object_id,
     permission,
@@ -209,7 +210,7 @@ class Chat:
                     if not (pattern.search(item["name"]) or pattern.search(item["intro"])):
                         continue
                 found.append(item)
-            found.sort(key=lambda a: a["updateTime"], reverse=True)
+            found.sort(key=newest_first, reverse=True)
             return [
                 {**{k: a[k] for k in APP_LIST_FIELDS if k in a}, "permission": permission()}
                 for a in found

@@ -149,6 +149,11 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def newest_first(doc: dict[str, Any]) -> tuple[str, str]:
+    """Sort key for `.sort({updateTime: -1})` with reverse=True: ties go newest id first."""
+    return doc["updateTime"], doc["_id"]
+
+
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

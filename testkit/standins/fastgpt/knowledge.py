@@ -16,6 +16,7 @@ from testkit.standins.fastgpt import documents
 from testkit.standins.fastgpt.common import (
     Reject,
     is_object_id,
+    newest_first,
     now_iso,
     object_id,
     permission,
@@ -197,7 +198,7 @@ class Knowledge:
                     if "parentId" in body and dataset["parentId"] != parent_id(parent):
                         continue
                 found.append(dataset)
-            found.sort(key=lambda d: d["updateTime"], reverse=True)
+            found.sort(key=newest_first, reverse=True)
             return [
                 {
                     "_id": d["_id"],
@@ -221,7 +222,7 @@ class Knowledge:
                 for d in self.datasets.values()
                 if d["teamId"] == cert.team_id and d["type"] != "folder"
             ]
-            found.sort(key=lambda d: d["updateTime"], reverse=True)
+            found.sort(key=newest_first, reverse=True)
             return [
                 {
                     "_id": d["_id"],
@@ -452,7 +453,7 @@ class Knowledge:
                 and (not body.get("selectFolder") or c["type"] == "folder")
                 and (not search or re.search(search, c["name"], re.IGNORECASE))
             ]
-            matched.sort(key=lambda c: c["updateTime"], reverse=True)
+            matched.sort(key=newest_first, reverse=True)
             simple = bool(body.get("simple"))
             chosen = matched if simple else matched[(page_num - 1) * page_size :][:page_size]
             rows = []
