@@ -439,10 +439,11 @@ def test_the_stack_view_interleaves_its_services_and_filters_by_service(
     expect(page.get_by_role("button", name="Reconnect")).to_be_visible()
 
 
-def test_the_stack_page_leads_to_the_logs(page, live_server, stack, service):
+def test_the_stack_page_leads_to_the_logs(page, live_server, stack, service, tmp_path):
     log_in(page, live_server.url, "viewer-vera", stack.viewer.raw_password)
     FakeLogServer(page)
     page.goto(f"{live_server.url}/stacks/{stack.pk}/")
+    page.screenshot(path=str(tmp_path / "stack-detail.png"), full_page=True)
     page.get_by_role("link", name="Logs of fastgpt").click()
     expect(page.get_by_role("heading", name="Logs of fastgpt")).to_be_visible()
     page.get_by_role("link", name="All logs of the stack").click()
