@@ -36,13 +36,15 @@ ensure_venv() {
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$1"
 }
 
-# redis_up PORT  starts a redis-server on 127.0.0.1:PORT unless one answers there.
+# redis_up PORT [OPTION ...]  starts a redis-server on 127.0.0.1:PORT unless one answers
+# there; options go to redis-server (e.g. --save "" for a throwaway one).
 redis_up() {
     local port="$1" dir="$PWD/var/redis-$1"
+    shift
     if redis-cli -p "$port" ping >/dev/null 2>&1; then return 0; fi
     mkdir -p "$dir"
     redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --dir "$dir" \
-        --logfile "$dir/redis.log" --pidfile "$dir/redis.pid" >/dev/null
+        --logfile "$dir/redis.log" --pidfile "$dir/redis.pid" "$@" >/dev/null
     for _ in $(seq 50); do
         redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
         sleep 0.1
