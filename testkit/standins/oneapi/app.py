@@ -25,6 +25,23 @@ from typing import Any
 from urllib.parse import unquote
 
 from testkit.standins.oneapi import golang
+from testkit.standins.oneapi.model import (
+    CHANNEL_AUTO_DISABLED,
+    CHANNEL_ENABLED,
+    CHANNEL_FIELDS,
+    CHANNEL_MANUALLY_DISABLED,
+    ROLE_ADMIN,
+    ROLE_COMMON,
+    ROLE_ROOT,
+    TOKEN_ENABLED,
+    TOKEN_EXHAUSTED,
+    TOKEN_EXPIRED,
+    TOKEN_FIELDS,
+    USER_DISABLED,
+    USER_ENABLED,
+    USER_FIELDS,
+    USER_LENGTH_RULES,
+)
 from testkit.standins.oneapi.relay import Relay, not_found
 from testkit.standins.server import (
     Fatal,
@@ -37,79 +54,11 @@ from testkit.standins.server import (
 
 VERSION = "v0.6.7"
 ITEMS_PER_PAGE = 10
-ROLE_COMMON, ROLE_ADMIN, ROLE_ROOT = 1, 10, 100
-USER_ENABLED, USER_DISABLED = 1, 2
-TOKEN_ENABLED, TOKEN_EXPIRED, TOKEN_EXHAUSTED = 1, 3, 4
-CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, CHANNEL_AUTO_DISABLED = 1, 2, 3
 ROOT_QUOTA = 500000000000000
 SESSION_MAX_AGE = 86400 * 30
 CRITICAL_RATE_LIMIT = (20, 20 * 60)
 API_RATE_LIMIT_SECONDS = 3 * 60
 REQUEST_ID_HEADER = "X-Oneapi-Request-Id"
-
-CHANNEL_FIELDS = {
-    "id": "int",
-    "type": "int",
-    "key": "string",
-    "status": "int",
-    "name": "string",
-    "weight": "*uint",
-    "created_time": "int64",
-    "test_time": "int64",
-    "response_time": "int",
-    "base_url": "*string",
-    "other": "*string",
-    "balance": "float64",
-    "balance_updated_time": "int64",
-    "models": "string",
-    "group": "string",
-    "used_quota": "int64",
-    "model_mapping": "*string",
-    "priority": "*int64",
-    "config": "string",
-}
-TOKEN_FIELDS = {
-    "id": "int",
-    "user_id": "int",
-    "key": "string",
-    "status": "int",
-    "name": "string",
-    "created_time": "int64",
-    "accessed_time": "int64",
-    "expired_time": "int64",
-    "remain_quota": "int64",
-    "unlimited_quota": "bool",
-    "used_quota": "int64",
-    "models": "*string",
-    "subnet": "*string",
-}
-USER_FIELDS = {
-    "id": "int",
-    "username": "string",
-    "password": "string",
-    "display_name": "string",
-    "role": "int",
-    "status": "int",
-    "email": "string",
-    "github_id": "string",
-    "wechat_id": "string",
-    "lark_id": "string",
-    "verification_code": "string",
-    "access_token": "string",
-    "quota": "int64",
-    "used_quota": "int64",
-    "request_count": "int",
-    "group": "string",
-    "aff_code": "string",
-    "inviter_id": "int",
-}
-# go-playground/validator tags on model.User, in field order: (field, json name, min, max).
-USER_LENGTH_RULES = (
-    ("Username", "username", None, 12),
-    ("Password", "password", 8, 20),
-    ("DisplayName", "display_name", None, 20),
-    ("Email", "email", None, 50),
-)
 
 
 def sys_log(message: str) -> None:
@@ -696,7 +645,8 @@ class OneAPI:
         return envelope(True)
 
     def delete_disabled_channels(self, request: Request, identity: dict, params: dict) -> Response:
-        disabled = [cid for cid, c in self.channels.items() if c["status"] in (2, 3)]
+        stopped = (CHANNEL_MANUALLY_DISABLED, CHANNEL_AUTO_DISABLED)
+        disabled = [cid for cid, c in self.channels.items() if c["status"] in stopped]
         for cid in disabled:
             del self.channels[cid]
         return envelope(True, data=len(disabled))
@@ -710,13 +660,7 @@ class OneAPI:
             channel = copy.deepcopy(self.channels.get(channel_id))
         if channel is None:
             return envelope(False, "record not found")
-        started = time.monotonic()
-        error = self.relay.test_channel(channel)
-        milliseconds = int((time.monotonic() - started) * 1000)
-        with self.lock:
-            if channel_id in self.channels:
-                self.channels[channel_id]["response_time"] = milliseconds
-                self.channels[channel_id]["test_time"] = int(time.time())
+        error, milliseconds = self._timed_test(channel)
         # Go writes a whole float64 without a fraction: 0, not 0.0.
         seconds = milliseconds // 1000 if milliseconds % 1000 == 0 else milliseconds / 1000
         if error:
@@ -728,17 +672,21 @@ class OneAPI:
 
         def run() -> None:
             for channel in channels:
-                started = time.monotonic()
-                self.relay.test_channel(channel)
-                with self.lock:
-                    if channel["id"] in self.channels:
-                        self.channels[channel["id"]]["response_time"] = int(
-                            (time.monotonic() - started) * 1000
-                        )
-                        self.channels[channel["id"]]["test_time"] = int(time.time())
+                self._timed_test(channel)
 
         threading.Thread(target=run, daemon=True).start()
         return envelope(True)
+
+    def _timed_test(self, channel: Mapping[str, Any]) -> tuple[str, int]:
+        """Test a channel and record test_time and response_time: (error or '', milliseconds)."""
+        started = time.monotonic()
+        error = self.relay.test_channel(channel)
+        milliseconds = int((time.monotonic() - started) * 1000)
+        with self.lock:
+            if channel["id"] in self.channels:
+                self.channels[channel["id"]]["response_time"] = milliseconds
+                self.channels[channel["id"]]["test_time"] = int(time.time())
+        return error, milliseconds
 
     # Tokens ------------------------------------------------------------------------------------
 
@@ -783,7 +731,7 @@ class OneAPI:
     def _validate_token(body: Mapping[str, Any]) -> str:
         if len(body["name"].encode()) > 30:
             return "参数错误：令牌名称过长"
-        for subnet in (body["subnet"] or "").split(",") if body["subnet"] else ():
+        for subnet in body["subnet"].split(",") if body["subnet"] else ():
             subnet = subnet.strip()
             try:
                 if "/" not in subnet:
@@ -876,7 +824,6 @@ class OneAPI:
 
 
 def main(argv: list[str] | None = None) -> int:
-
     def add_arguments(parser: Any) -> None:
         parser.add_argument("--log-dir", default="./logs", help="accepted like the real binary")
 

@@ -18,13 +18,20 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from testkit.standins.oneapi import golang
+from testkit.standins.oneapi.model import (
+    CHANNEL_ENABLED,
+    ROLE_ADMIN,
+    TOKEN_ENABLED,
+    TOKEN_EXHAUSTED,
+    TOKEN_EXPIRED,
+    USER_ENABLED,
+)
 from testkit.standins.server import Request, Response, dump_json, json_response
 
 if TYPE_CHECKING:
     from testkit.standins.oneapi.app import OneAPI
 
 GO_USER_AGENT = "Go-http-client/1.1"
-TOKEN_ENABLED, TOKEN_EXPIRED, TOKEN_EXHAUSTED = 1, 3, 4
 # Types with adaptors of their own upstream (Azure, Anthropic, Baidu, Gemini, Ollama...).
 NON_OPENAI_TYPES = {3, 11, 14, 15, 16, 17, 18, 21, 23, 24, 27, 30, 33, 34, 35, 37, 38, 40}
 DEFAULT_BASE_URLS = {1: "https://api.openai.com"}
@@ -259,7 +266,7 @@ class Relay:
                 )
                 return refuse(403, message)
             user = app.users.get(token["user_id"])
-            if user is None or user["status"] != 1:
+            if user is None or user["status"] != USER_ENABLED:
                 return refuse(403, "用户已被封禁")
             token, user = dict(token), dict(user)
         model = ""
@@ -282,7 +289,7 @@ class Relay:
             model = unquote(request.path.split("/")[3])
         if token["models"] and model and model not in token["models"].split(","):
             return refuse(403, f"该令牌无权使用模型：{model}")
-        if forced and user["role"] < 10:
+        if forced and user["role"] < ROLE_ADMIN:
             return refuse(403, "普通用户不支持指定渠道")
         return handler(request, request_id, token, user, model, forced[0] if forced else None)
 
@@ -299,7 +306,7 @@ class Relay:
                     {
                         name
                         for c in self.app.channels.values()
-                        if c["status"] == 1 and user["group"] in c["group"].split(",")
+                        if c["status"] == CHANNEL_ENABLED and user["group"] in c["group"].split(",")
                         for name in c["models"].split(",")
                     }
                 )
@@ -344,7 +351,7 @@ class Relay:
                 channel = copy.deepcopy(app.channels[golang.atoi(forced)])
             except (ValueError, KeyError):
                 return abort_with_message(400, "无效的渠道 Id", request_id)
-            if channel["status"] != 1:
+            if channel["status"] != CHANNEL_ENABLED:
                 return abort_with_message(403, "该渠道已被禁用", request_id)
             return channel
 
