@@ -83,10 +83,11 @@ def test_stack_list_shows_server_version_registry_and_status(client, team, viewe
     assert "Not deployed" in html
 
 
-def test_an_empty_stack_list_points_to_the_admin(client, team, viewer):
+def test_an_empty_stack_list_offers_the_form_to_operators_only(client, team, viewer, operator):
+    client.force_login(operator)
+    assert reverse("stack_create") in client.get(reverse("stack_list")).content.decode()
     client.force_login(viewer)
-    html = client.get(reverse("stack_list")).content.decode()
-    assert reverse("admin:deployments_stack_add") in html
+    assert reverse("stack_create") not in client.get(reverse("stack_list")).content.decode()
 
 
 def test_stack_detail_shows_its_services_and_deployments(client, team, viewer):

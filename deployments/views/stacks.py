@@ -4,9 +4,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from .. import access
-from ..actions.stacks import do_create_stack
+from ..actions import ActionError
+from ..actions.stacks import do_create_stack, do_deploy_stack
 from ..choices import Role
 from ..forms import StackForm
 from ..models import Stack
@@ -61,3 +63,16 @@ def stack_create(request: HtmxHttpRequest) -> HttpResponse:
             messages.success(request, f"Stack “{stack.name}” created with its own secrets.")
             return redirect("stack_detail", pk=stack.pk)
     return render(request, "deployments/stack_form.html", {"form": form})
+
+
+@login_required
+@require_POST
+def stack_deploy(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    stack = access.get_visible_or_404(Stack.objects.select_related("team"), request.user, pk=pk)
+    try:
+        deployment = do_deploy_stack(stack, user=request.user, request=request)
+    except ActionError as error:
+        messages.error(request, str(error))
+        return redirect("stack_detail", pk=stack.pk)
+    messages.success(request, "Deployment started.")
+    return redirect("deployment_detail", pk=deployment.pk)
