@@ -8,7 +8,8 @@ any real API:
     POST /__standin__/reset      the app starts over as a fresh process would; the log is emptied
 
 An app raises `Fatal` where the real service would exit: run as a program, the process exits 1;
-run in a thread (tests), the server stops and the request that caused it gets no answer.
+run in a thread (tests), the server stops and the request that caused it gets no answer. An app
+raises `Unanswered` to close a connection without an answer and carry on.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ JSON_TYPE = "application/json; charset=utf-8"
 
 class Fatal(Exception):
     """The real service exits here; the message is its last log line."""
+
+
+class Unanswered(Exception):
+    """The request gets no answer: the connection closes (the server is stopping)."""
 
 
 @dataclass
@@ -171,6 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.record(request)
         try:
             response = self.server.app.handle(request)
+        except Unanswered:
+            self.close_connection = True
+            return
         except Fatal as error:
             # Like a process that exits: no answer, the connection just closes.
             log_line("", str(error))

@@ -31,7 +31,7 @@ from testkit.standins.fastgpt.common import (
     verify_jwt,
 )
 from testkit.standins.fastgpt.knowledge import Knowledge
-from testkit.standins.server import Fatal, Request, Response, run_main
+from testkit.standins.server import Fatal, Request, Response, Unanswered, run_main
 
 DEFAULT_CONFIG_PATH = "/app/data/config.json"
 PRICE_SCALE = 100000
@@ -113,7 +113,7 @@ class FastGPT:
         """Mongo and PG connects are retried for ever: the request never gets an answer."""
         log("Error", message)
         self._stop.wait()
-        raise Fatal("stopped while waiting for the database")
+        raise Unanswered
 
     def _ensure_init(self) -> None:
         with self._init_lock:
