@@ -416,7 +416,8 @@ class Chat:
             return Response(200, b"", [], chunks=iter([chunk]))
 
     def _chat_app(self, request: Request, body: dict) -> tuple[dict[str, Any], bool]:
-        """The app to run and whether the caller may see node details (canWrite)."""
+        """The app to run and whether a streamed `detail` answer ends with the node results
+        (a share link's responseDetail; always for a key or a user token)."""
         share_id, uid = body.get("shareId"), body.get("outLinkUid")
         if share_id and uid:
             with self.app.lock:
