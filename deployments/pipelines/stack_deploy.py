@@ -26,6 +26,7 @@ from .steps import Pipeline, StepContext, StepFailed
 
 KIND = "stack.deploy"
 LOG_LINES_ON_FAILURE = 20
+OVERRIDE_FILE = "docker-compose.override.yml"
 # A sentence per registry, for the "pull failed" message.
 OTHER_REGISTRIES = "Docker Hub, GHCR, the Aliyun mirror or a registry of your own"
 
@@ -34,17 +35,21 @@ def _deployment(ctx: StepContext) -> Deployment:
     return Deployment.objects.select_related("stack__server").get(run=ctx.run)
 
 
-def _compose(stack: Stack, facts: dict) -> list[str]:
-    base = compose_command(facts)
+def _compose(client: SSHClient, stack: Stack, facts: dict) -> list[str]:
     directory = stack.data_dir
+    files = ["--file", f"{directory}/{COMPOSE_FILE}"]
+    # An operator's own additions, kept on the server across deploys (the panel never
+    # writes this file): extra volumes, limits, a proxy network.
+    override = f"{directory}/{OVERRIDE_FILE}"
+    if client.run(["test", "-f", override], check=False, timeout=30).exit_status == 0:
+        files += ["--file", override]
     return [
-        *base,
+        *compose_command(facts),
         "--project-name",
         project_name(stack),
         "--project-directory",
         directory,
-        "--file",
-        f"{directory}/{COMPOSE_FILE}",
+        *files,
         "--env-file",
         f"{directory}/{ENV_FILE}",
     ]
@@ -146,8 +151,9 @@ def pull_images(ctx: StepContext) -> str:
                     on_output=progress,
                 )
             except SSHError as error:
+                reason = str(error).strip().rstrip(".")
                 raise StepFailed(
-                    f"Pulling {image} failed: {error} Check that the image exists in the chosen "
+                    f"Pulling {image} failed: {reason}. Check that the image exists in the chosen "
                     f"registry, or choose another one for this stack ({OTHER_REGISTRIES})."
                 ) from error
     return f"{len(images)} images present."
@@ -158,7 +164,7 @@ def start_services(ctx: StepContext) -> str:
     with open_session(stack.server) as client:
         facts = _facts(client)
         client.run(
-            [*_compose(stack, facts), "up", "-d", "--remove-orphans"],
+            [*_compose(client, stack, facts), "up", "-d", "--remove-orphans"],
             sudo=True,
             timeout=600,
             on_output=ctx.log,
