@@ -13,7 +13,7 @@ import pytest
 
 from deployments.clients.ssh import SSHError
 from deployments.logs import hub as hub_module
-from deployments.logs.hub import QUEUE_LINES, LogHub
+from deployments.logs.hub import QUEUE_LINES, BoundedLines, LogHub
 
 TIMEOUT = 5
 
@@ -300,4 +300,75 @@ async def test_a_reader_whose_loop_does_not_take_batches_waits_instead_of_piling
 
     assert waiting >= 7
     await until(lambda: len(subscription) == 10, "every batch once the loop runs")
+    hub.unsubscribe(subscription)
+
+
+@pytest.mark.asyncio
+async def test_a_reader_holds_back_while_every_viewer_is_behind_then_goes_on(monkeypatch):
+    monkeypatch.setattr(hub_module, "ROOM_WAIT_SECONDS", 1.0)
+    hub, opener = LogHub(), Opener()
+    subscription = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+    half = subscription.high_water
+    opener.source.put(stamped(*(f"a{i}" for i in range(half))))
+    await until(lambda: len(subscription) == half, "the first half")
+
+    opener.source.put(stamped("held back"))
+    await asyncio.sleep(0.4)
+    assert len(subscription) == half  # read, and waiting for room
+
+    subscription.take(1)
+    await until(lambda: len(subscription) == half, "the held line once there is room")
+    assert texts(subscription.take(half)[1])[-1] == "held back"
+    hub.unsubscribe(subscription)
+
+
+@pytest.mark.asyncio
+async def test_a_reader_stops_holding_back_for_a_viewer_that_stays_behind(monkeypatch):
+    monkeypatch.setattr(hub_module, "ROOM_WAIT_SECONDS", 0.2)
+    hub, opener = LogHub(), Opener()
+    subscription = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+    total = subscription.limit * 2
+    for start in range(0, total, 1000):
+        opener.source.put(stamped(*(f"n{i}" for i in range(start, start + 1000))))
+
+    await until(lambda: len(subscription) + subscription.skipped == total, "every line")
+
+    assert len(subscription) == subscription.limit
+    assert subscription.skipped == total - subscription.limit
+    hub.unsubscribe(subscription)
+
+
+def test_bounded_lines_drop_the_oldest_past_either_bound():
+    queue = BoundedLines(max_lines=3, max_bytes=10)
+
+    assert queue.extend([("t", "aa"), ("t", "bb")], 4) == 0
+    assert queue.extend([("t", "cccccccc")], 8) == 1  # 12 bytes: "aa" goes
+    assert [e for _, e in queue.lines] == ["bb", "cccccccc"]
+    assert queue.size == 10
+    assert queue.extend([("t", "d"), ("t", "e")], 2) == 1  # 12 bytes again
+    assert [e for _, e in queue.take(2)] == ["cccccccc", "d"]
+    assert queue.size == 1
+
+
+def test_a_single_line_larger_than_the_byte_bound_is_still_kept():
+    queue = BoundedLines(max_lines=3, max_bytes=4)
+
+    assert queue.extend([("t", "x" * 10)], 10) == 0
+    assert len(queue) == 1
+
+
+@pytest.mark.asyncio
+async def test_long_lines_fill_a_queue_by_bytes_before_its_line_count(monkeypatch):
+    monkeypatch.setattr(hub_module, "QUEUE_BYTES", 200_000)
+    monkeypatch.setattr(hub_module, "ROOM_WAIT_SECONDS", 0.05)
+    hub, opener = LogHub(), Opener()
+    subscription = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+    line = "y" * 10_000
+    for _ in range(10):
+        opener.source.put(stamped(*([line] * 10)))
+
+    await until(lambda: len(subscription) + subscription.skipped == 100, "every line")
+
+    assert len(subscription) < 21
+    assert subscription._lines.size <= 200_000
     hub.unsubscribe(subscription)

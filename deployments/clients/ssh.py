@@ -899,7 +899,7 @@ class CommandStream:
     """
 
     # What one read() takes at most from each of stdout and stderr.
-    READ_LIMIT = 1 << 20
+    READ_LIMIT = 1 << 18
 
     def __init__(self, channel: paramiko.Channel, argv: list[str], client: SSHClient) -> None:
         self._channel = channel

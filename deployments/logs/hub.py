@@ -2,9 +2,11 @@
 
 The first subscriber to a container starts a feed: a thread that opens the remote stream,
 reads it, cuts it into lines and hands batches to the event loop. Every subscriber has its own
-bounded queue; when a viewer is too slow its oldest waiting lines are dropped and counted
-(`skipped`), so a slow browser costs a bounded amount of memory and never slows the others. The
-last subscriber to leave stops the feed, which closes the remote stream.
+bounded queue. While no subscriber has room the reader holds back, for a second at most (the
+remote side waits meanwhile, through SSH flow control); past that, a viewer that is still behind
+has its oldest waiting lines dropped and counted (`skipped`). So a slow browser costs a bounded
+amount of memory and never slows the others for long. The last subscriber to leave stops the
+feed, which closes the remote stream.
 
 Lines travel as (ts, json) pairs, encoded once in the feed's thread and shared by every queue.
 """
@@ -14,9 +16,11 @@ import contextlib
 import json
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Hashable
+from json.encoder import encode_basestring
 from typing import Protocol
 
 from django.db import connections
@@ -26,15 +30,23 @@ from .lines import LineSplitter
 
 logger = logging.getLogger(__name__)
 
-# Lines a subscriber may have waiting beyond its initial tail before the oldest are dropped.
-QUEUE_LINES = 2000
+# Lines a subscriber may have waiting beyond its initial tail before the oldest are dropped,
+# and the most bytes of them (long lines fill it before the count does).
+QUEUE_LINES = 5000
+QUEUE_BYTES = 8 << 20
+# When no subscriber has room for more batches, the reader holds back for up to this long;
+# the remote side waits meanwhile, through SSH flow control. A viewer that is late by a
+# moment (a busy machine) loses nothing; one that stays behind is skipped ahead.
+ROOM_WAIT_SECONDS = 1.0
 # Lines of a container kept for a viewer who joins a stream that is already running.
 HISTORY_LINES = 5000
+HISTORY_BYTES = 8 << 20
 # How long a read waits before the feed looks at whether it should stop.
 READ_WAIT_SECONDS = 0.25
-# Batches handed to the event loop and not yet taken; past this the reader waits (and the
-# remote side with it, through SSH flow control) instead of piling up work for the loop.
-BATCHES_IN_FLIGHT = 8
+# Batches handed to the event loop and not yet taken, and the lines in one; past this the
+# reader waits (and the remote side with it) instead of piling up work for the loop.
+BATCHES_IN_FLIGHT = 2
+BATCH_LINES = 1000
 DIAGNOSTIC_LINES = 8
 
 Line = tuple[str | None, str]
@@ -56,12 +68,71 @@ class Source(Protocol):
 Opener = Callable[[int], Source]
 
 
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def encode(line: dict) -> Line:
-    return line["ts"], json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+    """(ts, the line as JSON). A plain line, most of them, is put together by hand: a
+    JSONEncoder call costs more than the rest of a line's handling."""
+    ts = line["ts"]
+    if len(line) == 3:
+        return ts, (
+            ('{"ts":"' + ts + '","stream":"' if ts else '{"ts":null,"stream":"')
+            + line["stream"]
+            + '","text":'
+            + encode_basestring(line["text"])
+            + "}"
+        )
+    return ts, _dumps(line)
 
 
 def status(state: str, message: str = "") -> dict:
     return {"type": "status", "state": state, "message": message}
+
+
+def size_of(lines: list[Line]) -> int:
+    return sum(len(encoded) for _, encoded in lines)
+
+
+class BoundedLines:
+    """Lines in order, at most `max_lines` of them and `max_bytes` of JSON: adding more
+    drops the oldest. The strings are shared with other queues; the bound is on what this
+    one keeps alive."""
+
+    def __init__(self, max_lines: int, max_bytes: int) -> None:
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+        self.lines: deque[Line] = deque()
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def extend(self, lines: list[Line], size: int) -> int:
+        """Add `lines` (`size` bytes); how many old lines were dropped."""
+        queue = self.lines
+        queue.extend(lines)
+        self.size += size
+        dropped = 0
+        while len(queue) > self.max_lines or (self.size > self.max_bytes and len(queue) > 1):
+            self.size -= len(queue.popleft()[1])
+            dropped += 1
+        return dropped
+
+    def take(self, count: int) -> list[Line]:
+        """The oldest `count` lines, removed."""
+        queue = self.lines
+        if count >= len(queue):
+            lines = list(queue)
+            queue.clear()
+            self.size = 0
+        else:
+            lines = [queue.popleft() for _ in range(count)]
+            self.size -= size_of(lines)
+        return lines
+
+    def last(self, count: int) -> list[Line]:
+        return list(self.lines)[-count:] if count else []
 
 
 class Subscription:
@@ -71,7 +142,8 @@ class Subscription:
         self.feed = feed
         self.key = feed.key
         self.limit = limit
-        self._lines: deque[Line] = deque(maxlen=limit)
+        self.high_water = max(limit - BATCHES_IN_FLIGHT * BATCH_LINES, limit // 2)
+        self._lines = BoundedLines(limit, QUEUE_BYTES)
         self.skipped = 0
         self.statuses: list[dict] = []
         self._notify = notify
@@ -79,11 +151,13 @@ class Subscription:
     def __len__(self) -> int:
         return len(self._lines)
 
-    def offer(self, lines: list[Line]) -> None:
-        over = len(self._lines) + len(lines) - self.limit
-        if over > 0:
-            self.skipped += over  # the deque drops its oldest lines itself
-        self._lines.extend(lines)
+    @property
+    def has_room(self) -> bool:
+        queue = self._lines
+        return len(queue) < self.high_water and queue.size * 2 < queue.max_bytes
+
+    def offer(self, lines: list[Line], size: int) -> None:
+        self.skipped += self._lines.extend(lines, size)
         self._notify()
 
     def offer_status(self, message: dict) -> None:
@@ -92,13 +166,10 @@ class Subscription:
 
     def take(self, count: int) -> tuple[int, list[Line]]:
         """(lines dropped just before these, up to `count` waiting lines)."""
-        queue = self._lines
-        if count >= len(queue):
-            lines = list(queue)
-            queue.clear()
-        else:
-            lines = [queue.popleft() for _ in range(count)]
+        lines = self._lines.take(count)
         skipped, self.skipped = self.skipped, 0
+        if self.has_room:
+            self.feed.room.set()
         return skipped, lines
 
     def take_statuses(self) -> list[dict]:
@@ -116,10 +187,13 @@ class Feed:
         self._opener = opener
         self._loop = asyncio.get_running_loop()
         self.subscriptions: set[Subscription] = set()
-        self.history: deque[Line] = deque(maxlen=HISTORY_LINES)
+        self.history = BoundedLines(HISTORY_LINES, HISTORY_BYTES)
         self.status: dict | None = None
         self._stop = threading.Event()
         self._slots = threading.Semaphore(BATCHES_IN_FLIGHT)
+        # Set while some subscriber has room (see ROOM_WAIT_SECONDS).
+        self.room = threading.Event()
+        self.room.set()
         self.thread = threading.Thread(target=self._run, name=f"logs {key}", daemon=True)
 
     @property
@@ -134,11 +208,15 @@ class Feed:
 
     # In the event loop
 
-    def _deliver(self, lines: list[Line]) -> None:
+    def _deliver(self, lines: list[Line], size: int) -> None:
         self._slots.release()
-        self.history.extend(lines)
+        self.history.extend(lines, size)
+        room = False
         for subscription in self.subscriptions:
-            subscription.offer(lines)
+            subscription.offer(lines, size)
+            room = room or subscription.has_room
+        if room:
+            self.room.set()
 
     def _set_status(self, message: dict) -> None:
         self.status = message
@@ -156,11 +234,18 @@ class Feed:
         return True
 
     def _post_lines(self, lines: list[Line]) -> None:
-        while not self._slots.acquire(timeout=READ_WAIT_SECONDS):
-            if self._stop.is_set():
+        for start in range(0, len(lines), BATCH_LINES):
+            batch = lines[start : start + BATCH_LINES]
+            # Room is granted for one batch: the loop grants it again once that batch is in
+            # the queues (or a viewer took lines) and some viewer still has room.
+            self.room.wait(ROOM_WAIT_SECONDS)
+            self.room.clear()
+            while not self._slots.acquire(timeout=READ_WAIT_SECONDS):
+                if self._stop.is_set():
+                    return
+            if not self._call(self._deliver, batch, size_of(batch)):
+                self._slots.release()
                 return
-        if not self._call(self._deliver, lines):
-            self._slots.release()
 
     def _run(self) -> None:
         source = None
@@ -195,6 +280,9 @@ class Feed:
                     break
                 continue
             self._publish(out.feed(stdout) if stdout else [], err.feed(stderr), diagnostics)
+            # Hand the GIL to the event loop now rather than when the interpreter forces it
+            # (every 5 ms): under a flood, waiting for it is what delays sends and acks.
+            time.sleep(0)
         if self._stop.is_set():
             return "ended", ""
         self._publish(out.feed(b"", final=True), err.feed(b"", final=True), diagnostics)
@@ -230,7 +318,7 @@ class LogHub:
         `opener(tail)` opens the remote stream (blocking, called in the feed's thread) when no
         feed of that container is running. `notify` is called when lines or a status arrive.
         A viewer joining a running feed gets the history it kept (the first viewer's tail and
-        everything since, up to HISTORY_LINES).
+        everything since, up to HISTORY_LINES and HISTORY_BYTES).
         """
         feed = self.feeds.get(key)
         start = feed is None or feed.stopping
@@ -239,10 +327,12 @@ class LogHub:
             self.feeds[key] = feed
         subscription = Subscription(feed, QUEUE_LINES + tail, notify)
         if tail and feed.history:
-            subscription.offer(list(feed.history)[-tail:])
+            history = feed.history.last(tail)
+            subscription.offer(history, size_of(history))
         if feed.status is not None:
             subscription.offer_status(feed.status)
         feed.subscriptions.add(subscription)
+        feed.room.set()
         if start:
             feed.start()
         return subscription
@@ -250,6 +340,7 @@ class LogHub:
     def unsubscribe(self, subscription: Subscription) -> None:
         feed = subscription.feed
         feed.subscriptions.discard(subscription)
+        feed.room.set()
         if not feed.subscriptions:
             feed.stop()
             if self.feeds.get(feed.key) is feed:

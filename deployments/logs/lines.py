@@ -62,6 +62,10 @@ class LineSplitter:
         # A line longer than PENDING_LIMIT: its head, and how many bytes of it were dropped.
         self._head: bytes | None = None
         self._dropped = 0
+        # The last stamp up to its milliseconds, and its time: lines that come in the same
+        # millisecond (all of them, in a flood) skip the parsing.
+        self._stamp_key = b""
+        self._stamp_ts: str | None = None
 
     def feed(self, data: bytes, final: bool = False) -> list[dict]:
         if self._pending:
@@ -98,6 +102,18 @@ class LineSplitter:
         self._dropped = 0
         return line
 
+    def _time(self, raw: bytes, space: int) -> str | None:
+        """The browser time of the stamp raw[:space], or None where it is not a stamp."""
+        key = raw[: min(space, 23)]
+        if key == self._stamp_key and (space <= 23 or _cached_stamp(raw, space)):
+            return self._stamp_ts
+        stamp = STAMP_RE.fullmatch(raw, 0, space)
+        if stamp is None:
+            return None
+        self._stamp_key = key
+        self._stamp_ts = browser_time(stamp)
+        return self._stamp_ts
+
     def line(self, raw: bytes, dropped: int = 0) -> dict:
         """One line (without its newline) as a dict; `dropped` bytes of it were not kept."""
         if raw.endswith(b"\r"):
@@ -105,9 +121,8 @@ class LineSplitter:
         ts = None
         space = raw.find(b" ", 0, 40)
         if space > 0:
-            stamp = STAMP_RE.fullmatch(raw, 0, space)
-            if stamp:
-                ts = browser_time(stamp)
+            ts = self._time(raw, space)
+            if ts is not None:
                 raw = raw[space + 1 :]
         if len(raw) > DOCKER_PIECE_BYTES:
             raw = join_pieces(raw)
@@ -130,6 +145,11 @@ class LineSplitter:
                 line["segments"].append([marker, "log-cut"])
             line["cut"] = dropped
         return line
+
+
+def _cached_stamp(raw: bytes, space: int) -> bool:
+    """Whether what follows the milliseconds of a stamp (raw[:space]) is digits and "Z"."""
+    return space <= 30 and raw[space - 1] == 0x5A and (space == 24 or raw[23 : space - 1].isdigit())
 
 
 def _content_size(data: bytes) -> int:
