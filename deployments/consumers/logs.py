@@ -12,7 +12,7 @@ Server messages:
     {"type": "lines", "seq": 12, "skipped": 0, "lines": [
         {"ts": "2025-01-31T12:00:00.123Z", "stream": "stdout", "text": "...",
          "service": "fastgpt",                          on the stack socket only
-         "segments": [["text", "ansi-red ansi-bold"], ...],   where the line has colours
+         "segments": [["text", "ansi-bold ansi-red"], ...],   where the line has colours
          "cut": 83616},                                  where a long line was cut
     ...]}
 
@@ -22,9 +22,11 @@ because it fell behind. The browser acknowledges what it has received:
     {"type": "ack", "seq": 12}
 
 and the server sends at most WINDOW messages ahead of the last acknowledged seq: a viewer that
-stops reading (a frozen tab, a slow link) leaves its lines in its own bounded queue, where the
-oldest are dropped and counted, instead of in a send buffer that grows without limit. After the
-final status ("ended", "error") of everything it follows, the server closes the socket (1000).
+stops reading (a frozen tab, a slow link) leaves its lines in its own bounded queue instead of
+in a send buffer that grows without limit. The stream waits for it up to a second (a moment
+of a busy machine costs no line); after that its oldest waiting lines are dropped and counted.
+After the final status ("ended", "error") of everything it follows, the server closes the socket
+(1000).
 
 Lines are sent in batches, every BATCH_SECONDS or BATCH_LINES lines, whichever comes first.
 """
@@ -80,6 +82,9 @@ def parse_tail(query_string: bytes) -> int:
 class LogsConsumer(AsyncWebsocketConsumer):
     """What both log sockets share; subclasses say which containers to follow."""
 
+    # Lines come from the in-process hub, never through the channel layer: without one, a
+    # viewer does not hold a Redis connection blocked in a receive loop for nothing.
+    channel_layer_alias = None
     # Whether lines and statuses carry the service's name.
     tag_service = False
 
