@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Sequence
 
@@ -78,3 +79,43 @@ def containers_with_label(label: str) -> list[tuple[str, dict[str, str]]]:
 def remove_containers(ids: Sequence[str]) -> None:
     if ids:
         docker("rm", "-f", "-v", *ids, check=False, timeout=120)
+
+
+# Which test process (on which machine) started a container, so a later session removes
+# only the containers whose process has gone.
+PID_LABEL = "controlpanel-test.pid"
+HOST_LABEL = "controlpanel-test.hostname"
+
+
+def label_arguments(label: str) -> list[str]:
+    """`docker run` arguments marking a container with LABEL and this test process."""
+    return [
+        *("--label", label),
+        *("--label", f"{PID_LABEL}={os.getpid()}"),
+        *("--label", f"{HOST_LABEL}={socket.gethostname()}"),
+    ]
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphans(label: str) -> list[str]:
+    """Remove containers carrying LABEL whose test process on this machine has gone; ids."""
+    hostname = socket.gethostname()
+    gone = []
+    for container_id, labels in containers_with_label(label):
+        pid = labels.get(PID_LABEL, "")
+        if labels.get(HOST_LABEL) != hostname:
+            continue
+        if pid.isdigit() and process_alive(int(pid)):
+            continue
+        gone.append(container_id)
+    remove_containers(gone)
+    return gone

@@ -7,14 +7,11 @@ write. Containers carry labels naming the process that started them: `remove_lef
 removes those whose process is gone.
 """
 
-import os
-import socket
 import uuid
 from collections.abc import Sequence
 
-from testkit.docker_engine import DockerError, containers_with_label, docker, remove_containers
+from testkit.docker_engine import DockerError, docker, label_arguments, remove_orphans
 from testkit.images import BASE_IMAGE, ensure_base_image
-from testkit.target import HOST_LABEL, PID_LABEL, _process_alive
 
 LABEL = "controlpanel-test.log-writer"
 SESSION = uuid.uuid4().hex[:8]
@@ -56,8 +53,7 @@ class LogWriter:
             ensure_base_image()
         result = docker(
             *("run", "--detach", "--name", self.name, "--init"),
-            *("--label", LABEL, "--label", f"{PID_LABEL}={os.getpid()}"),
-            *("--label", f"{HOST_LABEL}={socket.gethostname()}"),
+            *label_arguments(LABEL),
             self.image,
             *self.command,
             check=False,
@@ -99,14 +95,4 @@ class LogWriter:
 
 def remove_leftovers() -> list[str]:
     """Remove writers of this machine whose test process has gone; their ids."""
-    hostname = socket.gethostname()
-    gone = []
-    for container_id, labels in containers_with_label(LABEL):
-        pid = labels.get(PID_LABEL, "")
-        if labels.get(HOST_LABEL) != hostname:
-            continue
-        if pid.isdigit() and _process_alive(int(pid)):
-            continue
-        gone.append(container_id)
-    remove_containers(gone)
-    return gone
+    return remove_orphans(LABEL)

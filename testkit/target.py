@@ -14,7 +14,6 @@ them: `remove_leftovers()` removes those whose process is gone.
 
 import contextlib
 import io
-import os
 import secrets
 import socket
 import subprocess
@@ -30,16 +29,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from testkit.docker_engine import (
     DockerError,
-    containers_with_label,
     docker,
     engine_error,
-    remove_containers,
+    label_arguments,
+    remove_orphans,
 )
 from testkit.images import ensure_ssh_target_image
 
 LABEL = "controlpanel-test.ssh-target"
-PID_LABEL = "controlpanel-test.pid"
-HOST_LABEL = "controlpanel-test.hostname"
 SESSION = uuid.uuid4().hex[:8]
 DOCKER_SOCKET = "/var/run/docker.sock"
 READY_TIMEOUT_SECONDS = 60
@@ -96,29 +93,9 @@ def read_banner(host: str, port: int, timeout: float = 2.0) -> bytes | None:
     return data.strip() if data.startswith(b"SSH-") else None
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftovers() -> list[str]:
     """Remove target containers of this machine whose test process has gone; their ids."""
-    hostname = socket.gethostname()
-    gone = []
-    for container_id, labels in containers_with_label(LABEL):
-        pid = labels.get(PID_LABEL, "")
-        if labels.get(HOST_LABEL) != hostname:
-            continue
-        if pid.isdigit() and _process_alive(int(pid)):
-            continue
-        gone.append(container_id)
-    remove_containers(gone)
-    return gone
+    return remove_orphans(LABEL)
 
 
 class SSHTarget:
@@ -182,8 +159,7 @@ class SSHTarget:
             self.port = free_port()
             command = [
                 *("run", "--detach", "--name", self.name),
-                *("--label", LABEL, "--label", f"{PID_LABEL}={os.getpid()}"),
-                *("--label", f"{HOST_LABEL}={socket.gethostname()}"),
+                *label_arguments(LABEL),
                 *("--hostname", f"target-{SESSION}-{self.number}"),
                 *("--publish", f"{self.host}:{self.port}:22"),
                 *("--volume", f"{DOCKER_SOCKET}:/var/run/docker.sock"),

@@ -28,11 +28,12 @@ from pathlib import Path
 
 from testkit.docker_engine import (
     BUILD_ENV,
-    containers_with_label,
     docker,
     engine_error,
     image_id,
+    label_arguments,
     remove_containers,
+    remove_orphans,
 )
 
 CACHE_DIR = Path(os.environ.get("CONTROLPANEL_TEST_CACHE", "/var/cache/controlpanel-test"))
@@ -290,8 +291,6 @@ def push_xinference(registry: str | None = None) -> list[str]:
 # A running server --------------------------------------------------------------------------
 
 CONTAINER_LABEL = "controlpanel-test.xinference"
-PID_LABEL = "controlpanel-test.pid"
-HOST_LABEL = "controlpanel-test.hostname"
 
 
 def _free_port() -> int:
@@ -300,27 +299,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftover_containers() -> list[str]:
     """Remove Xinference containers of this machine whose test process has gone; their ids."""
-    hostname = socket.gethostname()
-    gone = [
-        container_id
-        for container_id, labels in containers_with_label(CONTAINER_LABEL)
-        if labels.get(HOST_LABEL) == hostname
-        and not (labels.get(PID_LABEL, "").isdigit() and _process_alive(int(labels[PID_LABEL])))
-    ]
-    remove_containers(gone)
-    return gone
+    return remove_orphans(CONTAINER_LABEL)
 
 
 @dataclass
@@ -346,8 +327,7 @@ class XinferenceContainer:
         volumes = [venv_volume(), f"{self.home}:/data"]
         volumes += [f"{path}:{path}:ro" for path in self.mounts]
         arguments = ["run", "--detach", "--publish", f"127.0.0.1:{self.port}:9997"]
-        arguments += ["--label", CONTAINER_LABEL, "--label", f"{PID_LABEL}={os.getpid()}"]
-        arguments += ["--label", f"{HOST_LABEL}={socket.gethostname()}"]
+        arguments += label_arguments(CONTAINER_LABEL)
         for volume in volumes:
             arguments += ["--volume", volume]
         for name, value in self.environment.items():

@@ -9,8 +9,6 @@ import json
 
 import pytest
 from channels.testing import WebsocketCommunicator
-from django.db import connections
-from django.test import Client
 
 from controlpanel.asgi import application
 from deployments.choices import Role
@@ -19,28 +17,11 @@ from deployments.logs import hub as hub_module
 from deployments.logs.hub import QUEUE_LINES, get_hub
 from deployments.models import Service
 from testkit.factories import add_member, make_server, make_stack, make_team
+from testkit.websockets import in_thread, session_cookie
 from tests.test_log_hub import FakeSource, stamped
 
 ORIGIN = b"http://localhost"
 TIMEOUT = 10
-
-
-def _closing(func, *args, **kwargs):
-    """Run func, then close this thread's connections (they would keep the test DB open)."""
-    try:
-        return func(*args, **kwargs)
-    finally:
-        connections.close_all()
-
-
-async def in_thread(func, *args, **kwargs):
-    return await asyncio.to_thread(_closing, func, *args, **kwargs)
-
-
-def session_cookie(user) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
 class Remote:

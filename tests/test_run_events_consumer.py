@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.db import connections
-from django.test import Client
 from django.utils import timezone
 
 from controlpanel.asgi import application
@@ -24,6 +22,7 @@ from deployments.pipelines import events, runner
 from deployments.views.runs import steps_as_of_last_event
 from testkit.factories import add_member, make_run
 from testkit.pipelines import STEPS
+from testkit.websockets import in_thread, session_cookie
 from testkit.workers import Worker
 
 ORIGIN = b"http://localhost"
@@ -32,29 +31,11 @@ RECEIVE_TIMEOUT = 10
 WORKER = "test-worker@host:1"
 
 
-def _closing(func, *args, **kwargs):
-    """Run func, then close this thread's connections (they would keep the test DB open)."""
-    try:
-        return func(*args, **kwargs)
-    finally:
-        connections.close_all()
-
-
-async def in_thread(func, *args, **kwargs):
-    return await asyncio.to_thread(_closing, func, *args, **kwargs)
-
-
-def _session_cookie(user) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
 async def open_socket(run_id: int, user=None, origin: bytes = ORIGIN):
     """(communicator, connected, close code) for a websocket to the run's events."""
     headers = [(b"host", b"localhost"), (b"origin", origin)]
     if user is not None:
-        headers.append((b"cookie", await in_thread(_session_cookie, user)))
+        headers.append((b"cookie", await in_thread(session_cookie, user)))
     communicator = WebsocketCommunicator(application, f"/ws/runs/{run_id}/", headers=headers)
     connected, code = await communicator.connect(timeout=RECEIVE_TIMEOUT)
     return communicator, connected, code
