@@ -159,6 +159,15 @@ class LogsConsumer(AsyncWebsocketConsumer):
             hub.unsubscribe(subscription)
         self.subscriptions = {}
 
+    async def dispatch(self, message: dict) -> None:
+        if message["type"] == "websocket.receive":
+            # An acknowledgement touches no database: skip the connection clean-up that
+            # channels runs in a worker thread before every message, which would delay the
+            # next lines by a thread hop per ack.
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
             message = json.loads(text_data or "")
