@@ -5,7 +5,8 @@ SQLite database, Redis for channels, and a Server row pointing at an SSH target 
 whose docker command reaches this machine's engine. Each figure is compared with the same
 container read directly through the Docker SDK in the same run: the limit of what Docker gives.
 
-    (a) lines/s delivered to one websocket viewer of a container writing as fast as it can;
+    (a) lines/s delivered to one websocket viewer of a container writing as fast as it can
+        (with, for scale, the panel's remote command read raw over SSH by this script);
     (b) the delay from a line's write (the writer puts the time in it) to its arrival, at a
         steady 1,000 lines/s: median and p99;
     (c) the resident memory of the daphne process with 1, 10 and 50 viewers of one container,
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +122,16 @@ class Panel:
 
         self.image = prepare_image()
         self.target = SSHTarget(self.image).start()
+        # The target's own address on Docker's bridge, not the published port: a real server
+        # has no docker-proxy copying every byte in between (it would take a CPU share here).
+        from testkit.docker_engine import docker
+
+        self.ssh_host = (
+            docker("inspect", "--format", "{{.NetworkSettings.IPAddress}}", self.target.name)
+            .stdout.decode()
+            .strip()
+        ) or self.target.host
+        self.ssh_port = 22 if self.ssh_host != self.target.host else self.target.port
         from deployments.choices import Role
         from testkit.factories import add_member, make_server, make_stack, make_team
 
@@ -127,8 +139,8 @@ class Panel:
         self.user = add_member(team, role=Role.VIEWER)
         server = make_server(
             team,
-            host=self.target.host,
-            ssh_port=self.target.port,
+            host=self.ssh_host,
+            ssh_port=self.ssh_port,
             ssh_user="root",
             ssh_private_key=self.target.key.private_openssh,
         )
@@ -197,32 +209,48 @@ def go(writer) -> float:
 # The limit: the Docker SDK reading the same kind of container on this machine
 
 
-def direct(writer, count: int) -> tuple[float, float, list[float]]:
-    """(time told to go, time the last line came, delays in seconds) read with the SDK."""
+@dataclass
+class Run:
+    started: float  # when the writer was told to go
+    ended: float  # when the last line came
+    delays: list[float]  # write to arrival, seconds, of each line that came
+    cpu: float  # CPU seconds of the reading side: the SDK's thread, or the daphne process
+    skipped: int = 0
+
+    @property
+    def rate(self) -> float:
+        return len(self.delays) / (self.ended - self.started)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def direct(writer, count: int) -> Run:
+    """The writer's lines read with the Docker SDK."""
     import docker
 
     engine = docker.from_env()
     container = engine.containers.get(writer.name)
-    delays: list[float] = []
-    seen = 0
+    arrivals: list[tuple[float, bytes]] = []
     ready = threading.Event()
-    finished: list[float] = []
+    cpu: list[float] = []
 
     def read() -> None:
-        nonlocal seen
-        for frame in container.logs(stream=True, follow=True, timestamps=True, tail=1):
-            now = time.time()
-            for line in frame.decode("utf-8", "replace").splitlines():
-                text = line.split(" ", 1)[1] if " " in line else line
-                if text == "ready":
-                    ready.set()
-                    continue
-                fields = text.split(" ", 2)
-                if len(fields) == 3 and fields[0].isdigit():
-                    delays.append(now - float(fields[1]))
-                    seen += 1
+        # Only what the SDK needs plus a count while it runs, so that its CPU time is the
+        # reader's own; the lines are looked at afterwards.
+        seen = 0
+        frames = container.logs(stream=True, follow=True, timestamps=True, tail=1)
+        for frame in frames:
+            if not ready.is_set():
+                ready.set()
+                cpu.append(time.thread_time())
+                continue
+            arrivals.append((time.time(), frame))
+            seen += frame.count(b"\n")
             if seen >= count:
-                finished.append(time.time())
+                cpu.append(time.thread_time())
                 return
 
     thread = threading.Thread(target=read, daemon=True)
@@ -232,9 +260,43 @@ def direct(writer, count: int) -> tuple[float, float, list[float]]:
     started = go(writer)
     thread.join(600)
     engine.close()
-    if not finished:
-        raise RuntimeError(f"The SDK reader got {seen} of {count} lines.")
-    return started, finished[0], delays
+    if len(cpu) < 2:
+        raise RuntimeError(f"The SDK reader did not get the {count} lines in time.")
+    delays = []
+    for now, frame in arrivals:
+        for line in frame.decode("utf-8", "replace").splitlines():
+            fields = line.split(" ", 3)
+            if len(fields) == 4 and fields[1].isdigit():
+                delays.append(now - float(fields[2]))
+    return Run(started, arrivals[-1][0], delays, cpu[-1] - cpu[0])
+
+
+# The transport alone: `docker logs --follow` over SSH, read as bytes in this process
+
+
+def over_ssh(panel: "Panel", writer, count: int) -> Run:
+    """The remote command the panel runs, read without splitting lines or any websocket."""
+    from deployments.clients.ssh import SSHClient
+    from deployments.logs.source import follow_command
+
+    key = panel.target.key.private_openssh
+    with (
+        SSHClient(panel.ssh_host, panel.ssh_port, "root", private_key=key) as ssh,
+        ssh.stream(follow_command(writer.name, 1)) as stream,
+    ):
+        while not stream.read(30)[0]:
+            pass  # the ready line
+        started = go(writer)
+        cpu = time.thread_time()
+        seen, arrivals = 0, []
+        while seen < count:
+            data = stream.read(30)[0]
+            if not data:
+                raise RuntimeError(f"docker logs over SSH gave {seen} of {count} lines.")
+            arrivals.append(time.time())
+            seen += data.count(b"\n")
+        cpu = time.thread_time() - cpu
+    return Run(started, arrivals[-1], [0.0] * seen, cpu)
 
 
 # The panel: a websocket viewer through daphne
@@ -297,10 +359,11 @@ class Viewer:
             await asyncio.gather(self.task, return_exceptions=True)
 
 
-async def through_panel(panel: Panel, writer, service, count: int):
+async def through_panel(panel: Panel, writer, service, count: int) -> Run:
     viewer = Viewer(panel, service)
     await viewer.open()
     await asyncio.wait_for(viewer.ready.wait(), 60)
+    cpu = cpu_seconds(panel.daphne.pid)
     started = await asyncio.to_thread(go, writer)
     deadline = time.monotonic() + 600
     while viewer.lines + viewer.skipped < count:
@@ -309,8 +372,9 @@ async def through_panel(panel: Panel, writer, service, count: int):
         if time.monotonic() > deadline:
             raise RuntimeError(f"The viewer got {viewer.lines} of {count} lines.")
         await asyncio.sleep(0.005)
+    cpu = cpu_seconds(panel.daphne.pid) - cpu
     await viewer.close()
-    return started, viewer.last_arrival, viewer.delays, viewer.skipped
+    return Run(started, viewer.last_arrival, viewer.delays, cpu, viewer.skipped)
 
 
 async def measure(panel: Panel, args) -> dict:
@@ -319,38 +383,38 @@ async def measure(panel: Panel, args) -> dict:
     if "a" not in args.parts:
         return results
     say(f"(a) {args.flood:,} lines as fast as the writer can, {args.rounds} rounds ...")
-    direct_rates, panel_rates, skipped_total = [], [], 0
+    directs, panels, transports = [], [], []
     for round_ in range(args.rounds):
         writer, _ = await asyncio.to_thread(panel.writer, f"flood-direct-{round_}", args.flood, 0)
-        started, ended, _ = await asyncio.to_thread(direct, writer, args.flood)
-        direct_rates.append(args.flood / (ended - started))
+        directs.append(await asyncio.to_thread(direct, writer, args.flood))
+        writer, _ = await asyncio.to_thread(panel.writer, f"flood-ssh-{round_}", args.flood, 0)
+        transports.append(await asyncio.to_thread(over_ssh, panel, writer, args.flood))
         writer, service = await asyncio.to_thread(
             panel.writer, f"flood-panel-{round_}", args.flood, 0
         )
-        started, ended, delays, skipped = await through_panel(panel, writer, service, args.flood)
-        panel_rates.append(len(delays) / (ended - started))
-        skipped_total += skipped
+        panels.append(await through_panel(panel, writer, service, args.flood))
         say(
-            f"    direct {direct_rates[-1]:,.0f} lines/s, panel {panel_rates[-1]:,.0f} "
-            f"({skipped:,} skipped)"
+            f"    direct {directs[-1].rate:,.0f} lines/s, over SSH {transports[-1].rate:,.0f}, "
+            f"panel {panels[-1].rate:,.0f} ({panels[-1].skipped:,} skipped, "
+            f"daphne {len(panels[-1].delays) / panels[-1].cpu:,.0f} lines per CPU-second)"
         )
-    results["direct_rates"] = direct_rates
-    results["panel_rates"] = panel_rates
-    results["panel_rate_skipped"] = skipped_total
+    results["flood"] = (directs, panels)
+    results["transport"] = transports
     if "b" not in args.parts:
         return results
 
     steady = STEADY_RATE * args.seconds
     say(f"(b) {steady:,} lines at {STEADY_RATE:,}/s: Docker SDK ...")
     writer, _ = await asyncio.to_thread(panel.writer, "steady-direct", steady, STEADY_RATE)
-    _, _, delays = await asyncio.to_thread(direct, writer, steady)
-    results["direct_delays"] = delays
+    results["direct_delays"] = (await asyncio.to_thread(direct, writer, steady)).delays
     say("(b) ... and the panel's websocket")
     writer, service = await asyncio.to_thread(panel.writer, "steady-panel", steady, STEADY_RATE)
-    _, _, delays, skipped = await through_panel(panel, writer, service, steady)
-    results["panel_delays"] = delays
-    results["panel_delays_skipped"] = skipped
+    run = await through_panel(panel, writer, service, steady)
+    results["panel_delays"] = run.delays
+    results["panel_delays_skipped"] = run.skipped
 
+    if "c" not in args.parts:
+        return results
     say(f"(c) daphne's memory with {', '.join(map(str, VIEWER_STEPS))} viewers ...")
     many = STEADY_RATE * 3600
     writer, service = await asyncio.to_thread(panel.writer, "memory", many, STEADY_RATE)
@@ -387,9 +451,15 @@ async def measure(panel: Panel, args) -> dict:
 
 
 def report(results: dict, args) -> None:
-    direct_rate = statistics.median(results["direct_rates"])
-    panel_rate = statistics.median(results["panel_rates"])
-    ratios = [p / d for p, d in zip(results["panel_rates"], results["direct_rates"], strict=True)]
+    directs, panels = results["flood"]
+    direct_rate = statistics.median(run.rate for run in directs)
+    panel_rate = statistics.median(run.rate for run in panels)
+    ratios = [p.rate / d.rate for p, d in zip(panels, directs, strict=True)]
+    # Lines per CPU-second of the reading side alone.
+    direct_cpu = statistics.median(len(run.delays) / run.cpu for run in directs)
+    panel_cpu = statistics.median(len(run.delays) / run.cpu for run in panels)
+    skipped_in_a = sum(run.skipped for run in panels)
+    transport_rate = statistics.median(run.rate for run in results["transport"])
     direct_delays = [d * 1000 for d in results["direct_delays"]]
     panel_delays = [d * 1000 for d in results["panel_delays"]]
     rss = results["rss"]
@@ -401,6 +471,10 @@ def report(results: dict, args) -> None:
         ("(a) lines/s, writer as fast as it can", f"{panel_rate:,.0f}", f"{direct_rate:,.0f}",
          f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})",
          "ratio >= 0.8"),
+        ("    docker logs over SSH, read raw", f"{transport_rate:,.0f}", "",
+         f"{transport_rate / direct_rate:.2f}", ""),
+        ("    lines per CPU-second of the reader", f"{panel_cpu:,.0f}", f"{direct_cpu:,.0f}",
+         f"{panel_cpu / direct_cpu:.2f}", ""),
         ("(b) delay at 1,000 lines/s, median", f"{statistics.median(panel_delays):.1f} ms",
          f"{statistics.median(direct_delays):.1f} ms",
          f"+{statistics.median(panel_delays) - statistics.median(direct_delays):.1f} ms", ""),
@@ -425,13 +499,17 @@ def report(results: dict, args) -> None:
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
     print()
-    print(
-        f"(a): medians of {args.rounds} rounds, each reading {args.flood:,} lines; the ratio "
-        "is per round (median, range).\n"
-        f"Lines skipped for the fast viewer: {results['panel_rate_skipped']} in (a), "
-        f"{results['panel_delays_skipped']} in (b), {results['memory_skipped']} in (c). "
-        f"(b): {len(panel_delays):,} lines over {args.seconds} s."
-    )
+    notes = [
+        f"(a) medians of {args.rounds} rounds of {args.flood:,} lines; the ratio is per round "
+        "(median, range).",
+        "    'read raw': the panel's remote command read as bytes by this script, no lines, no",
+        "    websocket: what the SSH path gives on this machine. 'CPU-second': lines per CPU",
+        "    second of the daphne process (panel) or of the SDK's reading thread (direct).",
+        f"(b) {len(panel_delays):,} lines over {args.seconds} s.",
+        f"Lines skipped for the reading viewers: {skipped_in_a} in (a), "
+        f"{results['panel_delays_skipped']} in (b), {results['memory_skipped']} in (c).",
+    ]
+    print("\n".join(notes))
 
 
 def main() -> int:
