@@ -19,8 +19,8 @@ from deployments.models import Service
 from testkit.factories import make_server, make_stack
 from testkit.logwriter import LogWriter
 from testkit.logwriter import remove_leftovers as remove_writer_leftovers
+from testkit.websockets import in_thread
 from tests.test_log_consumers import (
-    in_thread,
     open_socket,
     receive,
     receive_lines,
