@@ -412,6 +412,12 @@ async def measure(panel: Panel, args) -> dict:
     run = await through_panel(panel, writer, service, steady)
     results["panel_delays"] = run.delays
     results["panel_delays_skipped"] = run.skipped
+    for side in ("direct", "panel"):
+        delays = [d * 1000 for d in results[f"{side}_delays"]]
+        say(
+            f"    {side}: median {statistics.median(delays):.1f} ms, "
+            f"p99 {percentile(delays, 0.99):.1f} ms, max {max(delays):.1f} ms"
+        )
 
     if "c" not in args.parts:
         return results
