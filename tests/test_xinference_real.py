@@ -10,6 +10,7 @@ import time
 import pytest
 
 from testkit.docker_engine import docker
+from testkit.workers import wait_until
 from testkit.xinference_env import XinferenceContainer, install_info, prepare
 from testkit.xinference_models import (
     MINILM_DIMENSIONS,
@@ -157,7 +158,8 @@ def test_tiny_chat_model_launches_and_chats(server, tiny_chat_folder):
         assert time.monotonic() < deadline, f"not ready after {LAUNCH_TIMEOUT}s: {instances}"
         time.sleep(0.5)
     timed(f"tiny chat launched (stages seen: {sorted(set(map(str, stages)))})", started)
-    assert "tiny-chat" in client.running_uids()
+    # The instance can report READY a moment before the model list names it.
+    wait_until(lambda: "tiny-chat" in client.running_uids(), 30, "tiny-chat in /v1/models")
     progress = client.get("/v1/models/tiny-chat/progress")
     print(f"[xinference] progress once ready: {progress}", flush=True)
     assert progress["progress"] == pytest.approx(1.0)
