@@ -9,7 +9,6 @@ images are pushed and pulled for real, as a server does with a custom registry p
 """
 
 import contextlib
-import fcntl
 import json
 import secrets
 import shutil
@@ -18,8 +17,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
+
+from testkit.locks import file_lock
 
 HOST = "127.0.0.1"
 PORT = 5000
@@ -90,15 +90,8 @@ def answers(timeout: float = 2.0) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _start_lock() -> Iterator[None]:
-    ROOT.mkdir(parents=True, exist_ok=True)
-    with open(ROOT / "start.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _start_lock():
+    return file_lock(ROOT / "start.lock")
 
 
 def _log_tail(lines: int = 20) -> str:

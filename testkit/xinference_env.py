@@ -12,7 +12,6 @@ requirements (testkit/xinference-requirements.txt, and the lock beside it) chang
 """
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -22,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from testkit.docker_engine import (
     remove_containers,
     remove_orphans,
 )
+from testkit.locks import file_lock
 
 CACHE_DIR = Path(os.environ.get("CONTROLPANEL_TEST_CACHE", "/var/cache/controlpanel-test"))
 VENV_DIR = CACHE_DIR / "xinference-venv"
@@ -105,16 +105,9 @@ def venv_is_current(venv: Path = VENV_DIR) -> bool:
     )
 
 
-@contextlib.contextmanager
-def _lock(name: str) -> Iterator[None]:
+def _lock(name: str):
     """One installer or builder at a time on this machine; a second waits, then finds it done."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(CACHE_DIR / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return file_lock(CACHE_DIR / f"{name}.lock")
 
 
 def _run(command: list[str], what: str, timeout: float) -> str:

@@ -6,7 +6,6 @@ when the image is missing. `python -m testkit.images` builds what is missing.
 """
 
 import contextlib
-import fcntl
 import hashlib
 import re
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from testkit.docker_engine import BUILD_ENV, docker, image_id
+from testkit.locks import file_lock
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -83,16 +83,9 @@ def ssh_target_tag() -> str:
     return f"{SSH_TARGET_REPOSITORY}:{digest.hexdigest()[:12]}"
 
 
-@contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
+def _build_lock():
     """One build at a time on this machine; a second waits, then finds the image built."""
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
-    with open(WORK_DIR / "build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return file_lock(WORK_DIR / "build.lock")
 
 
 def _say(message: str) -> None:

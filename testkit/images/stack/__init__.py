@@ -12,8 +12,6 @@ deployments/stacks/versions.py gives its service, below the prefix MIRROR_PREFIX
 `python -m testkit.images.stack` builds what is missing, pushes everything and prints timings.
 """
 
-import contextlib
-import fcntl
 import hashlib
 import platform
 import shutil
@@ -27,6 +25,7 @@ from pathlib import Path
 
 from testkit.docker_engine import BUILD_ENV, docker, image_id
 from testkit.images import BASE_IMAGE, WORK_DIR, _remove_other_tags, _run, ensure_base_image
+from testkit.locks import file_lock
 from testkit.registry import MIRROR_PREFIX, ensure_registry
 
 HERE = Path(__file__).resolve().parent
@@ -212,16 +211,9 @@ def services_without_image() -> list[str]:
     return sorted({service for line in LINES.values() for service in line.images} - covered)
 
 
-@contextlib.contextmanager
-def _lock(name: str) -> Iterator[None]:
+def _lock(name: str):
     """One build of an image at a time on this machine; a second waits, then finds it built."""
-    STAGING_DIR.mkdir(parents=True, exist_ok=True)
-    with open(STAGING_DIR / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return file_lock(STAGING_DIR / f"{name}.lock")
 
 
 def _tag(image: StackImage, base_id: str) -> str:
