@@ -6,11 +6,13 @@ when unset, from files generated once per installation under var/ (never committ
 """
 
 import os
+import re
 import secrets
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import schedule
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CONTROLPANEL_VAR_DIR", BASE_DIR / "var"))
@@ -184,6 +186,13 @@ PIPELINE_STALE_AFTER = envint("PIPELINE_STALE_AFTER", 60)
 IMAGE_PULL_TIMEOUT = envint("IMAGE_PULL_TIMEOUT", 3600)
 STACK_HEALTH_TIMEOUT = envint("STACK_HEALTH_TIMEOUT", 600)
 STACK_HEALTH_POLL_SECONDS = envint("STACK_HEALTH_POLL_SECONDS", 3)
+# Compose project names are this prefix plus the stack's id: two panels that manage the
+# same server need different prefixes. Lower-case letters, digits, "-" and "_".
+STACK_PROJECT_PREFIX = os.environ.get("STACK_PROJECT_PREFIX", "llmstack")
+if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,30}", STACK_PROJECT_PREFIX):
+    raise ImproperlyConfigured(
+        "STACK_PROJECT_PREFIX must be 1-31 lower-case letters, digits, '-' or '_'."
+    )
 # How often every server is checked (reachable, facts), in minutes; 0 turns it off.
 SERVER_CHECK_MINUTES = envint("SERVER_CHECK_MINUTES", 10)
 # A small image the GPU check runs with --gpus all; the NVIDIA runtime injects nvidia-smi.

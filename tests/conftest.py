@@ -1,7 +1,18 @@
+import os
+
 import pytest
 
 from deployments.choices import Role
 from testkit.factories import add_member, make_team
+
+# Compose projects of this test process get their own names, so two test runs on one
+# Docker engine never share containers; worker processes inherit it from the environment.
+PROJECT_PREFIX = os.environ.setdefault("STACK_PROJECT_PREFIX", f"test{os.getpid()}s")
+
+
+@pytest.fixture(autouse=True)
+def _own_compose_projects(settings):
+    settings.STACK_PROJECT_PREFIX = PROJECT_PREFIX
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 import yaml
+from django.conf import settings
 
 from deployments.choices import Device, Registry
 from deployments.models import EmbeddingModelConfig, LLMModelConfig, RerankModelConfig
@@ -188,7 +189,7 @@ def test_user_text_cannot_break_out_of_the_yaml(stack):
 
 def test_the_project_name_comes_from_the_id_not_the_stack_name(stack):
     stack.name = "My Stack;rm"
-    assert project_name(stack) == f"llmstack{stack.pk}"
+    assert project_name(stack) == f"{settings.STACK_PROJECT_PREFIX}{stack.pk}"
 
 
 def test_unknown_version_lines_are_named_in_the_error():

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 
 import yaml
+from django.conf import settings
 
 from ..choices import Device
 from ..models import EmbeddingModelConfig, LLMModelConfig, RerankModelConfig, Stack
@@ -61,7 +62,7 @@ class RenderedStack:
 
 def project_name(stack: Stack) -> str:
     """Compose's project name: derived from the id, so no user text reaches compose."""
-    return f"llmstack{stack.pk}"
+    return f"{settings.STACK_PROJECT_PREFIX}{stack.pk}"
 
 
 def _healthcheck(test: list[str], start_period: str = "30s") -> dict:
