@@ -4,17 +4,12 @@ service healthy (real PostgreSQL/pgvector, MariaDB and Xinference; stand-ins for
 import subprocess
 
 import pytest
-import yaml
 
 from deployments.actions.stacks import do_deploy_stack
-from deployments.choices import Device, Health, Registry, RunStatus, StackStatus
+from deployments.choices import Health, RunStatus, StackStatus
 from deployments.pipelines import runner
-from deployments.pipelines.stack_deploy import OVERRIDE_FILE
-from deployments.stacks.render import project_name
-from testkit.factories import make_server, make_stack
-from testkit.registry import MIRROR_PREFIX, ensure_registry
-from testkit.target import SSHTarget, free_port
-from testkit.xinference_env import venv_volume
+from testkit.registry import MIRROR_PREFIX
+from testkit.stacks import deployable_stack, project_containers, stack_target
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -23,69 +18,20 @@ WORKER = "test-worker:1"
 
 @pytest.fixture
 def data_dir(tmp_path):
-    # The target's compose runs against this machine's engine, which resolves bind mounts
-    # here: the data directory must be the same path on both sides.
-    path = tmp_path / "stack"
-    path.mkdir()
-    return path
+    return tmp_path / "stack"
 
 
 @pytest.fixture
 def target(ssh_target_image, data_dir):
-    with SSHTarget(ssh_target_image, mounts=[(str(data_dir), str(data_dir))]) as target:
+    with stack_target(ssh_target_image, data_dir) as target:
         yield target
 
 
 @pytest.fixture
 def stack(target, team, data_dir, settings):
-    ensure_registry()
     settings.STACK_HEALTH_TIMEOUT = 300
-    server = make_server(
-        team, host=target.host, ssh_port=target.port, ssh_private_key=target.key.private_openssh
-    )
-    stack = make_stack(
-        server,
-        data_dir=str(data_dir),
-        registry=Registry.CUSTOM,
-        registry_prefix=MIRROR_PREFIX,
-        xinference_device=Device.CPU,
-        fastgpt_port=free_port(),
-        oneapi_port=free_port(),
-        xinference_port=free_port(),
-    )
-    # The test image mounts its Python environment instead of carrying it; that, and auth
-    # off as on the 0.16 line, go in the operator's override file, which deploys keep.
-    override = {
-        "services": {
-            "xinference": {
-                "volumes": [venv_volume()],
-                "environment": {"XINFERENCE_AUTH_ADVANCED": "false"},
-            }
-        }
-    }
-    (data_dir / OVERRIDE_FILE).write_text(yaml.safe_dump(override))
-    yield stack
-    _down(stack, target)
-
-
-def _down(stack, target):
-    target.exec(
-        [
-            "docker-compose",
-            "--project-name",
-            project_name(stack),
-            "--project-directory",
-            stack.data_dir,
-            "--file",
-            f"{stack.data_dir}/docker-compose.yml",
-            "down",
-            "--volumes",
-            "--timeout",
-            "5",
-        ],
-        check=False,
-        timeout=300,
-    )
+    with deployable_stack(team, target, data_dir) as stack:
+        yield stack
 
 
 def docker(*argv: str) -> str:
@@ -131,3 +77,6 @@ def test_a_stack_deploys_and_every_service_becomes_healthy(stack, operator, sand
     stack.refresh_from_db()
     assert stack.status == StackStatus.RUNNING
     assert stack.rendered_files == deployment.rendered_files
+    assert {name: len(names) for name, names in project_containers(stack).items()} == {
+        name: 1 for name in services
+    }
