@@ -9,4 +9,9 @@ class DeploymentsConfig(AppConfig):
         from . import signals  # noqa: F401  (connects login/logout auditing)
 
         # The product's pipelines register themselves on import, in web and worker alike.
-        from .pipelines import server_prepare, stack_deploy  # noqa: F401
+        from .pipelines import (  # noqa: F401
+            server_prepare,
+            stack_deploy,
+            stack_restart,
+            stack_teardown,
+        )

@@ -260,3 +260,23 @@ class StackForm(forms.ModelForm):
         if server and name and Stack.objects.filter(server=server, name=name).exists():
             self.add_error("name", f"Server {server.name} already has a stack “{name}”.")
         return cleaned
+
+
+class UpgradeForm(forms.Form):
+    version_line = forms.ChoiceField(label="Version line", choices=line_choices)
+
+    def __init__(self, *args, initial_line: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version_line"].initial = initial_line
+
+
+class TeardownForm(forms.Form):
+    delete_data = forms.BooleanField(
+        label="Also delete the stack's data (databases, uploaded files, models)",
+        required=False,
+    )
+    confirm_name = forms.CharField(
+        label="To delete the data, type the stack's name",
+        required=False,
+        max_length=64,
+    )

@@ -4,9 +4,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from .. import access, audit
-from ..choices import DeploymentAction, Role, RunStatus, StackStatus
+from ..choices import DeploymentAction, Role, RunStatus
 from ..models import Deployment, Server, Stack
 from ..stacks.secrets import stack_secrets
+from ..stacks.versions import LINES
 from . import ActionError
 
 FIELDS = (
@@ -49,10 +50,8 @@ def do_create_stack(*, server: Server, data: dict, user, request=None) -> Stack:
     return stack
 
 
-def do_deploy_stack(stack: Stack, *, user, request=None, action=DeploymentAction.DEPLOY):
-    """Start a deployment of the stack: one at a time per stack."""
-    access.require_role(user, stack.team, Role.OPERATOR)
-    from ..pipelines.stack_deploy import KIND
+def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request, details=None):
+    """Start a pipeline run on the stack as a Deployment: one at a time per stack."""
     from .pipelines import do_start_run
 
     with transaction.atomic():
@@ -63,20 +62,147 @@ def do_deploy_stack(stack: Stack, *, user, request=None, action=DeploymentAction
         )
         if busy.exists():
             raise ActionError(
-                "A deployment of this stack is already under way: wait for it, or cancel it."
+                "Another action on this stack is under way: wait for it, or cancel it."
             )
         run = do_start_run(
-            team=stack.team, kind=KIND, params={"stack_id": stack.pk}, user=user, request=request
+            team=stack.team,
+            kind=kind,
+            params={"stack_id": stack.pk, **params},
+            user=user,
+            request=request,
         )
         deployment = Deployment.objects.create(
             team=stack.team, stack=stack, action=action, user=user, run=run
         )
-        Stack.objects.filter(pk=stack.pk).update(status=StackStatus.DEPLOYING)
         audit.record(
             f"stack.{action}",
             actor=user,
             request=request,
             target=stack,
-            details={"deployment": deployment.pk},
+            details={"deployment": deployment.pk, **(details or {})},
         )
     return deployment
+
+
+def do_deploy_stack(stack: Stack, *, user, request=None) -> Deployment:
+    """Render the stack's files from its settings and deploy them. Operators may."""
+    from ..pipelines.stack_deploy import KIND
+
+    access.require_role(user, stack.team, Role.OPERATOR)
+    return _start(
+        stack, kind=KIND, action=DeploymentAction.DEPLOY, params={}, user=user, request=request
+    )
+
+
+def do_upgrade_stack(stack: Stack, *, version_line: str, user, request=None) -> Deployment:
+    """Move the stack to another version line and deploy it."""
+    from ..pipelines.stack_deploy import KIND
+
+    access.require_role(user, stack.team, Role.OPERATOR)
+    if version_line not in LINES:
+        raise ValidationError({"version_line": f"Unknown version line “{version_line}”."})
+    with transaction.atomic():
+        previous = stack.version_line
+        Stack.objects.filter(pk=stack.pk).update(version_line=version_line)
+        stack.version_line = version_line
+        return _start(
+            stack,
+            kind=KIND,
+            action=DeploymentAction.UPGRADE,
+            params={},
+            user=user,
+            request=request,
+            details={"from": previous, "to": version_line},
+        )
+
+
+def rollback_targets(stack: Stack):
+    """Earlier deployments whose files can be written again: succeeded, with files."""
+    return (
+        Deployment.objects.filter(
+            stack=stack,
+            run__status=RunStatus.SUCCEEDED,
+            action__in=[
+                DeploymentAction.DEPLOY,
+                DeploymentAction.UPGRADE,
+                DeploymentAction.ROLLBACK,
+            ],
+        )
+        .exclude(rendered_files={})
+        .select_related("user", "run")
+    )
+
+
+def do_rollback_stack(stack: Stack, *, to: Deployment, user, request=None) -> Deployment:
+    """Write the files of an earlier successful deployment again and restore the settings
+    they were made from."""
+    from ..pipelines.stack_deploy import KIND
+
+    access.require_role(user, stack.team, Role.OPERATOR)
+    if not rollback_targets(stack).filter(pk=to.pk).exists():
+        raise ActionError(
+            "Only an earlier successful deploy, upgrade or rollback of this stack can be "
+            "rolled back to."
+        )
+    with transaction.atomic():
+        restored = {
+            name: value
+            for name, value in (to.stack_settings or {}).items()
+            if name in Stack.SETTINGS_FIELDS
+        }
+        Stack.objects.filter(pk=stack.pk).update(**restored)
+        for name, value in restored.items():
+            setattr(stack, name, value)
+        return _start(
+            stack,
+            kind=KIND,
+            action=DeploymentAction.ROLLBACK,
+            params={"files_from": to.pk},
+            user=user,
+            request=request,
+            details={"to_deployment": to.pk},
+        )
+
+
+def do_restart_stack(stack: Stack, *, service: str = "", user, request=None) -> Deployment:
+    """Restart one service of the stack (by its compose name), or all of them."""
+    from ..pipelines.stack_deploy import compose_services
+    from ..pipelines.stack_restart import KIND
+
+    access.require_role(user, stack.team, Role.OPERATOR)
+    deployed = Stack.objects.values_list("rendered_files", flat=True).get(pk=stack.pk)
+    if not deployed:
+        raise ActionError("This stack has not been deployed yet: deploy it first.")
+    if service and service not in compose_services(deployed):
+        raise ActionError(f"This stack has no service “{service}”.")
+    return _start(
+        stack,
+        kind=KIND,
+        action=DeploymentAction.RESTART,
+        params={"service": service},
+        user=user,
+        request=request,
+        details={"service": service or "all"},
+    )
+
+
+def do_teardown_stack(
+    stack: Stack, *, delete_data: bool = False, confirm_name: str = "", user, request=None
+) -> Deployment:
+    """Remove the stack's containers; its data only when the stack's name was typed."""
+    from ..pipelines.stack_teardown import KIND
+
+    access.require_role(user, stack.team, Role.OPERATOR)
+    if delete_data and confirm_name != stack.name:
+        raise ValidationError(
+            {"confirm_name": f"Type the stack's name, “{stack.name}”, to delete its data."}
+        )
+    return _start(
+        stack,
+        kind=KIND,
+        action=DeploymentAction.TEARDOWN,
+        params={"delete_data": bool(delete_data)},
+        user=user,
+        request=request,
+        details={"delete_data": bool(delete_data)},
+    )

@@ -23,6 +23,9 @@ class Deployment(models.Model):
     # Unified diff of the rendered files against the previous deployment, and the files.
     files_diff = models.TextField(blank=True)
     rendered_files = models.JSONField(default=dict, blank=True)
+    # What the stack's settings were for this deployment: a rollback restores them.
+    version_line = models.CharField(max_length=64, blank=True)
+    stack_settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -7,6 +7,7 @@ from ..choices import (
     Health,
     KeySource,
     Registry,
+    RunStatus,
     ServerStatus,
     ServiceState,
     StackStatus,
@@ -81,6 +82,20 @@ class Server(models.Model):
 class Stack(models.Model):
     """One installation of the FastGPT + One API + Xinference stack on a server."""
 
+    # What a user chooses in the stack form: kept on each deployment so a rollback can
+    # restore them with its files.
+    SETTINGS_FIELDS = (
+        "version_line",
+        "registry",
+        "registry_prefix",
+        "fastgpt_port",
+        "oneapi_port",
+        "xinference_port",
+        "expose_database_ports",
+        "xinference_device",
+        "data_dir",
+    )
+
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="stacks")
     server = models.ForeignKey(Server, on_delete=models.PROTECT, related_name="stacks")
     name = models.CharField(max_length=64, validators=[validate_name])
@@ -118,6 +133,17 @@ class Stack(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} on {self.server.name}"
+
+    def active_deployment(self):
+        """The action under way on this stack (queued or running), if any."""
+        return (
+            self.deployments.filter(run__status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+            .select_related("run", "user")
+            .first()
+        )
+
+    def settings_snapshot(self) -> dict:
+        return {name: getattr(self, name) for name in self.SETTINGS_FIELDS}
 
 
 class Service(models.Model):

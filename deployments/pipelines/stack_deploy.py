@@ -1,25 +1,38 @@
 """Deploy a stack: check the server, write the rendered files, pull every image with
-progress, start the services and wait until each is healthy.
+progress, start the services, wait until each is healthy, then do One API's first-run setup.
+
+The same pipeline deploys, upgrades (the stack's version line was changed first) and rolls
+back (run param `files_from`: the files of an earlier deployment are written again).
 
 Steps are idempotent: files are rewritten whole, pulls of present layers are quick, and
 `compose up -d` leaves running containers as they are. A retry resumes at the failed step.
 """
 
 import difflib
-import json
 import time
 
 import yaml
 from django.conf import settings
-from django.utils import timezone
 
-from ..choices import Health, ServiceState, StackStatus
+from ..choices import Health, StackStatus
+from ..clients.oneapi import OneAPIError, first_run_setup
 from ..clients.ssh import SSHClient, SSHError
-from ..models import Deployment, Service, Stack
+from ..models import Deployment, Stack
 from ..servers.facts import compose_command, gather_facts
 from ..servers.sessions import open_session
-from ..stacks.render import COMPOSE_FILE, ENV_FILE, SECRET_FILES, project_name, render
-from ..stacks.secrets import stack_secrets
+from ..stacks.endpoints import oneapi_url
+from ..stacks.render import (
+    COMPOSE_FILE,
+    ENV_FILE,
+    SECRET_FILES,
+    env_values,
+    mask_env,
+    project_name,
+    render,
+    render_env,
+)
+from ..stacks.secrets import ONEAPI_ACCESS_TOKEN, save_obtained_secret, stack_secrets
+from ..stacks.services import record_services, stack_containers
 from ..stacks.versions import get_line
 from .registry import register
 from .steps import Pipeline, StepContext, StepFailed
@@ -32,10 +45,47 @@ OTHER_REGISTRIES = "Docker Hub, GHCR, the Aliyun mirror or a registry of your ow
 
 
 def _deployment(ctx: StepContext) -> Deployment:
-    return Deployment.objects.select_related("stack__server").get(run=ctx.run)
+    return Deployment.objects.select_related("stack__server", "run").get(run=ctx.run)
 
 
-def _compose(client: SSHClient, stack: Stack, facts: dict) -> list[str]:
+def deployment_files(deployment: Deployment) -> dict[str, str]:
+    """The files this deployment writes, secrets included: rendered from the stack now, or,
+    for a rollback, those of the earlier deployment with the stack's current secrets."""
+    stack = deployment.stack
+    secret_values = stack_secrets(stack)
+    source_id = deployment.run.params.get("files_from")
+    if source_id is None:
+        return render(stack, secret_values).files
+    source = Deployment.objects.get(pk=source_id, stack=stack)
+    files = {name: text for name, text in source.rendered_files.items() if name not in SECRET_FILES}
+    files[ENV_FILE] = render_env(env_values(secret_values))
+    return files
+
+
+def shown_files(files: dict[str, str]) -> dict[str, str]:
+    return {name: mask_env(text) if name in SECRET_FILES else text for name, text in files.items()}
+
+
+def files_diff(before: dict[str, str], after: dict[str, str]) -> str:
+    """A unified diff of two sets of (shown) files, file by file."""
+    lines = []
+    for name in sorted(set(before) | set(after)):
+        lines.extend(
+            difflib.unified_diff(
+                before.get(name, "").splitlines(keepends=True),
+                after.get(name, "").splitlines(keepends=True),
+                fromfile=f"a/{name}",
+                tofile=f"b/{name}",
+            )
+        )
+    return "".join(lines)
+
+
+def compose_services(files: dict[str, str]) -> list[str]:
+    return list(yaml.safe_load(files[COMPOSE_FILE])["services"])
+
+
+def compose_argv(client: SSHClient, stack: Stack, facts: dict) -> list[str]:
     directory = stack.data_dir
     files = ["--file", f"{directory}/{COMPOSE_FILE}"]
     # An operator's own additions, kept on the server across deploys (the panel never
@@ -55,7 +105,7 @@ def _compose(client: SSHClient, stack: Stack, facts: dict) -> list[str]:
     ]
 
 
-def _facts(client: SSHClient) -> dict:
+def server_facts(client: SSHClient) -> dict:
     facts = gather_facts(client, sudo=True)
     if not (facts.get("docker") or {}).get("server_version"):
         raise StepFailed(
@@ -69,7 +119,7 @@ def _facts(client: SSHClient) -> dict:
 def check_server(ctx: StepContext) -> str:
     stack = _deployment(ctx).stack
     with open_session(stack.server) as client:
-        facts = _facts(client)
+        facts = server_facts(client)
     compose = facts["compose"]
     return f"Docker {facts['docker']['server_version']}, compose {compose['version']}."
 
@@ -77,28 +127,23 @@ def check_server(ctx: StepContext) -> str:
 def render_files(ctx: StepContext) -> str:
     deployment = _deployment(ctx)
     stack = deployment.stack
-    shown = render(stack, stack_secrets(stack)).shown()
+    shown = shown_files(deployment_files(deployment))
     previous = stack.rendered_files or {}
-    diff = []
-    for name in sorted(set(shown) | set(previous)):
-        diff.extend(
-            difflib.unified_diff(
-                previous.get(name, "").splitlines(keepends=True),
-                shown.get(name, "").splitlines(keepends=True),
-                fromfile=f"a/{name}",
-                tofile=f"b/{name}",
-            )
-        )
     deployment.rendered_files = shown
-    deployment.files_diff = "".join(diff)
-    deployment.save(update_fields=["rendered_files", "files_diff"])
+    deployment.files_diff = files_diff(previous, shown)
+    deployment.version_line = stack.version_line
+    deployment.stack_settings = stack.settings_snapshot()
+    deployment.save(
+        update_fields=["rendered_files", "files_diff", "version_line", "stack_settings"]
+    )
     changed = sum(1 for name in shown if shown[name] != previous.get(name))
     return f"{changed} of {len(shown)} files differ from the last deployment."
 
 
 def upload_files(ctx: StepContext) -> str:
-    stack = _deployment(ctx).stack
-    files = render(stack, stack_secrets(stack)).files
+    deployment = _deployment(ctx)
+    stack = deployment.stack
+    files = deployment_files(deployment)
     with open_session(stack.server) as client:
         client.run(["mkdir", "-p", stack.data_dir], sudo=True, timeout=60)
         user = client.run(["id", "-un"], timeout=30).stdout.strip()
@@ -111,8 +156,8 @@ def upload_files(ctx: StepContext) -> str:
     return f"{len(files)} files written to {stack.data_dir}."
 
 
-def _images(stack: Stack) -> list[str]:
-    document = yaml.safe_load(render(stack, stack_secrets(stack)).files[COMPOSE_FILE])
+def _images(files: dict[str, str]) -> list[str]:
+    document = yaml.safe_load(files[COMPOSE_FILE])
     return sorted({service["image"] for service in document["services"].values()})
 
 
@@ -137,8 +182,9 @@ class _PullProgress:
 
 
 def pull_images(ctx: StepContext) -> str:
-    stack = _deployment(ctx).stack
-    images = _images(stack)
+    deployment = _deployment(ctx)
+    stack = deployment.stack
+    images = _images(deployment_files(deployment))
     with open_session(stack.server) as client:
         for number, image in enumerate(images, start=1):
             ctx.check_cancel()
@@ -162,9 +208,9 @@ def pull_images(ctx: StepContext) -> str:
 def start_services(ctx: StepContext) -> str:
     stack = _deployment(ctx).stack
     with open_session(stack.server) as client:
-        facts = _facts(client)
+        facts = server_facts(client)
         client.run(
-            [*_compose(client, stack, facts), "up", "-d", "--remove-orphans"],
+            [*compose_argv(client, stack, facts), "up", "-d", "--remove-orphans"],
             sudo=True,
             timeout=600,
             on_output=ctx.log,
@@ -172,64 +218,20 @@ def start_services(ctx: StepContext) -> str:
     return "Services started."
 
 
-def _containers(client: SSHClient, stack: Stack) -> list[dict]:
-    listing = client.run(
-        [
-            "docker",
-            "ps",
-            "--all",
-            "--filter",
-            f"label=com.docker.compose.project={project_name(stack)}",
-            "--format",
-            "{{.Names}}",
-        ],
-        sudo=True,
-        timeout=60,
-    ).stdout.split()
-    if not listing:
-        return []
-    inspected = client.run(["docker", "inspect", *listing], sudo=True, timeout=60).stdout
-    return json.loads(inspected)
-
-
-def _record_services(stack: Stack, containers: list[dict]) -> dict[str, dict]:
-    """Update the stack's Service rows from `docker inspect`; return them by service."""
-    seen = {}
-    now = timezone.now()
-    for container in containers:
-        labels = container["Config"].get("Labels") or {}
-        name = labels.get("com.docker.compose.service")
-        if not name:
-            continue
-        state = container["State"]
-        health = (state.get("Health") or {}).get("Status", Health.UNKNOWN)
-        ports = sorted(
-            f"{binding['HostPort']}->{port}"
-            for port, bindings in (container["NetworkSettings"].get("Ports") or {}).items()
-            for binding in bindings or []
-        )
-        values = {
-            "container_name": container["Name"].lstrip("/"),
-            "image": container["Config"]["Image"],
-            "ports": ports,
-            "state": state.get("Status", ServiceState.UNKNOWN),
-            "health": health if health in Health.values else Health.UNKNOWN,
-            "restart_count": container.get("RestartCount", 0),
-            "last_seen_at": now,
-        }
-        Service.objects.update_or_create(stack=stack, name=name, defaults=values)
-        seen[name] = values
-    return seen
-
-
 def wait_until_healthy(ctx: StepContext) -> str:
-    stack = _deployment(ctx).stack
-    expected = set(render(stack, stack_secrets(stack)).compose_services())
+    deployment = _deployment(ctx)
+    return wait_for_health(ctx, deployment.stack, compose_services(deployment_files(deployment)))
+
+
+def wait_for_health(ctx: StepContext, stack: Stack, expected_services: list[str]) -> str:
+    """Poll the stack's containers until every expected service is healthy; on timeout,
+    fail naming the unhealthy ones with their last log lines."""
+    expected = set(expected_services)
     deadline = time.monotonic() + settings.STACK_HEALTH_TIMEOUT
     reported: dict[str, str] = {}
     with open_session(stack.server) as client:
         while True:
-            services = _record_services(stack, _containers(client, stack))
+            services = record_services(stack, stack_containers(client, stack))
             for name, values in sorted(services.items()):
                 if reported.get(name) != values["health"]:
                     reported[name] = values["health"]
@@ -240,6 +242,7 @@ def wait_until_healthy(ctx: StepContext) -> str:
             if not unhealthy:
                 return f"All {len(expected)} services are healthy."
             if time.monotonic() > deadline:
+                Stack.objects.filter(pk=stack.pk).update(status=StackStatus.DEGRADED)
                 raise StepFailed(_unhealthy_report(client, stack, unhealthy, services))
             ctx.check_cancel()
             time.sleep(settings.STACK_HEALTH_POLL_SECONDS)
@@ -265,6 +268,22 @@ def _unhealthy_report(client: SSHClient, stack: Stack, names: list[str], service
     return "\n\n".join(parts)
 
 
+def set_up_oneapi(ctx: StepContext) -> str:
+    """Replace One API's default root password (123456) with the stack's generated one and
+    keep the management access token the next steps (channels, tokens) need."""
+    deployment = _deployment(ctx)
+    stack = deployment.stack
+    if "oneapi" not in compose_services(deployment_files(deployment)):
+        return "This stack has no One API."
+    password = stack_secrets(stack)["ONEAPI_ROOT_PASSWORD"]
+    try:
+        token = first_run_setup(oneapi_url(stack), password)
+    except OneAPIError as error:
+        raise StepFailed(str(error)) from error
+    save_obtained_secret(stack, ONEAPI_ACCESS_TOKEN, token)
+    return "One API's root user has the stack's generated password; its access token is kept."
+
+
 def record_deployment(ctx: StepContext) -> str:
     deployment = _deployment(ctx)
     stack = deployment.stack
@@ -286,6 +305,7 @@ DEPLOY = register(
             ("pull images", pull_images),
             ("start services", start_services),
             ("wait until healthy", wait_until_healthy),
+            ("set up One API", set_up_oneapi),
             ("record", record_deployment),
         ),
     )

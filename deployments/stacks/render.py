@@ -13,6 +13,7 @@ from django.conf import settings
 
 from ..choices import Device
 from ..models import EmbeddingModelConfig, LLMModelConfig, RerankModelConfig, Stack
+from .secrets import SECRET_NAMES
 from .versions import get_line
 
 COMPOSE_FILE = "docker-compose.yml"
@@ -242,6 +243,11 @@ def compose_document(stack: Stack) -> dict:
     return {"version": "3.8", "services": services, "networks": {NETWORK: {}}}
 
 
+def env_values(secret_values: dict[str, str]) -> dict[str, str]:
+    """The generated secrets the services read; credentials obtained later stay out."""
+    return {name: secret_values[name] for name in SECRET_NAMES if name in secret_values}
+
+
 def render_env(secret_values: dict[str, str]) -> str:
     # Values are alphanumeric (see secrets.py); quoting them keeps .env parsing unambiguous.
     return "".join(f'{name}="{value}"\n' for name, value in sorted(secret_values.items()))
@@ -339,7 +345,7 @@ def render(
     return RenderedStack(
         files={
             COMPOSE_FILE: compose,
-            ENV_FILE: render_env(secret_values),
+            ENV_FILE: render_env(env_values(secret_values)),
             CONFIG_FILE: config + "\n",
         }
     )

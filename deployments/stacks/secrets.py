@@ -22,6 +22,9 @@ SECRET_NAMES = (
     "ONEAPI_ROOT_PASSWORD",  # replaces One API's root/123456 at first-run setup
     "ONEAPI_ROOT_TOKEN",  # One API's INITIAL_ROOT_TOKEN; FastGPT calls it with sk-<token>
 )
+# Credentials the panel receives from the services after they start (not generated, not
+# written to .env): One API's management access token, kept for channel and token setup.
+ONEAPI_ACCESS_TOKEN = "ONEAPI_ACCESS_TOKEN"  # noqa: S105 (a name, not a value)
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
@@ -29,8 +32,12 @@ def _new_secret(length: int = 32) -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(length))
 
 
+# One API validates a user's password as 8 to 20 characters.
+LENGTHS = {"ONEAPI_ROOT_PASSWORD": 20}
+
+
 def generate() -> dict[str, str]:
-    return {name: _new_secret() for name in SECRET_NAMES}
+    return {name: _new_secret(LENGTHS.get(name, 32)) for name in SECRET_NAMES}
 
 
 def stack_secrets(stack: Stack) -> dict[str, str]:
@@ -53,3 +60,14 @@ def stack_secrets(stack: Stack) -> dict[str, str]:
             locked.save(update_fields=["secrets", "updated_at"])
     stack.secrets = json.dumps(current)
     return current
+
+
+def save_obtained_secret(stack: Stack, name: str, value: str) -> None:
+    """Keep a credential a service gave the panel, beside the generated ones (encrypted)."""
+    with transaction.atomic():
+        locked = Stack.objects.select_for_update().get(pk=stack.pk)
+        current = json.loads(locked.secrets) if locked.secrets else {}
+        current[name] = value
+        locked.secrets = json.dumps(current)
+        locked.save(update_fields=["secrets", "updated_at"])
+    stack.secrets = locked.secrets

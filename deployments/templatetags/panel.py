@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 from django import template
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -64,3 +66,15 @@ def bytes_human(value) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return ""
+
+
+@register.filter
+def diff_lines(diff: str) -> str:
+    """A unified diff with its added, removed and hunk lines in spans, escaped."""
+    classes = {"+": "add", "-": "del", "@": "hunk"}
+    lines = []
+    for line in (diff or "").splitlines():
+        kind = "" if line.startswith(("+++", "---")) else classes.get(line[:1], "")
+        text = escape(line)
+        lines.append(format_html('<span class="{}">{}</span>', kind, text) if kind else text)
+    return mark_safe("\n".join(lines))  # noqa: S308 (every part is escaped above)

@@ -5,6 +5,8 @@ from django.http import HttpResponse
 from django.shortcuts import render
 
 from .. import access
+from ..actions.stacks import rollback_targets
+from ..choices import Role
 from ..forms import DeploymentFilterForm
 from ..models import Deployment
 from .common import HtmxHttpRequest, paginate, render_page_or_partial
@@ -29,5 +31,14 @@ def deployment_list(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 def deployment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     deployment = access.get_visible_or_404(_deployments(request.user), request.user, pk=pk)
-    context = {**run_context(request, deployment.run), "deployment": deployment}
+    stack = deployment.stack
+    can_roll_back = (
+        access.has_role(request.user, stack.team, Role.OPERATOR)
+        and rollback_targets(stack).filter(pk=deployment.pk).exists()
+    )
+    context = {
+        **run_context(request, deployment.run),
+        "deployment": deployment,
+        "can_roll_back": can_roll_back,
+    }
     return render(request, "deployments/deployment_detail.html", context)

@@ -8,13 +8,23 @@ from django.views.decorators.http import require_POST
 
 from .. import access
 from ..actions import ActionError
-from ..actions.stacks import do_create_stack, do_deploy_stack
+from ..actions.stacks import (
+    do_create_stack,
+    do_deploy_stack,
+    do_restart_stack,
+    do_rollback_stack,
+    do_teardown_stack,
+    do_upgrade_stack,
+)
 from ..choices import Role
-from ..forms import StackForm
-from ..models import Stack
+from ..clients.ssh import SSHError
+from ..forms import StackForm, TeardownForm, UpgradeForm
+from ..models import Deployment, Stack
+from ..pipelines.stack_deploy import files_diff
 from ..stacks.render import render as render_stack
 from ..stacks.secrets import stack_secrets
-from .common import HtmxHttpRequest, add_action_errors, form_data
+from ..stacks.services import refresh_services
+from .common import HtmxHttpRequest, add_action_errors, form_data, wants_partial
 
 RECENT_DEPLOYMENTS = 10
 
@@ -38,6 +48,7 @@ def stack_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     files = render_stack(stack, stack_secrets(stack)).shown()
     context = {
         "stack": stack,
+        "active": stack.active_deployment(),
         "services": stack.services.all(),
         "deployments": stack.deployments.select_related("user", "run")[:RECENT_DEPLOYMENTS],
         "files": sorted(files.items()),
@@ -76,3 +87,131 @@ def stack_deploy(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return redirect("stack_detail", pk=stack.pk)
     messages.success(request, "Deployment started.")
     return redirect("deployment_detail", pk=deployment.pk)
+
+
+def _operable_stack(request: HtmxHttpRequest, pk: int) -> Stack:
+    stack = access.get_visible_or_404(
+        Stack.objects.select_related("team", "server"), request.user, pk=pk
+    )
+    access.require_role(request.user, stack.team, Role.OPERATOR)
+    return stack
+
+
+def _started(request: HtmxHttpRequest, stack: Stack, start) -> HttpResponse:
+    """Run an action that starts a deployment; its error goes back to the stack page."""
+    try:
+        deployment = start()
+    except ActionError as error:
+        messages.error(request, str(error))
+        return redirect("stack_detail", pk=stack.pk)
+    messages.success(request, f"{deployment.get_action_display()} started.")
+    return redirect("deployment_detail", pk=deployment.pk)
+
+
+@login_required
+@require_POST
+def stack_restart(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    stack = _operable_stack(request, pk)
+    service = request.POST.get("service", "")
+    return _started(
+        request,
+        stack,
+        lambda: do_restart_stack(stack, service=service, user=request.user, request=request),
+    )
+
+
+@login_required
+def stack_upgrade(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Choose a version line, see the diff of the files it writes, then apply it."""
+    stack = _operable_stack(request, pk)
+    form = UpgradeForm(request.POST or request.GET or None, initial_line=stack.version_line)
+    diff = None
+    if form.is_bound and form.is_valid():
+        line = form.cleaned_data["version_line"]
+        if request.method == "POST":
+            try:
+                deployment = do_upgrade_stack(
+                    stack, version_line=line, user=request.user, request=request
+                )
+            except ActionError as error:
+                messages.error(request, str(error))
+                return redirect("stack_detail", pk=stack.pk)
+            except ValidationError as error:
+                add_action_errors(form, error)
+            else:
+                messages.success(request, "Upgrade started.")
+                return redirect("deployment_detail", pk=deployment.pk)
+        else:
+            stack.version_line = line  # not saved: only to render what it would write
+            diff = files_diff(stack.rendered_files or {}, _shown(stack))
+    context = {"stack": stack, "form": form, "diff": diff}
+    return render(request, "deployments/stack_upgrade.html", context)
+
+
+def _shown(stack: Stack) -> dict[str, str]:
+    return render_stack(stack, stack_secrets(stack)).shown()
+
+
+@login_required
+@require_POST
+def stack_rollback(request: HtmxHttpRequest, pk: int, deployment_pk: int) -> HttpResponse:
+    stack = _operable_stack(request, pk)
+    target = Deployment.objects.filter(stack=stack, pk=deployment_pk).first()
+    if target is None:
+        messages.error(request, "That deployment is not one of this stack's.")
+        return redirect("stack_detail", pk=stack.pk)
+    return _started(
+        request,
+        stack,
+        lambda: do_rollback_stack(stack, to=target, user=request.user, request=request),
+    )
+
+
+@login_required
+def stack_teardown(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Confirm, then remove the stack's containers; its data only when asked for by name."""
+    stack = _operable_stack(request, pk)
+    form = TeardownForm(form_data(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            deployment = do_teardown_stack(
+                stack,
+                delete_data=form.cleaned_data["delete_data"],
+                confirm_name=form.cleaned_data["confirm_name"],
+                user=request.user,
+                request=request,
+            )
+        except ActionError as error:
+            messages.error(request, str(error))
+            return redirect("stack_detail", pk=stack.pk)
+        except ValidationError as error:
+            add_action_errors(form, error)
+        else:
+            messages.success(request, "Tear-down started.")
+            return redirect("deployment_detail", pk=deployment.pk)
+    return render(request, "deployments/stack_teardown.html", {"stack": stack, "form": form})
+
+
+@login_required
+@require_POST
+def stack_refresh_services(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Read the containers' state from the server now (a few seconds over SSH)."""
+    stack = access.get_visible_or_404(
+        Stack.objects.select_related("team", "server"), request.user, pk=pk
+    )
+    error = ""
+    try:
+        refresh_services(stack)
+    except SSHError as exc:
+        error = f"Could not read the containers from {stack.server.name}: {exc}"
+    context = {
+        "stack": stack,
+        "services": stack.services.all(),
+        "services_error": error,
+        "can_operate": access.has_role(request.user, stack.team, Role.OPERATOR),
+    }
+    if wants_partial(request):
+        return render(request, "deployments/stack_detail.html#services", context)
+    if error:
+        messages.error(request, error)
+    return redirect("stack_detail", pk=stack.pk)

@@ -1,0 +1,75 @@
+"""Restart one service of a stack, or all of them, and wait until they are healthy again.
+
+Run params: `stack_id`, and `service` (a compose service name) or none for all.
+"""
+
+from ..choices import StackStatus
+from ..models import Deployment, Stack
+from ..servers.sessions import open_session
+from .registry import register
+from .stack_deploy import (
+    compose_argv,
+    compose_services,
+    server_facts,
+    shown_files,
+    wait_for_health,
+)
+from .steps import Pipeline, StepContext, StepFailed
+
+KIND = "stack.restart"
+
+
+def _deployment(ctx: StepContext) -> Deployment:
+    return Deployment.objects.select_related("stack__server").get(run=ctx.run)
+
+
+def _deployed_services(stack: Stack) -> list[str]:
+    if not stack.rendered_files:
+        raise StepFailed("This stack has not been deployed yet: deploy it first.")
+    return compose_services(stack.rendered_files)
+
+
+def restart_services(ctx: StepContext) -> str:
+    deployment = _deployment(ctx)
+    stack = deployment.stack
+    services = _deployed_services(stack)
+    service = ctx.params.get("service") or ""
+    if service and service not in services:
+        raise StepFailed(f"This stack has no service “{service}”: it has {', '.join(services)}.")
+    # A restart writes nothing: the deployment records the files as they are.
+    deployment.rendered_files = shown_files(stack.rendered_files)
+    deployment.version_line = stack.version_line
+    deployment.stack_settings = stack.settings_snapshot()
+    deployment.save(update_fields=["rendered_files", "version_line", "stack_settings"])
+    with open_session(stack.server) as client:
+        facts = server_facts(client)
+        client.run(
+            [*compose_argv(client, stack, facts), "restart", *([service] if service else [])],
+            sudo=True,
+            timeout=600,
+            on_output=ctx.log,
+        )
+    return f"Restarted {service or 'every service'}."
+
+
+def wait_until_healthy(ctx: StepContext) -> str:
+    stack = _deployment(ctx).stack
+    return wait_for_health(ctx, stack, _deployed_services(stack))
+
+
+def record_restart(ctx: StepContext) -> str:
+    Stack.objects.filter(pk=ctx.params["stack_id"]).update(status=StackStatus.RUNNING)
+    return "The stack runs."
+
+
+RESTART = register(
+    Pipeline(
+        kind=KIND,
+        label="restart stack",
+        steps=(
+            ("restart", restart_services),
+            ("wait until healthy", wait_until_healthy),
+            ("record", record_restart),
+        ),
+    )
+)

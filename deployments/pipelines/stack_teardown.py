@@ -1,0 +1,114 @@
+"""Tear a stack down: stop and remove its containers; with `delete_data`, also remove its
+data directories and the files the panel wrote. The operator's override file stays.
+
+Run params: `stack_id`, `delete_data` (bool; the action checked the typed stack name).
+"""
+
+import posixpath
+
+import yaml
+
+from ..choices import StackStatus
+from ..models import Deployment, Stack
+from ..servers.sessions import open_session
+from ..stacks.render import COMPOSE_FILE, CONFIG_FILE, ENV_FILE, project_name
+from ..stacks.services import stack_containers
+from .registry import register
+from .stack_deploy import compose_argv, server_facts, shown_files
+from .steps import Pipeline, StepContext
+
+KIND = "stack.teardown"
+
+
+def _deployment(ctx: StepContext) -> Deployment:
+    return Deployment.objects.select_related("stack__server").get(run=ctx.run)
+
+
+def data_paths(stack: Stack) -> list[str]:
+    """The stack's own data on the server: the top folders of its relative bind mounts and
+    the files the panel wrote, all inside the data directory (never the directory itself)."""
+    compose = stack.rendered_files.get(COMPOSE_FILE)
+    folders = set()
+    if compose:
+        for service in yaml.safe_load(compose)["services"].values():
+            for volume in service.get("volumes", []):
+                source = str(volume).split(":", 1)[0]
+                if source.startswith("./"):
+                    top = posixpath.normpath(source).split("/")[0]
+                    if top not in ("", ".", ".."):
+                        folders.add(top)
+    names = sorted(folders | {COMPOSE_FILE, ENV_FILE, CONFIG_FILE})
+    return [posixpath.join(stack.data_dir, name) for name in names]
+
+
+def stop_services(ctx: StepContext) -> str:
+    deployment = _deployment(ctx)
+    stack = deployment.stack
+    deployment.rendered_files = shown_files(stack.rendered_files or {})
+    deployment.version_line = stack.version_line
+    deployment.stack_settings = stack.settings_snapshot()
+    deployment.save(update_fields=["rendered_files", "version_line", "stack_settings"])
+    with open_session(stack.server) as client:
+        compose_file = posixpath.join(stack.data_dir, COMPOSE_FILE)
+        if client.run(["test", "-f", compose_file], check=False, timeout=30).exit_status == 0:
+            facts = server_facts(client)
+            client.run(
+                [*compose_argv(client, stack, facts), "down", "--remove-orphans"],
+                sudo=True,
+                timeout=600,
+                on_output=ctx.log,
+            )
+        # Containers compose no longer knows of (its file gone): by the project's label.
+        left = [c["Name"].lstrip("/") for c in stack_containers(client, stack)]
+        if left:
+            client.run(["docker", "rm", "--force", *left], sudo=True, timeout=300)
+            ctx.log(f"removed {', '.join(left)}")
+        client.run(
+            [
+                "docker",
+                "network",
+                "prune",
+                "--force",
+                "--filter",
+                f"label=com.docker.compose.project={project_name(stack)}",
+            ],
+            sudo=True,
+            check=False,
+            timeout=120,
+        )
+    stack.services.all().delete()
+    return "Every container of the stack is removed."
+
+
+def remove_data(ctx: StepContext) -> str:
+    stack = _deployment(ctx).stack
+    if not ctx.params.get("delete_data"):
+        return f"Data kept in {stack.data_dir}."
+    paths = data_paths(stack)
+    with open_session(stack.server) as client:
+        client.run(["rm", "-rf", "--one-file-system", "--", *paths], sudo=True, timeout=1800)
+    for path in paths:
+        ctx.log(f"removed {path}")
+    return f"Removed the stack's data and files from {stack.data_dir}."
+
+
+def record_teardown(ctx: StepContext) -> str:
+    fields = {"status": StackStatus.TORN_DOWN}
+    if ctx.params.get("delete_data"):
+        # Nothing is deployed any more: the next deploy starts from empty files.
+        fields["rendered_files"] = {}
+    Stack.objects.filter(pk=ctx.params["stack_id"]).update(**fields)
+    return "The stack is torn down."
+
+
+TEARDOWN = register(
+    Pipeline(
+        kind=KIND,
+        label="tear down stack",
+        steps=(
+            ("stop services", stop_services),
+            ("remove data", remove_data),
+            ("record", record_teardown),
+        ),
+    )
+)

@@ -1,0 +1,70 @@
+"""A stack's containers as the server's Docker engine reports them, kept as Service rows."""
+
+import json
+
+from django.utils import timezone
+
+from ..choices import Health, ServiceState
+from ..clients.ssh import SSHClient
+from ..models import Service, Stack
+from ..servers.sessions import open_session
+from .render import project_name
+
+
+def stack_containers(client: SSHClient, stack: Stack) -> list[dict]:
+    listing = client.run(
+        [
+            "docker",
+            "ps",
+            "--all",
+            "--filter",
+            f"label=com.docker.compose.project={project_name(stack)}",
+            "--format",
+            "{{.Names}}",
+        ],
+        sudo=True,
+        timeout=60,
+    ).stdout.split()
+    if not listing:
+        return []
+    inspected = client.run(["docker", "inspect", *listing], sudo=True, timeout=60).stdout
+    return json.loads(inspected)
+
+
+def record_services(stack: Stack, containers: list[dict]) -> dict[str, dict]:
+    """Update the stack's Service rows from `docker inspect`; return them by service."""
+    seen = {}
+    now = timezone.now()
+    for container in containers:
+        labels = container["Config"].get("Labels") or {}
+        name = labels.get("com.docker.compose.service")
+        if not name:
+            continue
+        state = container["State"]
+        health = (state.get("Health") or {}).get("Status", Health.UNKNOWN)
+        ports = sorted(
+            f"{binding['HostPort']}->{port}"
+            for port, bindings in (container["NetworkSettings"].get("Ports") or {}).items()
+            for binding in bindings or []
+        )
+        values = {
+            "container_name": container["Name"].lstrip("/"),
+            "image": container["Config"]["Image"],
+            "ports": ports,
+            "state": state.get("Status", ServiceState.UNKNOWN),
+            "health": health if health in Health.values else Health.UNKNOWN,
+            "restart_count": container.get("RestartCount", 0),
+            "last_seen_at": now,
+        }
+        Service.objects.update_or_create(stack=stack, name=name, defaults=values)
+        seen[name] = values
+    return seen
+
+
+def refresh_services(stack: Stack) -> dict[str, dict]:
+    """Read the stack's containers now and update its Service rows; services whose
+    container is gone are marked so."""
+    with open_session(stack.server) as client:
+        seen = record_services(stack, stack_containers(client, stack))
+    stack.services.exclude(name__in=seen).update(state=ServiceState.MISSING, health=Health.UNKNOWN)
+    return seen
