@@ -72,6 +72,25 @@ def log_after(server: Sshd, offset: int) -> str:
 # Connecting and host keys
 
 
+def test_a_terminal_command_reports_each_redraw_as_it_comes(ssh):
+    seen = []
+    started = time.monotonic()
+
+    def record(line):
+        seen.append((line, time.monotonic() - started))
+
+    result = ssh.run(
+        ["sh", "-c", "printf '10%%\\r'; sleep 0.5; printf '60%%\\r'; sleep 0.5; echo done"],
+        on_output=record,
+        terminal=True,
+    )
+
+    assert [line for line, _ in seen] == ["10%", "60%", "done"]
+    # Each redraw arrived before the command ended, not all at once at the end.
+    assert seen[0][1] < result.duration - 0.7
+    assert result.stderr == ""
+
+
 @slow
 def test_a_generated_key_logs_in_and_runs_a_command(ssh):
     result = ssh.run(["id", "-un"])

@@ -1,6 +1,7 @@
 """A whole stack deployed for real: the SSH target, images from the local registry, every
 service healthy (real PostgreSQL/pgvector, MariaDB and Xinference; stand-ins for the rest)."""
 
+import re
 import subprocess
 
 import pytest
@@ -69,6 +70,8 @@ def test_a_stack_deploys_and_every_service_becomes_healthy(stack, operator, sand
     pull = run.steps.get(name="pull images").output
     assert f"{MIRROR_PREFIX}/fastgpt:v4.8.8-fix2" in pull
     assert "fastgpt-sandbox:v4.8.8: layer" in pull and "layers done)" in pull
+    # Bytes as well as layers: the pull ran with a terminal, so docker reported them.
+    assert re.search(r"fastgpt-sandbox:v4.8.8: .*[\d.]+ [kMG]?B of [\d.]+ [kMG]?B downloaded", pull)
     services = {service.name: service for service in stack.services.all()}
     assert set(services) == {"pg", "mongo", "sandbox", "fastgpt", "mysql", "oneapi", "xinference"}
     assert all(service.health == Health.HEALTHY for service in services.values())

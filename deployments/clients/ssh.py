@@ -355,13 +355,21 @@ def command_error(result: CommandResult, user: str) -> SSHError:
 
 
 class _Stream:
-    """Decodes one output stream incrementally and hands complete lines to a callback."""
+    """Decodes one output stream incrementally and hands complete lines to a callback.
 
-    def __init__(self, on_line: Callable[[str], None] | None) -> None:
+    With `carriage_returns`, a lone "\r" also ends a line: a terminal program redraws its
+    progress in place, and each redraw should reach the callback as it comes.
+    """
+
+    def __init__(
+        self, on_line: Callable[[str], None] | None, carriage_returns: bool = False
+    ) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._parts: list[str] = []
         self._on_line = on_line
         self._partial = ""
+        self._carriage_returns = carriage_returns
+        self._after_return = False
 
     def feed(self, data: bytes, final: bool = False) -> None:
         text = self._decoder.decode(data, final)
@@ -370,7 +378,16 @@ class _Stream:
         if self._on_line is None:
             return
         self._partial += text
-        *lines, self._partial = self._partial.split("\n")
+        if self._carriage_returns:
+            # A "\r" ends its line at once; a "\n" right after it (a "\r\n" split between
+            # reads) is then not another, empty line.
+            if self._after_return and self._partial.startswith("\n"):
+                self._partial = self._partial[1:]
+            if self._partial:
+                self._after_return = self._partial.endswith("\r")
+            *lines, self._partial = re.split(r"\r\n|\n|\r", self._partial)
+        else:
+            *lines, self._partial = self._partial.split("\n")
         if final and self._partial:
             lines.append(self._partial)
             self._partial = ""
@@ -636,11 +653,14 @@ class SSHClient:
         check: bool = True,
         env: dict[str, str] | None = None,
         on_output: Callable[[str], None] | None = None,
+        terminal: bool = False,
     ) -> CommandResult:
         """Run `argv` on the server and wait for it; stop it after `timeout` seconds.
 
         `on_output` gets each line of stdout and stderr as it arrives. With `check`, a non-zero
-        exit raises SSHError (kind "command", "permission" or "sudo_password").
+        exit raises SSHError (kind "command", "permission" or "sudo_password"). With `terminal`
+        the command gets a pseudo-terminal (stderr then arrives in stdout): for programs that
+        only report progress to a terminal, such as `docker pull`.
         """
         argv = list(argv)
         timeout = self.command_timeout if timeout is None else timeout
@@ -654,8 +674,10 @@ class SSHClient:
         except (paramiko.SSHException, OSError, EOFError) as e:
             raise self._lost(argv, e) from None
         try:
+            if terminal:
+                channel.get_pty(term="xterm", width=200, height=50)
             exit_status, stdout, stderr = self._exchange(
-                channel, command, argv, data, deadline, timeout, on_output
+                channel, command, argv, data, deadline, timeout, on_output, terminal
             )
         finally:
             channel.close()
@@ -673,6 +695,7 @@ class SSHClient:
         deadline: float,
         timeout: float,
         on_output: Callable[[str], None] | None,
+        terminal: bool = False,
     ) -> tuple[int, str, str]:
         # Past the deadline the server's `timeout` stops the command; this is how long to wait
         # for that to show before giving up on the channel.
@@ -690,7 +713,7 @@ class SSHClient:
         finally:
             watchdog.cancel()
 
-        out, err = _Stream(on_output), _Stream(on_output)
+        out, err = _Stream(on_output, terminal), _Stream(on_output)
         offset = 0
         signalled = False
         if not data:

@@ -34,6 +34,7 @@ from ..stacks.render import (
 from ..stacks.secrets import ONEAPI_ACCESS_TOKEN, save_obtained_secret, stack_secrets
 from ..stacks.services import record_services, stack_containers
 from ..stacks.versions import get_line
+from .pull_progress import PullProgress
 from .registry import register
 from .steps import Pipeline, StepContext, StepFailed
 
@@ -161,26 +162,6 @@ def _images(files: dict[str, str]) -> list[str]:
     return sorted({service["image"] for service in document["services"].values()})
 
 
-class _PullProgress:
-    """Turns `docker pull` output into a line per layer event and a running count."""
-
-    def __init__(self, ctx: StepContext, image: str, number: int, total: int) -> None:
-        self.ctx, self.image, self.number, self.total = ctx, image, number, total
-        self.layers: dict[str, str] = {}
-
-    def __call__(self, line: str) -> None:
-        layer, sep, state = line.partition(": ")
-        if sep and len(layer) == 12 and all(c in "0123456789abcdef" for c in layer):
-            self.layers[layer] = state.strip()
-            done = sum(1 for s in self.layers.values() if s in ("Pull complete", "Already exists"))
-            self.ctx.log(
-                f"[{self.number}/{self.total}] {self.image}: layer {layer} {state.strip()} "
-                f"({done}/{len(self.layers)} layers done)"
-            )
-        elif line.strip():
-            self.ctx.log(f"[{self.number}/{self.total}] {line.strip()}")
-
-
 def pull_images(ctx: StepContext) -> str:
     deployment = _deployment(ctx)
     stack = deployment.stack
@@ -188,13 +169,15 @@ def pull_images(ctx: StepContext) -> str:
     with open_session(stack.server) as client:
         for number, image in enumerate(images, start=1):
             ctx.check_cancel()
-            progress = _PullProgress(ctx, image, number, len(images))
+            progress = PullProgress(ctx.log, f"[{number}/{len(images)}] {image}:")
             try:
+                # A terminal, so that docker reports bytes as well as layer states.
                 client.run(
                     ["docker", "pull", image],
                     sudo=True,
                     timeout=settings.IMAGE_PULL_TIMEOUT,
                     on_output=progress,
+                    terminal=True,
                 )
             except SSHError as error:
                 reason = str(error).strip().rstrip(".")
