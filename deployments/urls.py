@@ -1,6 +1,7 @@
 from django.urls import path
 
 from .views import audit, dashboard, history, logs, runs, servers, stacks, teams
+from .views import llm as model_views
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -56,4 +57,13 @@ urlpatterns = [
         name="team_member_remove",
     ),
     path("audit/", audit.audit_list, name="audit_list"),
+]
+
+urlpatterns += [
+    path("models/", model_views.model_list, name="model_list"),
+    path("models/presets/", model_views.model_preset, name="model_preset"),
+    path("models/<slug:kind>/new/", model_views.model_create, name="model_create"),
+    path("models/<slug:kind>/<int:pk>/", model_views.model_detail, name="model_detail"),
+    path("models/<slug:kind>/<int:pk>/edit/", model_views.model_edit, name="model_edit"),
+    path("models/<slug:kind>/<int:pk>/delete/", model_views.model_delete, name="model_delete"),
 ]

@@ -13,16 +13,16 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='embeddingmodelconfig',
             name='gpu_memory_mib',
-            field=models.PositiveIntegerField(default=0, help_text='An estimate of the memory the model needs on each GPU; 0 means unknown.', verbose_name='GPU memory (MiB)'),
+            field=models.PositiveIntegerField(default=0, help_text='An estimate of the GPU memory the model needs in all, shared evenly by its GPUs; 0 means unknown.', verbose_name='GPU memory (MiB)'),
         ),
         migrations.AddField(
             model_name='llmmodelconfig',
             name='gpu_memory_mib',
-            field=models.PositiveIntegerField(default=0, help_text='An estimate of the memory the model needs on each GPU; 0 means unknown.', verbose_name='GPU memory (MiB)'),
+            field=models.PositiveIntegerField(default=0, help_text='An estimate of the GPU memory the model needs in all, shared evenly by its GPUs; 0 means unknown.', verbose_name='GPU memory (MiB)'),
         ),
         migrations.AddField(
             model_name='rerankmodelconfig',
             name='gpu_memory_mib',
-            field=models.PositiveIntegerField(default=0, help_text='An estimate of the memory the model needs on each GPU; 0 means unknown.', verbose_name='GPU memory (MiB)'),
+            field=models.PositiveIntegerField(default=0, help_text='An estimate of the GPU memory the model needs in all, shared evenly by its GPUs; 0 means unknown.', verbose_name='GPU memory (MiB)'),
         ),
     ]

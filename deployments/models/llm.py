@@ -26,11 +26,14 @@ class ServedModelConfig(models.Model):
     replicas = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     hub = models.CharField(max_length=16, choices=ModelHub.choices, default=ModelHub.MODELSCOPE)
     local_path = models.CharField(max_length=300, blank=True)
-    # What the model needs on each GPU it uses, for checking that it fits before a launch.
+    # What the model needs of GPU memory, for checking that it fits before a launch.
     gpu_memory_mib = models.PositiveIntegerField(
         "GPU memory (MiB)",
         default=0,
-        help_text="An estimate of the memory the model needs on each GPU; 0 means unknown.",
+        help_text=(
+            "An estimate of the GPU memory the model needs in all, shared evenly by its GPUs; "
+            "0 means unknown."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
