@@ -17,6 +17,7 @@ from deployments.actions.llm import (
 from deployments.choices import ModelHub, ModelKind, Role
 from deployments.forms import MODEL_CONFIG_FORMS
 from deployments.llm import KINDS
+from deployments.llm.fit import check_fit
 from deployments.llm.presets import PRESETS
 from deployments.models import (
     AuditEvent,
@@ -98,12 +99,33 @@ def test_every_preset_is_a_valid_form_as_it_is(team, operator, key):
     assert form.is_valid(), form.errors
 
 
-def test_the_gpu_memory_estimates_match_what_the_descriptions_promise():
-    qwen, llama = PRESETS["qwen2-instruct-7b"], PRESETS["llama-3.1-instruct-8b"]
-    assert "24 GB" in qwen.description
-    assert qwen.values["gpu_memory_mib"] <= GPU_24GB_MIB
-    assert "40 GB" in llama.description
-    assert GPU_24GB_MIB < llama.values["gpu_memory_mib"] <= GPU_40GB_MIB
+def one_gpu(name: str, total_mib: int) -> dict:
+    """A server's facts with one idle GPU, as nvidia-smi reports it."""
+    gpu = {"index": 0, "name": name, "memory_total_mib": total_mib, "memory_used_mib": 0}
+    return {"gpus": [{**gpu, "memory_free_mib": total_mib - 400}]}
+
+
+@pytest.mark.parametrize(
+    ("key", "fits_24gb", "fits_40gb"),
+    [
+        ("qwen2-instruct-7b", True, True),
+        ("llama-3.1-instruct-8b", False, True),
+        ("m3e-base", True, True),
+        ("bge-reranker-v2-m3", True, True),
+    ],
+)
+def test_the_fit_check_agrees_with_what_the_presets_promise(key, fits_24gb, fits_40gb):
+    values = PRESETS[key].values
+
+    def fits(facts):
+        return check_fit(facts, values["gpu_memory_mib"], values["gpu_count"], values["device"])
+
+    assert fits(one_gpu("NVIDIA A10", GPU_24GB_MIB)).fits is fits_24gb
+    assert fits(one_gpu("NVIDIA A100-SXM4-40GB", GPU_40GB_MIB)).fits is fits_40gb
+    if key == "qwen2-instruct-7b":
+        assert "Fits a 24 GB GPU" in PRESETS[key].description
+    if key == "llama-3.1-instruct-8b":
+        assert "Needs a 40 GB GPU" in PRESETS[key].description
 
 
 def test_preset_configs_become_fastgpt_model_entries(team, operator):
@@ -238,9 +260,8 @@ def test_a_viewer_sees_the_models_but_gets_403_on_adding(client, team, operator,
     html = client.get(reverse("model_list")).content.decode()
     assert "m3e-base" in html and reverse("model_preset") not in html
     detail = client.get(reverse("model_detail", args=["embedding", config.pk]))
-    assert detail.status_code == 200 and reverse(
-        "model_edit", args=["embedding", config.pk]
-    ) not in (detail.content.decode())
+    edit_url = reverse("model_edit", args=["embedding", config.pk])
+    assert detail.status_code == 200 and edit_url not in detail.content.decode()
     assert client.get(reverse("model_create", args=["llm"])).status_code == 403
     assert client.get(reverse("model_preset")).status_code == 403
     data = post_data(preset_values("llm"))
