@@ -5,10 +5,12 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
 from deployments.actions.stacks import do_deploy_stack
-from deployments.choices import Health, RunStatus, StackStatus
+from deployments.choices import Health, RunStatus, StackStatus, StepStatus
 from deployments.pipelines import runner
+from deployments.pipelines.stack_deploy import OVERRIDE_FILE
 from testkit.registry import MIRROR_PREFIX
 from testkit.stacks import deployable_stack, project_containers, stack_target
 
@@ -83,3 +85,25 @@ def test_a_stack_deploys_and_every_service_becomes_healthy(stack, operator, sand
     assert {name: len(names) for name, names in project_containers(stack).items()} == {
         name: 1 for name in services
     }
+
+
+def test_a_broken_service_is_named_with_its_last_log_lines(stack, operator, data_dir, settings):
+    # One API cannot parse this DSN: it logs a fatal line and exits, again and again.
+    override = yaml.safe_load((data_dir / OVERRIDE_FILE).read_text())
+    override["services"]["oneapi"] = {"environment": {"SQL_DSN": "not-a-dsn"}}
+    (data_dir / OVERRIDE_FILE).write_text(yaml.safe_dump(override))
+    settings.STACK_HEALTH_TIMEOUT = 90
+
+    deployment = do_deploy_stack(stack, user=operator)
+    runner.run(deployment.run_id, WORKER)
+
+    run = deployment.run
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.steps.get(name="wait until healthy").status == StepStatus.FAILED
+    first_line = run.error.splitlines()[0]
+    assert first_line.endswith("Not healthy after 90 s: oneapi.")
+    assert "Last lines of oneapi" in run.error
+    assert "invalid DSN" in run.error
+    stack.refresh_from_db()
+    assert stack.status == StackStatus.DEGRADED
