@@ -15,7 +15,7 @@ from deployments.actions.stacks import (
 )
 from deployments.choices import DeploymentAction, Registry, RunStatus
 from deployments.models import AuditEvent, Deployment
-from deployments.pipelines.stack_deploy import deployment_files, shown_files
+from deployments.pipelines.stack_deploy import deployment_files
 from deployments.pipelines.stack_teardown import data_paths
 from deployments.stacks import versions
 from deployments.stacks.render import COMPOSE_FILE, ENV_FILE, render
@@ -33,7 +33,7 @@ def stack(team):
 @pytest.fixture
 def deployed(stack, operator):
     """A stack with one successful deployment whose files it runs."""
-    files = shown_files(render(stack, stack_secrets(stack)).files)
+    files = render(stack, stack_secrets(stack)).shown()
     deployment = make_deployment(
         stack,
         user=operator,

@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from .. import access, audit
 from ..choices import DeploymentAction, Role, RunStatus
 from ..models import Deployment, Server, Stack
+from ..stacks.render import RenderedStack
 from ..stacks.secrets import stack_secrets
 from ..stacks.versions import LINES
 from . import ActionError
@@ -166,14 +167,13 @@ def do_rollback_stack(stack: Stack, *, to: Deployment, user, request=None) -> De
 
 def do_restart_stack(stack: Stack, *, service: str = "", user, request=None) -> Deployment:
     """Restart one service of the stack (by its compose name), or all of them."""
-    from ..pipelines.stack_deploy import compose_services
     from ..pipelines.stack_restart import KIND
 
     access.require_role(user, stack.team, Role.OPERATOR)
     deployed = Stack.objects.values_list("rendered_files", flat=True).get(pk=stack.pk)
     if not deployed:
         raise ActionError("This stack has not been deployed yet: deploy it first.")
-    if service and service not in compose_services(deployed):
+    if service and service not in RenderedStack(deployed).compose_services():
         raise ActionError(f"This stack has no service “{service}”.")
     return _start(
         stack,

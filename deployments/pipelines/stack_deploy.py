@@ -25,8 +25,8 @@ from ..stacks.render import (
     COMPOSE_FILE,
     ENV_FILE,
     SECRET_FILES,
+    RenderedStack,
     env_values,
-    mask_env,
     project_name,
     render,
     render_env,
@@ -45,8 +45,22 @@ OVERRIDE_FILE = "docker-compose.override.yml"
 OTHER_REGISTRIES = "Docker Hub, GHCR, the Aliyun mirror or a registry of your own"
 
 
-def _deployment(ctx: StepContext) -> Deployment:
+def deployment_of(ctx: StepContext) -> Deployment:
+    """The deployment a stack pipeline's run belongs to, with its stack, server and run."""
     return Deployment.objects.select_related("stack__server", "run").get(run=ctx.run)
+
+
+def record_files(deployment: Deployment, shown: dict[str, str], diff: str = "") -> None:
+    """Keep on the deployment the (masked) files it wrote, their diff, and the stack settings
+    they come from; an action that writes nothing records the files as deployed."""
+    stack = deployment.stack
+    deployment.rendered_files = shown
+    deployment.files_diff = diff
+    deployment.version_line = stack.version_line
+    deployment.stack_settings = stack.settings_snapshot()
+    deployment.save(
+        update_fields=["rendered_files", "files_diff", "version_line", "stack_settings"]
+    )
 
 
 def deployment_files(deployment: Deployment) -> dict[str, str]:
@@ -63,10 +77,6 @@ def deployment_files(deployment: Deployment) -> dict[str, str]:
     return files
 
 
-def shown_files(files: dict[str, str]) -> dict[str, str]:
-    return {name: mask_env(text) if name in SECRET_FILES else text for name, text in files.items()}
-
-
 def files_diff(before: dict[str, str], after: dict[str, str]) -> str:
     """A unified diff of two sets of (shown) files, file by file."""
     lines = []
@@ -80,10 +90,6 @@ def files_diff(before: dict[str, str], after: dict[str, str]) -> str:
             )
         )
     return "".join(lines)
-
-
-def compose_services(files: dict[str, str]) -> list[str]:
-    return list(yaml.safe_load(files[COMPOSE_FILE])["services"])
 
 
 def compose_argv(client: SSHClient, stack: Stack, facts: dict) -> list[str]:
@@ -118,7 +124,7 @@ def server_facts(client: SSHClient) -> dict:
 
 
 def check_server(ctx: StepContext) -> str:
-    stack = _deployment(ctx).stack
+    stack = deployment_of(ctx).stack
     with open_session(stack.server) as client:
         facts = server_facts(client)
     compose = facts["compose"]
@@ -126,23 +132,17 @@ def check_server(ctx: StepContext) -> str:
 
 
 def render_files(ctx: StepContext) -> str:
-    deployment = _deployment(ctx)
+    deployment = deployment_of(ctx)
     stack = deployment.stack
-    shown = shown_files(deployment_files(deployment))
+    shown = RenderedStack(deployment_files(deployment)).shown()
     previous = stack.rendered_files or {}
-    deployment.rendered_files = shown
-    deployment.files_diff = files_diff(previous, shown)
-    deployment.version_line = stack.version_line
-    deployment.stack_settings = stack.settings_snapshot()
-    deployment.save(
-        update_fields=["rendered_files", "files_diff", "version_line", "stack_settings"]
-    )
+    record_files(deployment, shown, files_diff(previous, shown))
     changed = sum(1 for name in shown if shown[name] != previous.get(name))
     return f"{changed} of {len(shown)} files differ from the last deployment."
 
 
 def upload_files(ctx: StepContext) -> str:
-    deployment = _deployment(ctx)
+    deployment = deployment_of(ctx)
     stack = deployment.stack
     files = deployment_files(deployment)
     with open_session(stack.server) as client:
@@ -163,7 +163,7 @@ def _images(files: dict[str, str]) -> list[str]:
 
 
 def pull_images(ctx: StepContext) -> str:
-    deployment = _deployment(ctx)
+    deployment = deployment_of(ctx)
     stack = deployment.stack
     images = _images(deployment_files(deployment))
     with open_session(stack.server) as client:
@@ -189,7 +189,7 @@ def pull_images(ctx: StepContext) -> str:
 
 
 def start_services(ctx: StepContext) -> str:
-    stack = _deployment(ctx).stack
+    stack = deployment_of(ctx).stack
     with open_session(stack.server) as client:
         facts = server_facts(client)
         client.run(
@@ -202,8 +202,10 @@ def start_services(ctx: StepContext) -> str:
 
 
 def wait_until_healthy(ctx: StepContext) -> str:
-    deployment = _deployment(ctx)
-    return wait_for_health(ctx, deployment.stack, compose_services(deployment_files(deployment)))
+    deployment = deployment_of(ctx)
+    return wait_for_health(
+        ctx, deployment.stack, RenderedStack(deployment_files(deployment)).compose_services()
+    )
 
 
 def wait_for_health(ctx: StepContext, stack: Stack, expected_services: list[str]) -> str:
@@ -254,9 +256,9 @@ def _unhealthy_report(client: SSHClient, stack: Stack, names: list[str], service
 def set_up_oneapi(ctx: StepContext) -> str:
     """Replace One API's default root password (123456) with the stack's generated one and
     keep the management access token the next steps (channels, tokens) need."""
-    deployment = _deployment(ctx)
+    deployment = deployment_of(ctx)
     stack = deployment.stack
-    if "oneapi" not in compose_services(deployment_files(deployment)):
+    if "oneapi" not in RenderedStack(deployment_files(deployment)).compose_services():
         return "This stack has no One API."
     password = stack_secrets(stack)["ONEAPI_ROOT_PASSWORD"]
     try:
@@ -268,7 +270,7 @@ def set_up_oneapi(ctx: StepContext) -> str:
 
 
 def record_deployment(ctx: StepContext) -> str:
-    deployment = _deployment(ctx)
+    deployment = deployment_of(ctx)
     stack = deployment.stack
     stack.rendered_files = deployment.rendered_files
     stack.status = StackStatus.RUNNING

@@ -4,43 +4,31 @@ Run params: `stack_id`, and `service` (a compose service name) or none for all.
 """
 
 from ..choices import StackStatus
-from ..models import Deployment, Stack
+from ..models import Stack
 from ..servers.sessions import open_session
+from ..stacks.render import RenderedStack
 from .registry import register
-from .stack_deploy import (
-    compose_argv,
-    compose_services,
-    server_facts,
-    shown_files,
-    wait_for_health,
-)
+from .stack_deploy import compose_argv, deployment_of, record_files, server_facts, wait_for_health
 from .steps import Pipeline, StepContext, StepFailed
 
 KIND = "stack.restart"
 
 
-def _deployment(ctx: StepContext) -> Deployment:
-    return Deployment.objects.select_related("stack__server").get(run=ctx.run)
-
-
 def _deployed_services(stack: Stack) -> list[str]:
     if not stack.rendered_files:
         raise StepFailed("This stack has not been deployed yet: deploy it first.")
-    return compose_services(stack.rendered_files)
+    return RenderedStack(stack.rendered_files).compose_services()
 
 
 def restart_services(ctx: StepContext) -> str:
-    deployment = _deployment(ctx)
+    deployment = deployment_of(ctx)
     stack = deployment.stack
     services = _deployed_services(stack)
     service = ctx.params.get("service") or ""
     if service and service not in services:
         raise StepFailed(f"This stack has no service “{service}”: it has {', '.join(services)}.")
     # A restart writes nothing: the deployment records the files as they are.
-    deployment.rendered_files = shown_files(stack.rendered_files)
-    deployment.version_line = stack.version_line
-    deployment.stack_settings = stack.settings_snapshot()
-    deployment.save(update_fields=["rendered_files", "version_line", "stack_settings"])
+    record_files(deployment, stack.rendered_files)
     with open_session(stack.server) as client:
         facts = server_facts(client)
         client.run(
@@ -53,7 +41,7 @@ def restart_services(ctx: StepContext) -> str:
 
 
 def wait_until_healthy(ctx: StepContext) -> str:
-    stack = _deployment(ctx).stack
+    stack = deployment_of(ctx).stack
     return wait_for_health(ctx, stack, _deployed_services(stack))
 
 

@@ -9,19 +9,15 @@ import posixpath
 import yaml
 
 from ..choices import StackStatus
-from ..models import Deployment, Stack
+from ..models import Stack
 from ..servers.sessions import open_session
 from ..stacks.render import COMPOSE_FILE, CONFIG_FILE, ENV_FILE, project_name
 from ..stacks.services import stack_containers
 from .registry import register
-from .stack_deploy import compose_argv, server_facts, shown_files
+from .stack_deploy import compose_argv, deployment_of, record_files, server_facts
 from .steps import Pipeline, StepContext
 
 KIND = "stack.teardown"
-
-
-def _deployment(ctx: StepContext) -> Deployment:
-    return Deployment.objects.select_related("stack__server").get(run=ctx.run)
 
 
 def data_paths(stack: Stack) -> list[str]:
@@ -42,12 +38,9 @@ def data_paths(stack: Stack) -> list[str]:
 
 
 def stop_services(ctx: StepContext) -> str:
-    deployment = _deployment(ctx)
+    deployment = deployment_of(ctx)
     stack = deployment.stack
-    deployment.rendered_files = shown_files(stack.rendered_files or {})
-    deployment.version_line = stack.version_line
-    deployment.stack_settings = stack.settings_snapshot()
-    deployment.save(update_fields=["rendered_files", "version_line", "stack_settings"])
+    record_files(deployment, stack.rendered_files)
     with open_session(stack.server) as client:
         compose_file = posixpath.join(stack.data_dir, COMPOSE_FILE)
         if client.run(["test", "-f", compose_file], check=False, timeout=30).exit_status == 0:
@@ -81,7 +74,7 @@ def stop_services(ctx: StepContext) -> str:
 
 
 def remove_data(ctx: StepContext) -> str:
-    stack = _deployment(ctx).stack
+    stack = deployment_of(ctx).stack
     if not ctx.params.get("delete_data"):
         return f"Data kept in {stack.data_dir}."
     paths = data_paths(stack)

@@ -45,7 +45,7 @@ def stack_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         Stack.objects.select_related("team", "server"), request.user, pk=pk
     )
     # The files a deploy would write now, secrets masked: what the team reviews.
-    files = render_stack(stack, stack_secrets(stack)).shown()
+    files = _shown(stack)
     context = {
         "stack": stack,
         "active": stack.active_deployment(),
