@@ -50,6 +50,22 @@ SERVED_ON_ONE_GPU = {
     "local_path": "",
 }
 
+# FastGPT's switches, the same for both chat presets.
+CHAT_IN_FASTGPT = {
+    "max_temperature": 1.2,
+    "vision": False,
+    "dataset_process": True,
+    "used_in_classify": True,
+    "used_in_extract_fields": True,
+    "used_in_tool_call": True,
+    "used_in_query_extension": True,
+    # FastGPT then asks for tool calls in the prompt, which the chat presets follow; native
+    # tool calls through One API are where a model answers in raw JSON instead.
+    "tool_choice": False,
+    "function_call": False,
+    "default_system_chat_prompt": "",
+}
+
 PRESETS: dict[str, Preset] = {
     preset.key: preset
     for preset in (
@@ -63,6 +79,7 @@ PRESETS: dict[str, Preset] = {
             ),
             values={
                 **SERVED_ON_ONE_GPU,
+                **CHAT_IN_FASTGPT,
                 "model": "qwen2-instruct",
                 "display_name": "Qwen2 7B Instruct",
                 "xinference_model_name": "qwen2-instruct",
@@ -77,18 +94,6 @@ PRESETS: dict[str, Preset] = {
                 "max_context": 32000,
                 "max_response": 4000,
                 "quote_max_token": 24000,
-                "max_temperature": 1.2,
-                "vision": False,
-                "dataset_process": True,
-                "used_in_classify": True,
-                "used_in_extract_fields": True,
-                "used_in_tool_call": True,
-                "used_in_query_extension": True,
-                # FastGPT then asks for tool calls in the prompt, which Qwen2 follows; native
-                # tool calls through One API are where a model answers in raw JSON instead.
-                "tool_choice": False,
-                "function_call": False,
-                "default_system_chat_prompt": "",
             },
         ),
         Preset(
@@ -101,6 +106,7 @@ PRESETS: dict[str, Preset] = {
             ),
             values={
                 **SERVED_ON_ONE_GPU,
+                **CHAT_IN_FASTGPT,
                 "model": "llama-3.1-instruct",
                 "display_name": "Llama 3.1 8B Instruct",
                 "xinference_model_name": "llama-3.1-instruct",
@@ -116,16 +122,6 @@ PRESETS: dict[str, Preset] = {
                 "max_response": 4000,
                 # Long quotes make answers slow; half the context is plenty for a knowledge base.
                 "quote_max_token": 64000,
-                "max_temperature": 1.2,
-                "vision": False,
-                "dataset_process": True,
-                "used_in_classify": True,
-                "used_in_extract_fields": True,
-                "used_in_tool_call": True,
-                "used_in_query_extension": True,
-                "tool_choice": False,
-                "function_call": False,
-                "default_system_chat_prompt": "",
             },
         ),
         Preset(
