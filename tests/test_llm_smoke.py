@@ -7,12 +7,11 @@ vectors, a reranker that gets it right).
 """
 
 import json
-import time
 
 import httpx
 import pytest
 
-from deployments.clients.xinference import XinferenceClient, XinferenceError
+from deployments.clients.xinference import XinferenceClient
 from deployments.llm.smoke import (
     CHAT_EXPECTED,
     CHAT_QUESTION,
@@ -31,13 +30,16 @@ from testkit.workers import wait_until
 from testkit.xinference_env import XinferenceContainer, prepare
 from testkit.xinference_models import (
     MINILM_DIMENSIONS,
+    launch_until_ready,
     make_tiny_chat_model,
     minilm_embedding_spec,
     minilm_launch_body,
-    minilm_weights_dir,
+    minilm_rerank_launch_body,
+    minilm_rerank_spec,
     setup_token_from_log,
     tiny_chat_launch_body,
     tiny_chat_spec,
+    wait_until_answering,
 )
 
 START_TIMEOUT = 240
@@ -280,15 +282,7 @@ def client(tmp_path_factory, tiny_chat):
         XinferenceContainer(image, home, mounts=[tiny_chat[0]]) as server,
         XinferenceClient(server.base_url, timeout=60) as client,
     ):
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                client.status()
-                break
-            except XinferenceError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"Xinference did not start:\n{server.logs()[-4000:]}")
-                time.sleep(1)
+        wait_until_answering(client, server, START_TIMEOUT)
         setup_token = wait_until(
             lambda: setup_token_from_log(server.logs()), 60, "the setup token in the log", 1
         )
@@ -298,19 +292,7 @@ def client(tmp_path_factory, tiny_chat):
 
 
 def launch_ready(client: XinferenceClient, body: dict) -> str:
-    uid = client.launch(body)
-    deadline = time.monotonic() + LAUNCH_TIMEOUT
-    while True:
-        state = client.instance_status(uid)
-        assert state is not None, f"{uid} vanished while launching"
-        state.raise_for_error()
-        if state.ready:
-            break
-        assert time.monotonic() < deadline, f"{uid} still {state.status} after {LAUNCH_TIMEOUT}s"
-        time.sleep(0.5)
-    # The instance can report READY a moment before the model list names it.
-    wait_until(lambda: uid in client.models(), 30, f"{uid} in the model list", 0.5)
-    return uid
+    return launch_until_ready(client, body, LAUNCH_TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -328,30 +310,8 @@ def embedding_uid(client):
 
 @pytest.fixture(scope="module")
 def rerank_uid(client):
-    spec = {
-        "version": 2,
-        "model_name": "minilm-rerank",
-        "language": ["en"],
-        "type": "normal",
-        "max_tokens": 256,
-        "model_specs": [
-            {
-                "model_format": "pytorch",
-                "model_id": None,
-                "model_hub": "huggingface",
-                "model_uri": str(minilm_weights_dir()),
-                "quantization": "none",
-            }
-        ],
-    }
-    client.register("rerank", spec, persist=False)
-    body = {
-        "model_uid": "minilm-rerank",
-        "model_name": "minilm-rerank",
-        "model_type": "rerank",
-        "model_engine": "sentence_transformers",
-    }
-    return launch_ready(client, body)
+    client.register("rerank", minilm_rerank_spec(), persist=False)
+    return launch_ready(client, minilm_rerank_launch_body())
 
 
 def assert_recordable(result: SmokeResult) -> None:

@@ -2,7 +2,6 @@
 first-run setup), restart one service, upgrade to another version line, roll back, tear down
 keeping the data, then tear down deleting it."""
 
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ from deployments.pipelines.stack_deploy import OVERRIDE_FILE
 from deployments.stacks import versions
 from deployments.stacks.endpoints import oneapi_url
 from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, stack_secrets
+from testkit.docker_engine import docker
 from testkit.registry import MIRROR_PREFIX
 from testkit.stacks import deployable_stack, project_containers, stack_target
 
@@ -28,12 +28,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 WORKER = "test-worker:1"
 NEXT_TAG = "v0.6.7-next"
-
-
-def docker(*argv: str) -> str:
-    return subprocess.run(
-        ["docker", *argv], capture_output=True, text=True, check=True, timeout=300
-    ).stdout
 
 
 @pytest.fixture
@@ -55,16 +49,16 @@ def stack(ssh_target_image, team, data_dir, settings):
 def next_line(monkeypatch):
     """A newer version line whose One API image differs, pushed to the local registry."""
     current = f"{MIRROR_PREFIX}/one-api:v0.6.7"
-    docker("pull", current)
+    docker("pull", current, timeout=300)
     docker("tag", current, f"{MIRROR_PREFIX}/one-api:{NEXT_TAG}")
-    docker("push", f"{MIRROR_PREFIX}/one-api:{NEXT_TAG}")
+    docker("push", f"{MIRROR_PREFIX}/one-api:{NEXT_TAG}", timeout=300)
     line = versions.LINES[versions.DEFAULT_LINE]
     images = {**line.images, "oneapi": versions.Image("one-api", NEXT_TAG)}
     monkeypatch.setitem(
         versions.LINES, "next", versions.VersionLine(key="next", label="Next", images=images)
     )
     yield "next"
-    subprocess.run(["docker", "rmi", f"{MIRROR_PREFIX}/one-api:{NEXT_TAG}"], check=False)
+    docker("rmi", f"{MIRROR_PREFIX}/one-api:{NEXT_TAG}", check=False)
 
 
 def run(deployment):
@@ -80,7 +74,8 @@ def container_ids(stack) -> dict[str, str]:
     found = {}
     for service, names in project_containers(stack).items():
         assert len(names) == 1, f"{service} has {len(names)} containers"
-        found[service] = docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", names[0])
+        inspected = docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", names[0])
+        found[service] = inspected.stdout.decode()
     return found
 
 

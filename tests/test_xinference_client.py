@@ -6,7 +6,6 @@ A few fast tests cover the error sentences with a fake transport or a dead port.
 """
 
 import socket
-import time
 from dataclasses import dataclass
 
 import httpx
@@ -15,7 +14,6 @@ import pytest
 from deployments.clients.xinference import (
     LAUNCHING,
     AuthState,
-    InstanceStatus,
     XinferenceClient,
     XinferenceError,
 )
@@ -23,13 +21,17 @@ from testkit.workers import wait_until
 from testkit.xinference_env import XinferenceContainer, prepare
 from testkit.xinference_models import (
     MINILM_DIMENSIONS,
+    launch_until_ready,
     make_tiny_chat_model,
     minilm_embedding_spec,
     minilm_launch_body,
-    minilm_weights_dir,
+    minilm_rerank_launch_body,
+    minilm_rerank_spec,
     setup_token_from_log,
     tiny_chat_launch_body,
     tiny_chat_spec,
+    wait_for_launch_end,
+    wait_until_answering,
 )
 
 START_TIMEOUT = 240
@@ -55,15 +57,7 @@ def server(tmp_path_factory, tiny_chat):
     home = tmp_path_factory.mktemp("xinference-home")
     with XinferenceContainer(image, home, mounts=[tiny_chat[0]]) as container:
         with XinferenceClient(container.base_url) as client:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                try:
-                    client.status()
-                    break
-                except XinferenceError:
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"Xinference did not start:\n{container.logs()[-4000:]}")
-                    time.sleep(1)
+            wait_until_answering(client, container, START_TIMEOUT)
         yield container
 
 
@@ -103,30 +97,6 @@ def minilm(client):
     """MiniLM registered as a custom embedding model; its name."""
     client.register("embedding", minilm_embedding_spec(MINILM))
     return MINILM
-
-
-def wait_for_end(client: XinferenceClient, uid: str) -> tuple[InstanceStatus, list]:
-    """Poll until UID is READY or has failed: the last status and the progress values seen."""
-    seen = []
-    deadline = time.monotonic() + LAUNCH_TIMEOUT
-    while True:
-        seen.append(client.progress(uid))
-        state = client.instance_status(uid)
-        assert state is not None, f"{uid} vanished while launching"
-        if state.ready or state.failed:
-            return state, seen
-        assert state.status in LAUNCHING, state
-        assert time.monotonic() < deadline, f"{uid} still {state.status} after {LAUNCH_TIMEOUT}s"
-        time.sleep(0.5)
-
-
-def launch_ready(client: XinferenceClient, body: dict) -> str:
-    uid = client.launch(body)
-    state, _ = wait_for_end(client, uid)
-    state.raise_for_error()
-    # The instance can report READY a moment before the model list names it.
-    wait_until(lambda: uid in client.models(), 30, f"{uid} in the model list", 0.5)
-    return uid
 
 
 # Authentication -----------------------------------------------------------------------------
@@ -177,7 +147,7 @@ def test_minilm_launches_without_blocking_and_embeds(client, minilm):
     assert right_after.status in LAUNCHING | {"READY"}
     assert right_after.model_name == minilm
 
-    state, progress_seen = wait_for_end(client, uid)
+    state, progress_seen = wait_for_launch_end(client, uid, LAUNCH_TIMEOUT)
     state.raise_for_error()
     assert state.ready and state.error is None
     for value in progress_seen:
@@ -211,7 +181,9 @@ def test_tiny_chat_model_answers_and_terminate_removes_it(client, tiny_chat):
     client.register("LLM", spec)
     assert "tiny-chat" in {entry["model_name"] for entry in client.registrations("LLM")}
 
-    uid = launch_ready(client, tiny_chat_launch_body("tiny-chat", "tiny-chat"))
+    uid = launch_until_ready(
+        client, tiny_chat_launch_body("tiny-chat", "tiny-chat"), LAUNCH_TIMEOUT
+    )
     answer = client.chat(uid, [{"role": "user", "content": "Hello!"}], max_tokens=8)
     assert isinstance(answer, str)  # random weights: random text
 
@@ -224,32 +196,8 @@ def test_tiny_chat_model_answers_and_terminate_removes_it(client, tiny_chat):
 
 @pytest.mark.slow
 def test_minilm_as_a_rerank_model_ranks_documents(client):
-    spec = {
-        "version": 2,
-        "model_name": "minilm-rerank",
-        "language": ["en"],
-        "type": "normal",
-        "max_tokens": 256,
-        "model_specs": [
-            {
-                "model_format": "pytorch",
-                "model_id": None,
-                "model_hub": "huggingface",
-                "model_uri": str(minilm_weights_dir()),
-                "quantization": "none",
-            }
-        ],
-    }
-    client.register("rerank", spec, persist=False)
-    uid = launch_ready(
-        client,
-        {
-            "model_uid": "minilm-rerank",
-            "model_name": "minilm-rerank",
-            "model_type": "rerank",
-            "model_engine": "sentence_transformers",
-        },
-    )
+    client.register("rerank", minilm_rerank_spec(), persist=False)
+    uid = launch_until_ready(client, minilm_rerank_launch_body(), LAUNCH_TIMEOUT)
     documents = ["A kitten sleeps.", "Stock prices fell.", "Dogs bark at night."]
     ranked = client.rerank(uid, "Where is the cat?", documents)
     # Its classification head is untrained: the order is random, the shape is not.
@@ -269,7 +217,7 @@ def test_cancel_stops_a_launch_in_progress(client, minilm):
     client.cancel(uid)
 
     # Xinference marks a cancelled launch ERROR, with no message, and never lists it.
-    state, _ = wait_for_end(client, uid)
+    state, _ = wait_for_launch_end(client, uid, LAUNCH_TIMEOUT)
     assert state.failed
     assert state.error is None
     assert uid not in client.models()
@@ -289,7 +237,7 @@ def test_cancel_stops_a_launch_in_progress(client, minilm):
 @pytest.mark.slow
 def test_an_unknown_model_is_accepted_then_fails_naming_the_model(client):
     uid = client.launch({"model_name": "no-such-model", "model_type": "embedding"})
-    state, _ = wait_for_end(client, uid)
+    state, _ = wait_for_launch_end(client, uid, LAUNCH_TIMEOUT)
     assert state.failed
     assert "no-such-model" in state.error
     with pytest.raises(XinferenceError) as failed:
