@@ -159,6 +159,7 @@ def test_the_upgrade_page_shows_the_diff_before_anything_is_applied(
     client.force_login(operator)
     url = reverse("stack_upgrade", args=[deployed.stack.pk])
     page = client.get(url, {"version_line": "next"}).content.decode()
+    assert f"Now: <strong>{versions.DEFAULT_LINE}</strong>" in page
     assert '<span class="del">-    image: justsong/one-api:v0.6.7</span>' in page
     assert '<span class="add">+    image: x/one-api:v0.6.8</span>' in page
     assert Deployment.objects.count() == 1

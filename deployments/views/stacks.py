@@ -1,3 +1,5 @@
+import copy
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -142,8 +144,10 @@ def stack_upgrade(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "Upgrade started.")
                 return redirect("deployment_detail", pk=deployment.pk)
         else:
-            stack.version_line = line  # not saved: only to render what it would write
-            diff = files_diff(stack.rendered_files or {}, _shown(stack))
+            # A copy on the new line, never saved: only to render what it would write.
+            preview = copy.copy(stack)
+            preview.version_line = line
+            diff = files_diff(stack.rendered_files or {}, _shown(preview))
     context = {"stack": stack, "form": form, "diff": diff}
     return render(request, "deployments/stack_upgrade.html", context)
 
