@@ -209,3 +209,38 @@ def test_refreshing_services_of_an_unreachable_server_says_why(client, team, ope
     assert response.status_code == 200
     assert f"Could not read the containers from {server.name}" in page
     assert '<section id="services">' in page
+
+
+@pytest.fixture
+def broker_down():
+    """The Celery app pointed at a port nothing listens on, as when Redis is down."""
+    from kombu import pools
+
+    from controlpanel.celery import app
+
+    def connect(url):
+        # Connection and producer pools are cached per app and per URL: start them afresh.
+        app.pool.force_close_all()
+        pools.reset()
+        app._pool = None
+        app.amqp._producer_pool = None
+        app.conf.broker_url = url
+
+    working = app.conf.broker_url
+    connect("redis://127.0.0.1:9/0")
+    yield
+    connect(working)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_action_while_the_broker_is_down_keeps_its_run_queued_for_the_reaper(
+    client, team, operator, broker_down
+):
+    stack = make_stack(make_server(team))
+    client.force_login(operator)
+    response = client.post(reverse("stack_teardown", args=[stack.pk]), {})
+    deployment = Deployment.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("deployment_detail", args=[deployment.pk])
+    deployment.run.refresh_from_db()
+    assert deployment.run.status == RunStatus.QUEUED
