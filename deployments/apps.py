@@ -10,6 +10,7 @@ class DeploymentsConfig(AppConfig):
 
         # The product's pipelines register themselves on import, in web and worker alike.
         from .pipelines import (  # noqa: F401
+            model_launch,
             server_prepare,
             stack_deploy,
             stack_restart,

@@ -14,7 +14,7 @@ from deployments.actions.llm import (
     do_delete_model_config,
     do_update_model_config,
 )
-from deployments.choices import ModelHub, ModelKind, Role
+from deployments.choices import LaunchStatus, ModelHub, ModelKind, Role
 from deployments.forms import MODEL_CONFIG_FORMS
 from deployments.llm import KINDS
 from deployments.llm.fit import check_fit
@@ -307,10 +307,21 @@ def test_an_operator_cannot_pick_a_team_they_only_view(client, team, other_team,
 def test_delete_is_refused_while_a_launch_refers_to_the_config(team, operator):
     config = add_preset(team, operator, "qwen2-instruct-7b")
     launch(config, make_stack(make_server(team), name="prod"))
-    with pytest.raises(ActionError, match="“prod”.*remove those launches first"):
+    with pytest.raises(ActionError, match="launched on stack “prod”: terminate it there first"):
         do_delete_model_config(config, user=operator)
     assert LLMModelConfig.objects.filter(pk=config.pk).exists()
     assert not AuditEvent.objects.filter(action="model.delete").exists()
+
+
+def test_delete_takes_ended_launches_along_and_keeps_their_runs(team, operator):
+    config = add_preset(team, operator, "m3e-base")
+    stack = make_stack(make_server(team), name="prod")
+    ended = launch(config, stack)
+    ended.status = LaunchStatus.TERMINATED
+    ended.save()
+    do_delete_model_config(config, user=operator)
+    assert not EmbeddingModelConfig.objects.filter(pk=config.pk).exists()
+    assert not ModelLaunch.objects.filter(pk=ended.pk).exists()
 
 
 def test_delete_is_refused_while_a_knowledge_base_uses_the_config(team, operator):
@@ -335,7 +346,7 @@ def test_the_delete_page_shows_the_launches_and_the_post_keeps_the_config(client
     page = client.get(reverse("model_delete", args=["rerank", config.pk])).content.decode()
     assert "prod" in page and 'class="danger"' not in page
     response = client.post(reverse("model_delete", args=["rerank", config.pk]), follow=True)
-    assert "remove those launches first" in response.content.decode()
+    assert "terminate it there first" in response.content.decode()
     assert RerankModelConfig.objects.filter(pk=config.pk).exists()
 
 

@@ -132,8 +132,8 @@ def _in_use(config: Model, launches) -> ActionError:
     where = ", ".join(f"“{name}”" for name in stacks)
     noun = "stack" if len(stacks) == 1 else "stacks"
     return ActionError(
-        f"“{config.model}” cannot be deleted while launches of it on {noun} {where} refer to "
-        "it: remove those launches first."
+        f"“{config.model}” cannot be deleted while it is launched on {noun} {where}: "
+        "terminate it there first."
     )
 
 
@@ -155,9 +155,12 @@ def do_delete_model_config(config: Model, *, user, request=None) -> None:
     with transaction.atomic():
         # The row lock keeps a launch from being recorded between the check and the delete.
         current = type(config).objects.select_for_update().get(pk=config.pk)
-        launches = list(launches_of(current).select_related("stack"))
-        if launches:
-            raise _in_use(current, launches)
+        launches = list(launches_of(current).select_related("stack", "run"))
+        active = [launch for launch in launches if launch.is_active]
+        if active:
+            raise _in_use(current, active)
+        # Ended launches go with the config; their runs stay in the history.
+        ModelLaunch.objects.filter(pk__in=[launch.pk for launch in launches]).delete()
         audit.record(
             "model.delete",
             actor=user,

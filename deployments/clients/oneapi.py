@@ -250,6 +250,37 @@ class OneAPIClient:
     def delete_token(self, token_id: int) -> None:
         self._call("DELETE", f"/api/token/{token_id}", f"deleting token {token_id}")
 
+    # The relay -----------------------------------------------------------------------------------
+
+    def relay_routes(self, key: str, model: str, *, embedding: bool) -> tuple[bool, str]:
+        """Whether One API's relay sends MODEL somewhere yet, asked with relay token KEY.
+
+        With the memory cache on, a new or changed channel is routed only after One API's next
+        sync (SYNC_FREQUENCY): until then the relay answers 503 "no channel available". Any
+        other answer, an upstream error included, means the route exists. (False, why) or
+        (True, "").
+        """
+        self._secrets.add(key)
+        if embedding:
+            path, body = "/v1/embeddings", {"model": model, "input": ["ping"]}
+        else:
+            path = "/v1/chat/completions"
+            messages = [{"role": "user", "content": "hi"}]
+            body = {"model": model, "max_tokens": 1, "messages": messages}
+        try:
+            response = self._http.post(
+                path, json=body, headers={"Authorization": f"Bearer sk-{key}"}, timeout=300
+            )
+        except httpx.TransportError as error:
+            return False, f"no answer ({type(error).__name__})"
+        if response.status_code == 503:
+            try:
+                said = str(response.json()["error"]["message"])
+            except (ValueError, KeyError, TypeError):
+                said = response.text[:200]
+            return False, said
+        return True, ""
+
 
 def xinference_channel(
     name: str, base_url: str, models: list[str], key: str = "sk-xinference"

@@ -43,11 +43,17 @@ class XinferenceError(Exception):
     """
 
     def __init__(
-        self, message: str, *, status_code: int | None = None, permanent: bool = True
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        permanent: bool = True,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.permanent = permanent
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,12 @@ class AuthState:
     enabled: bool
     # Auth is on and no account exists yet: `setup_admin` must come first.
     needs_setup: bool
+
+
+@dataclass(frozen=True)
+class LaunchProgress:
+    progress: float  # 0 to 1
+    stage: str
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,20 @@ class XinferenceClient:
         self.token = answer["access_token"]
         return self.token
 
+    def api_keys(self) -> list[dict]:
+        """The API keys (auth on, 3.0 and later): [{"id", "name", "key_prefix", ...}]."""
+        return self._request("GET", "/v1/admin/keys", "list its API keys")
+
+    def create_api_key(self, name: str) -> str:
+        """A new API key that never expires; its plain text is shown only this once."""
+        answer = self._request(
+            "POST", "/v1/admin/keys", f"create the API key {name!r}", json={"name": name}
+        )
+        return answer["key"]
+
+    def delete_api_key(self, key_id: int) -> None:
+        self._request("DELETE", f"/v1/admin/keys/{key_id}", f"delete API key {key_id}")
+
     # Registrations -------------------------------------------------------------------------
 
     def registrations(self, model_type: str) -> list[dict]:
@@ -228,6 +254,12 @@ class XinferenceClient:
 
         Xinference answers 0.0 for a uid it does not know, and 1.0 once the model is loaded.
         """
+        report = self.launch_progress(uid)
+        return None if report is None else report.progress
+
+    def launch_progress(self, uid: str) -> "LaunchProgress | None":
+        """Progress with Xinference's stage text ("downloading", "loading", ...); None where
+        the server has no progress endpoint (< 1.5)."""
         try:
             answer = self._request(
                 "GET", f"/v1/models/{uid}/progress", f"report the launch progress of {uid!r}"
@@ -236,7 +268,7 @@ class XinferenceClient:
             if error.status_code == 404:
                 return None
             raise
-        return float(answer["progress"])
+        return LaunchProgress(float(answer["progress"]), str(answer.get("stage") or ""))
 
     def cancel(self, uid: str) -> None:
         """Cancel a launch in progress; the instance then reports ERROR with no message."""
@@ -319,6 +351,7 @@ class XinferenceClient:
                 f"Xinference at {self._where()} did not answer in time when asked to {what} "
                 f"({endpoint}).",
                 permanent=False,
+                timed_out=True,
             ) from None
         except httpx.HTTPError as error:
             reason = _redact(str(error) or type(error).__name__, secrets)

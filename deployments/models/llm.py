@@ -2,7 +2,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from ..choices import Device, LaunchStatus, ModelHub
+from ..choices import RUN_RETRYABLE, Device, LaunchStatus, ModelHub
 from ..validators import validate_name
 from .pipelines import PipelineRun
 from .servers import Stack
@@ -133,3 +133,21 @@ class ModelLaunch(models.Model):
     @property
     def config(self):
         return self.llm or self.embedding or self.rerank
+
+    @property
+    def current_status(self) -> str:
+        """The status to show: a launch whose run stopped (failed, cancelled, its worker
+        died) before the model was ready is failed, whatever the row last said."""
+        stopping = (LaunchStatus.PENDING, LaunchStatus.LAUNCHING)
+        if self.status in stopping and self.run_id and self.run.status in RUN_RETRYABLE:
+            return LaunchStatus.FAILED
+        return self.status
+
+    @property
+    def is_active(self) -> bool:
+        """Queued, launching or ready: the model holds its uid on the stack."""
+        return self.current_status in (
+            LaunchStatus.PENDING,
+            LaunchStatus.LAUNCHING,
+            LaunchStatus.READY,
+        )

@@ -17,6 +17,7 @@ from django.conf import settings
 from ..choices import Health, StackStatus
 from ..clients.oneapi import OneAPIError, first_run_setup
 from ..clients.ssh import SSHClient, SSHError
+from ..llm.wiring import launched_configs
 from ..models import Deployment, Stack
 from ..servers.facts import compose_command, gather_facts
 from ..servers.sessions import open_session
@@ -70,7 +71,7 @@ def deployment_files(deployment: Deployment) -> dict[str, str]:
     secret_values = stack_secrets(stack)
     source_id = deployment.run.params.get("files_from")
     if source_id is None:
-        return render(stack, secret_values).files
+        return render(stack, secret_values, **launched_configs(stack)).files
     source = Deployment.objects.get(pk=source_id, stack=stack)
     files = {name: text for name, text in source.rendered_files.items() if name not in SECRET_FILES}
     files[ENV_FILE] = render_env(env_values(secret_values))

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from ..choices import Device
 from ..models import EmbeddingModelConfig, LLMModelConfig, RerankModelConfig, Stack
-from .secrets import SECRET_NAMES
+from .secrets import ONEAPI_FASTGPT_KEY, SECRET_NAMES, XINFERENCE_API_KEY
 from .versions import get_line
 
 COMPOSE_FILE = "docker-compose.yml"
@@ -55,10 +55,14 @@ class RenderedStack:
 
     def shown(self) -> dict[str, str]:
         """The files as the panel may show and diff them: secret values masked."""
-        return {
-            name: mask_env(text) if name in SECRET_FILES else text
-            for name, text in self.files.items()
-        }
+        shown = {}
+        for name, text in self.files.items():
+            if name in SECRET_FILES:
+                text = mask_env(text)
+            elif name == CONFIG_FILE:
+                text = mask_config(text)
+            shown[name] = text
+        return shown
 
 
 def project_name(stack: Stack) -> str:
@@ -144,7 +148,7 @@ def compose_document(stack: Stack) -> dict:
             "environment": {
                 "DEFAULT_ROOT_PSW": "${FASTGPT_ROOT_PASSWORD}",
                 "OPENAI_BASE_URL": "http://oneapi:3000/v1",
-                "CHAT_API_KEY": "sk-${ONEAPI_ROOT_TOKEN}",
+                "CHAT_API_KEY": "sk-${FASTGPT_CHAT_KEY}",
                 "DB_MAX_LINK": "30",
                 "TOKEN_KEY": "${FASTGPT_TOKEN_KEY}",
                 "ROOT_KEY": "${FASTGPT_ROOT_KEY}",
@@ -244,8 +248,14 @@ def compose_document(stack: Stack) -> dict:
 
 
 def env_values(secret_values: dict[str, str]) -> dict[str, str]:
-    """The generated secrets the services read; credentials obtained later stay out."""
-    return {name: secret_values[name] for name in SECRET_NAMES if name in secret_values}
+    """The generated secrets the services read, and FastGPT's One API key: the relay token
+    made for it once models are wired in, until then One API's initial root token. Other
+    credentials obtained later stay out."""
+    values = {name: secret_values[name] for name in SECRET_NAMES if name in secret_values}
+    chat_key = secret_values.get(ONEAPI_FASTGPT_KEY) or secret_values.get("ONEAPI_ROOT_TOKEN")
+    if chat_key:
+        values["FASTGPT_CHAT_KEY"] = chat_key
+    return values
 
 
 def render_env(secret_values: dict[str, str]) -> str:
@@ -259,6 +269,15 @@ def mask_env(text: str) -> str:
         name, sep, _ = line.partition("=")
         lines.append(f"{name}=********" if sep else line)
     return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
+
+def mask_config(text: str) -> str:
+    """config.json with rerank entries' requestAuth (Xinference's API key) masked."""
+    document = json.loads(text)
+    for entry in document.get("reRankModels") or []:
+        if entry.get("requestAuth"):
+            entry["requestAuth"] = "********"
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def _llm_entry(config: LLMModelConfig) -> dict:
@@ -298,14 +317,15 @@ def _vector_entry(config: EmbeddingModelConfig) -> dict:
     }
 
 
-def _rerank_entry(config: RerankModelConfig) -> dict:
-    # One API v0.6 has no rerank route: FastGPT calls Xinference directly.
+def _rerank_entry(config: RerankModelConfig, auth: str) -> dict:
+    # One API v0.6 has no rerank route: FastGPT calls Xinference directly, with Xinference's
+    # API key when its auth is on.
     return {
         "model": config.model,
         "name": config.display_name or config.model,
         "charsPointsPrice": 0,
         "requestUrl": f"{XINFERENCE_URL}/v1/rerank",
-        "requestAuth": "",
+        "requestAuth": auth,
     }
 
 
@@ -313,6 +333,7 @@ def config_document(
     llms: list[LLMModelConfig],
     embeddings: list[EmbeddingModelConfig],
     reranks: list[RerankModelConfig],
+    rerank_auth: str = "",
 ) -> dict:
     return {
         "feConfigs": {"lafEnv": ""},
@@ -324,7 +345,7 @@ def config_document(
         },
         "llmModels": [_llm_entry(c) for c in llms],
         "vectorModels": [_vector_entry(c) for c in embeddings],
-        "reRankModels": [_rerank_entry(c) for c in reranks],
+        "reRankModels": [_rerank_entry(c, rerank_auth) for c in reranks],
         "audioSpeechModels": [],
         "whisperModel": {"model": "whisper-1", "name": "Whisper1", "charsPointsPrice": 0},
     }
@@ -339,9 +360,13 @@ def render(
     reranks: list[RerankModelConfig] = (),
 ) -> RenderedStack:
     compose = yaml.safe_dump(compose_document(stack), sort_keys=False, width=100)
-    config = json.dumps(
-        config_document(list(llms), list(embeddings), list(reranks)), indent=2, ensure_ascii=False
+    document = config_document(
+        list(llms),
+        list(embeddings),
+        list(reranks),
+        rerank_auth=secret_values.get(XINFERENCE_API_KEY, ""),
     )
+    config = json.dumps(document, indent=2, ensure_ascii=False)
     return RenderedStack(
         files={
             COMPOSE_FILE: compose,

@@ -25,10 +25,14 @@ SECRET_NAMES = (
 # Credentials the panel receives from the services after they start (not generated, not
 # written to .env): One API's management access token, kept for channel and token setup.
 ONEAPI_ACCESS_TOKEN = "ONEAPI_ACCESS_TOKEN"  # noqa: S105 (a name, not a value)
+# The relay token made in One API for FastGPT once models are wired in (see llm/wiring.py).
+ONEAPI_FASTGPT_KEY = "ONEAPI_FASTGPT_KEY"
+# The API key One API and FastGPT send to a Xinference with auth on (stacks/xinference_access).
+XINFERENCE_API_KEY = "XINFERENCE_API_KEY"
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
-def _new_secret(length: int = 32) -> str:
+def new_secret(length: int = 32) -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(length))
 
 
@@ -37,7 +41,7 @@ LENGTHS = {"ONEAPI_ROOT_PASSWORD": 20}
 
 
 def generate() -> dict[str, str]:
-    return {name: _new_secret(LENGTHS.get(name, 32)) for name in SECRET_NAMES}
+    return {name: new_secret(LENGTHS.get(name, 32)) for name in SECRET_NAMES}
 
 
 def stack_secrets(stack: Stack) -> dict[str, str]:

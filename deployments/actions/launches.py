@@ -1,0 +1,145 @@
+"""Model launches: start one on a stack's Xinference, cancel it while it loads, terminate it.
+
+The work is done by the pipelines in pipelines/model_launch.py; these check who may, and
+whether the stack and the model are in a state that allows it.
+"""
+
+from django.db import transaction
+
+from .. import access, audit
+from ..choices import LaunchStatus, Role, RunStatus, StackStatus
+from ..llm import kind_of
+from ..models import Deployment, ModelLaunch, PipelineRun, Stack
+from . import ActionError
+from .pipelines import do_cancel_run, do_start_run
+
+UNDER_WAY = (RunStatus.QUEUED, RunStatus.RUNNING)
+# Stacks whose Xinference is up, or at least was deployed.
+LAUNCHABLE = (StackStatus.RUNNING, StackStatus.DEGRADED)
+
+
+def do_launch_model(config, *, stack: Stack, user, request=None) -> ModelLaunch:
+    """Queue the launch of `config` on `stack`. Operators may."""
+    from ..pipelines.model_launch import LAUNCH_KIND
+
+    access.require_role(user, config.team_id, Role.OPERATOR)
+    if stack.team_id != config.team_id:
+        raise ActionError("A model can only be launched on a stack of its own team.")
+    kind = kind_of(config)
+    with transaction.atomic():
+        stack = Stack.objects.select_for_update().get(pk=stack.pk)
+        if stack.status not in LAUNCHABLE:
+            raise ActionError(
+                f"Stack “{stack.name}” is {stack.get_status_display().lower()}: deploy it before "
+                "launching models on it."
+            )
+        if Deployment.objects.filter(stack=stack, run__status__in=UNDER_WAY).exists():
+            raise ActionError(
+                f"An action on stack “{stack.name}” is under way: launch once it has finished."
+            )
+        holding = [
+            launch
+            for launch in ModelLaunch.objects.filter(stack=stack, model_uid=config.model)
+            .select_related("run")
+            .order_by("-id")
+            if launch.is_active
+        ]
+        if holding:
+            raise ActionError(
+                f"“{config.model}” is already {holding[0].current_status} on stack "
+                f"“{stack.name}”: terminate it first to launch it again."
+            )
+        launch = ModelLaunch.objects.create(
+            team=stack.team, stack=stack, model_uid=config.model, **{kind.slug: config}
+        )
+        run = do_start_run(
+            team=stack.team,
+            kind=LAUNCH_KIND,
+            params={"launch_id": launch.pk, "stack_id": stack.pk},
+            user=user,
+            request=request,
+        )
+        launch.run = run
+        launch.save(update_fields=["run"])
+        audit.record(
+            "model.launch",
+            actor=user,
+            request=request,
+            target=launch,
+            details={"model": config.model, "kind": kind.slug, "stack": stack.name},
+        )
+    return launch
+
+
+def do_cancel_launch(launch: ModelLaunch, *, user, request=None) -> ModelLaunch:
+    """Stop a launch under way; the pipeline cancels it in Xinference too."""
+    access.require_role(user, launch.team_id, Role.OPERATOR)
+    if launch.current_status not in (LaunchStatus.PENDING, LaunchStatus.LAUNCHING):
+        raise ActionError(
+            f"Only a launch under way can be cancelled; “{launch.model_uid}” is "
+            f"{launch.current_status}."
+        )
+    with transaction.atomic():
+        run = do_cancel_run(launch.run, user=user, request=request)
+        if run.status == RunStatus.CANCELLED:
+            # Cancelled before a worker took it: nothing reached Xinference.
+            ModelLaunch.objects.filter(pk=launch.pk).update(
+                status=LaunchStatus.TERMINATED, stage="cancelled"
+            )
+        audit.record(
+            "model.cancel",
+            actor=user,
+            request=request,
+            target=launch,
+            details={"model": launch.model_uid, "stack": launch.stack.name},
+        )
+    launch.refresh_from_db()
+    return launch
+
+
+def terminate_run(launch: ModelLaunch) -> PipelineRun | None:
+    """The termination of this launch that is under way, if any."""
+    from ..pipelines.model_launch import TERMINATE_KIND
+
+    return (
+        PipelineRun.objects.filter(
+            kind=TERMINATE_KIND, params__launch_id=launch.pk, status__in=UNDER_WAY
+        )
+        .order_by("-id")
+        .first()
+    )
+
+
+def do_terminate_model(launch: ModelLaunch, *, user, request=None) -> PipelineRun:
+    """Queue stopping the model in Xinference and removing it from One API and FastGPT."""
+    from ..pipelines.model_launch import TERMINATE_KIND
+
+    access.require_role(user, launch.team_id, Role.OPERATOR)
+    with transaction.atomic():
+        launch = (
+            ModelLaunch.objects.select_for_update().select_related("run", "stack").get(pk=launch.pk)
+        )
+        status = launch.current_status
+        if status in (LaunchStatus.PENDING, LaunchStatus.LAUNCHING):
+            raise ActionError(
+                f"“{launch.model_uid}” is still launching: cancel the launch instead."
+            )
+        if status == LaunchStatus.TERMINATED:
+            raise ActionError(f"“{launch.model_uid}” is already terminated.")
+        if terminate_run(launch) is not None:
+            raise ActionError(f"“{launch.model_uid}” is already being terminated.")
+        run = do_start_run(
+            team=launch.team,
+            kind=TERMINATE_KIND,
+            params={"launch_id": launch.pk, "stack_id": launch.stack_id},
+            user=user,
+            request=request,
+        )
+        audit.record(
+            "model.terminate",
+            actor=user,
+            request=request,
+            target=launch,
+            details={"model": launch.model_uid, "stack": launch.stack.name, "was": str(status)},
+        )
+    return run

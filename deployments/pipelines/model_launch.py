@@ -1,0 +1,325 @@
+"""Launch a model config on a stack's Xinference, check it, and wire it into One API and
+FastGPT; and the way back: terminate it and unwire it.
+
+Launch: check that it fits the server's free GPU memory, register the weights when they are at
+a local path, launch without blocking, follow Xinference's progress until the model is ready
+(a cancel stops the launch in Xinference too), run the smoke test, then update One API's channel
+and FastGPT's config.json from every ready model of the stack.
+
+Each step can run again: a launch already under way or ready in Xinference is followed rather
+than started twice, and the wiring is computed from the ready launches each time.
+"""
+
+import time
+
+from django.conf import settings
+
+from ..choices import Device, LaunchStatus, ModelHub, ModelKind
+from ..clients.xinference import (
+    INFERENCE_TIMEOUT,
+    LAUNCHING,
+    XinferenceClient,
+    XinferenceError,
+)
+from ..llm import kind_of
+from ..llm import smoke as smoke_checks
+from ..llm.fit import check_fit
+from ..llm.launch import (
+    WEIGHTS_FILE_NAMES,
+    WeightsError,
+    WeightsFiles,
+    launch_body,
+    model_type,
+    registration_spec,
+    served_name,
+)
+from ..llm.wiring import models_lock, update_fastgpt, update_oneapi, verify_fastgpt
+from ..models import ModelLaunch
+from ..servers.facts import gather_facts
+from ..servers.sessions import open_session
+from ..stacks.xinference_access import relay_key, xinference_client
+from .registry import register
+from .steps import Pipeline, RunCancelled, StepContext, StepFailed
+
+LAUNCH_KIND = "model.launch"
+TERMINATE_KIND = "model.terminate"
+# Logins to Xinference last 30 minutes: a long wait signs in again before that.
+RELOGIN_SECONDS = 20 * 60
+# A progress line in the output at most this often, besides every change of stage.
+PROGRESS_LOG_SECONDS = 10
+
+
+def launch_of(ctx: StepContext) -> ModelLaunch:
+    return ModelLaunch.objects.select_related(
+        "stack__server", "llm", "embedding", "rerank", "team"
+    ).get(pk=ctx.params["launch_id"])
+
+
+def _set(launch: ModelLaunch, **fields) -> None:
+    for name, value in fields.items():
+        setattr(launch, name, value)
+    ModelLaunch.objects.filter(pk=launch.pk).update(**fields)
+
+
+def _xinference(launch: ModelLaunch, **kwargs) -> XinferenceClient:
+    try:
+        return xinference_client(launch.stack, **kwargs)
+    except XinferenceError as error:
+        raise StepFailed(str(error)) from error
+
+
+# Launch --------------------------------------------------------------------------------------
+
+
+def check_gpu_fit(ctx: StepContext) -> str:
+    launch = launch_of(ctx)
+    config = launch.config
+    _set(launch, status=LaunchStatus.LAUNCHING, stage="checking the server's GPUs", progress=0.0)
+    if config.device == Device.CPU:
+        return "The model runs on the CPU: no GPU memory needed."
+    with open_session(launch.stack.server) as ssh:
+        facts = gather_facts(ssh, sudo=True)
+    fit = check_fit(facts, config.gpu_memory_mib, config.gpu_count, config.device)
+    if not fit.fits:
+        raise StepFailed(fit.message)
+    if fit.warning:
+        ctx.log(f"Warning: {fit.message}")
+    return fit.message
+
+
+def _read_weights_files(ssh, folder: str) -> WeightsFiles:
+    if ssh.run(["test", "-d", folder], sudo=True, check=False, timeout=30).exit_status != 0:
+        raise StepFailed(f"There is no folder {folder} on the server: check the local path.")
+    texts = {}
+    for field, name in WEIGHTS_FILE_NAMES.items():
+        result = ssh.run(["cat", f"{folder}/{name}"], sudo=True, check=False, timeout=60)
+        texts[field] = result.stdout if result.exit_status == 0 else None
+    return WeightsFiles(**texts)
+
+
+def register_weights(ctx: StepContext) -> str:
+    launch = launch_of(ctx)
+    config = launch.config
+    if not config.local_path:
+        hub = ModelHub(config.hub).label
+        return f"{config.xinference_model_name} is Xinference's own; it downloads from {hub}."
+    _set(launch, stage="registering the local weights")
+    with open_session(launch.stack.server) as ssh:
+        files = _read_weights_files(ssh, config.local_path)
+    try:
+        spec = registration_spec(config, files)
+    except WeightsError as error:
+        raise StepFailed(str(error)) from error
+    kind = model_type(config)
+    name = served_name(config)
+    with _xinference(launch) as client:
+        try:
+            known = client.registrations(kind)
+            custom = [entry["model_name"] for entry in known if not entry.get("is_builtin")]
+            if name in custom:
+                # Registered by an earlier launch: the folder may have changed since.
+                client.unregister(kind, name)
+            client.register(kind, spec)
+        except XinferenceError as error:
+            raise StepFailed(str(error)) from error
+    return f"Registered {config.local_path} as the custom {kind} model {name!r}."
+
+
+def start_launch(ctx: StepContext) -> str:
+    launch = launch_of(ctx)
+    config = launch.config
+    uid = launch.model_uid
+    _set(launch, stage="asking Xinference to launch")
+    with _xinference(launch) as client:
+        try:
+            state = client.instance_status(uid)
+            if state is not None and (state.ready or state.status in LAUNCHING):
+                return f"{uid} is already {state.status.lower()} in Xinference: following it."
+            if state is not None:
+                # A failed or cancelled earlier launch still holds the uid.
+                ctx.log(f"Removing the earlier {state.status.lower()} instance of {uid}.")
+                client.terminate(uid)
+            client.launch(launch_body(config))
+        except XinferenceError as error:
+            if not error.timed_out:
+                raise StepFailed(str(error)) from error
+            # Before 1.5 the launch call answers only once the model is ready.
+            ctx.log("Xinference has not answered yet; following the launch by its status.")
+    return f"Xinference is launching {served_name(config)!r} as {uid!r}."
+
+
+def _stage_text(status: str, stage: str, progress: float | None) -> str:
+    text = (stage or status).replace("_", " ").lower()
+    return f"{text} ({progress:.0%})" if progress is not None else text
+
+
+def wait_until_ready(ctx: StepContext) -> str:
+    launch = launch_of(ctx)
+    uid = launch.model_uid
+    timeout = settings.MODEL_LAUNCH_TIMEOUT
+    started = time.monotonic()
+    client = _xinference(launch)
+    signed_in = time.monotonic()
+    logged_at = 0.0
+    last_stage = None
+    try:
+        while True:
+            try:
+                ctx.check_cancel()
+            except RunCancelled:
+                _cancel(ctx, client, launch)
+                raise
+            if time.monotonic() - signed_in > RELOGIN_SECONDS:
+                client.close()
+                client = _xinference(launch)
+                signed_in = time.monotonic()
+            try:
+                state = client.instance_status(uid)
+                report = client.launch_progress(uid) if state and not state.ready else None
+            except XinferenceError as error:
+                if error.permanent:
+                    raise StepFailed(str(error)) from error
+                state, report = None, None
+                ctx.log(f"Xinference did not answer ({error}); asking again.")
+            if state is not None and state.ready:
+                _set(launch, progress=1.0, stage="loaded")
+                return f"{uid} is ready after {time.monotonic() - started:.0f} s."
+            if state is not None and state.failed:
+                try:
+                    state.raise_for_error()
+                except XinferenceError as error:
+                    raise StepFailed(str(error)) from error
+            status = state.status if state else "CREATING"
+            progress = report.progress if report else None
+            stage = _stage_text(status, report.stage if report else "", progress)
+            _set(launch, stage=stage[:200], progress=progress or 0.0)
+            now = time.monotonic()
+            if stage != last_stage or now - logged_at >= PROGRESS_LOG_SECONDS:
+                ctx.log(f"{uid}: {stage}")
+                last_stage, logged_at = stage, now
+            if now - started > timeout:
+                raise StepFailed(
+                    f"{uid} is still {status.lower()} after {timeout} s ({stage}); Xinference "
+                    f"reports no error. The launch goes on in Xinference: retry to wait longer, "
+                    "or terminate the model."
+                )
+            time.sleep(settings.MODEL_LAUNCH_POLL_SECONDS)
+    finally:
+        client.close()
+
+
+def _cancel(ctx: StepContext, client: XinferenceClient, launch: ModelLaunch) -> None:
+    """Stop the launch in Xinference as well, then free the uid."""
+    uid = launch.model_uid
+    try:
+        state = client.instance_status(uid)
+        if state is not None and state.status in LAUNCHING:
+            ctx.log(f"Cancelling the launch of {uid} in Xinference.")
+            client.cancel(uid)
+        if client.instance_status(uid) is not None:
+            client.terminate(uid)
+    except XinferenceError as error:
+        ctx.log(f"Xinference could not cancel the launch of {uid}: {error}")
+    _set(launch, status=LaunchStatus.TERMINATED, stage="cancelled")
+
+
+def smoke_test(ctx: StepContext) -> str:
+    launch = launch_of(ctx)
+    config = launch.config
+    kind = kind_of(config).kind
+    _set(launch, stage="smoke test")
+    with _xinference(launch, timeout=INFERENCE_TIMEOUT) as client:
+        if kind == ModelKind.LLM:
+            # The prompt and the answer must fit the model's context together.
+            budget = max(16, min(smoke_checks.CHAT_MAX_TOKENS, config.max_context // 4))
+            result = smoke_checks.check_chat(client, launch.model_uid, max_tokens=budget)
+        elif kind == ModelKind.EMBEDDING:
+            result = smoke_checks.check_embedding(client, launch.model_uid, config.dimensions)
+        else:
+            result = smoke_checks.check_rerank(client, launch.model_uid)
+    _set(launch, smoke_test=result.as_dict())
+    if not result.passed:
+        ctx.log(f"Smoke test FLAGGED the model: {result.message}")
+        return f"Flagged: {result.message}"
+    return f"Passed: {result.message}"
+
+
+def mark_ready(ctx: StepContext) -> str:
+    launch = launch_of(ctx)
+    _set(launch, status=LaunchStatus.READY, progress=1.0, stage="ready")
+    return f"{launch.model_uid} is ready on {launch.stack.name}."
+
+
+# Wiring, shared by launch and terminate ------------------------------------------------------
+
+
+def wire_oneapi(ctx: StepContext) -> str:
+    launch = launch_of(ctx)
+    stack = launch.stack
+    with _xinference(launch) as client:
+        try:
+            key = relay_key(stack, client)
+        except XinferenceError as error:
+            raise StepFailed(str(error)) from error
+    with models_lock(stack):
+        return update_oneapi(stack, ctx.log, key)
+
+
+def wire_fastgpt(ctx: StepContext) -> str:
+    stack = launch_of(ctx).stack
+    with models_lock(stack):
+        return update_fastgpt(stack, ctx.log)
+
+
+def check_fastgpt(ctx: StepContext) -> str:
+    return verify_fastgpt(launch_of(ctx).stack, ctx.log)
+
+
+# Terminate -----------------------------------------------------------------------------------
+
+
+def stop_model(ctx: StepContext) -> str:
+    launch = launch_of(ctx)
+    uid = launch.model_uid
+    with _xinference(launch) as client:
+        try:
+            if client.instance_status(uid) is None:
+                said = f"{uid} was not running in Xinference."
+            else:
+                client.terminate(uid)
+                said = f"{uid} stopped in Xinference."
+        except XinferenceError as error:
+            raise StepFailed(str(error)) from error
+    _set(launch, status=LaunchStatus.TERMINATED, stage="terminated", progress=0.0)
+    return said
+
+
+WIRING = (
+    ("update One API", wire_oneapi),
+    ("update FastGPT", wire_fastgpt),
+    ("check FastGPT", check_fastgpt),
+)
+
+LAUNCH = register(
+    Pipeline(
+        kind=LAUNCH_KIND,
+        label="launch model",
+        steps=(
+            ("check GPU memory", check_gpu_fit),
+            ("register weights", register_weights),
+            ("launch", start_launch),
+            ("wait until ready", wait_until_ready),
+            ("smoke test", smoke_test),
+            ("mark ready", mark_ready),
+            *WIRING,
+        ),
+    )
+)
+
+TERMINATE = register(
+    Pipeline(
+        kind=TERMINATE_KIND,
+        label="terminate model",
+        steps=(("stop model", stop_model), *WIRING),
+    )
+)
