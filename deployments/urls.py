@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import audit, dashboard, history, logs, runs, servers, stacks, teams
+from .views import audit, dashboard, history, launches, logs, runs, servers, stacks, teams
 from .views import llm as model_views
 
 urlpatterns = [
@@ -61,9 +61,26 @@ urlpatterns = [
 
 urlpatterns += [
     path("models/", model_views.model_list, name="model_list"),
+    # Before the configs' patterns, which "launches" would match as a kind.
+    path("models/launches/<int:pk>/", launches.model_launch_detail, name="model_launch_detail"),
+    path(
+        "models/launches/<int:pk>/cancel/",
+        launches.model_launch_cancel,
+        name="model_launch_cancel",
+    ),
+    path(
+        "models/launches/<int:pk>/terminate/",
+        launches.model_launch_terminate,
+        name="model_launch_terminate",
+    ),
     path("models/presets/", model_views.model_preset, name="model_preset"),
     path("models/<slug:kind>/new/", model_views.model_create, name="model_create"),
     path("models/<slug:kind>/<int:pk>/", model_views.model_detail, name="model_detail"),
     path("models/<slug:kind>/<int:pk>/edit/", model_views.model_edit, name="model_edit"),
     path("models/<slug:kind>/<int:pk>/delete/", model_views.model_delete, name="model_delete"),
+    path(
+        "models/<slug:kind>/<int:pk>/launch/",
+        launches.model_launch_create,
+        name="model_launch_create",
+    ),
 ]

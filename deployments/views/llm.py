@@ -19,10 +19,11 @@ from ..actions.llm import (
     do_update_model_config,
 )
 from ..choices import Role
-from ..forms import MODEL_CONFIG_FORMS, PresetForm
+from ..forms import MODEL_CONFIG_FORMS, LaunchForm, PresetForm
 from ..llm import KINDS, Kind, launches_of
 from ..llm.presets import PRESETS, get_preset
 from .common import HtmxHttpRequest, add_action_errors, form_data
+from .launches import launch_rows
 
 RECENT_LAUNCHES = 10
 
@@ -131,12 +132,14 @@ def model_detail(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
         (legend, [(field.label, _shown(config, field.name)) for field in fields])
         for legend, fields in form.fieldsets()
     ]
+    can_operate = access.has_role(request.user, config.team_id, Role.OPERATOR)
     context = {
         "config": config,
         "kind": kind,
         "fieldsets": fieldsets,
-        "launches": launches_of(config).select_related("stack")[:RECENT_LAUNCHES],
-        "can_operate": access.has_role(request.user, config.team_id, Role.OPERATOR),
+        "launches": launch_rows(launches_of(config), RECENT_LAUNCHES),
+        "launch_form": LaunchForm(team=config.team) if can_operate else None,
+        "can_operate": can_operate,
     }
     return render(request, "deployments/model_detail.html", context)
 

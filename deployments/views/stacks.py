@@ -27,8 +27,10 @@ from ..stacks.render import render as render_stack
 from ..stacks.secrets import stack_secrets
 from ..stacks.services import refresh_services
 from .common import HtmxHttpRequest, add_action_errors, form_data, wants_partial
+from .launches import launch_rows
 
 RECENT_DEPLOYMENTS = 10
+RECENT_LAUNCHES = 20
 
 
 @login_required
@@ -53,6 +55,7 @@ def stack_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "active": stack.active_deployment(),
         "services": stack.services.all(),
         "deployments": stack.deployments.select_related("user", "run")[:RECENT_DEPLOYMENTS],
+        "launches": launch_rows(stack.model_launches.all(), RECENT_LAUNCHES),
         "files": sorted(files.items()),
         "can_operate": access.has_role(request.user, stack.team, Role.OPERATOR),
     }
