@@ -20,7 +20,7 @@ LAUNCHABLE = (StackStatus.RUNNING, StackStatus.DEGRADED)
 
 def do_launch_model(config, *, stack: Stack, user, request=None) -> ModelLaunch:
     """Queue the launch of `config` on `stack`. Operators may."""
-    from ..pipelines.model_launch import LAUNCH_KIND
+    from ..pipelines.model_launch import LAUNCH_KIND, TERMINATE_KIND
 
     access.require_role(user, config.team_id, Role.OPERATOR)
     if stack.team_id != config.team_id:
@@ -37,17 +37,26 @@ def do_launch_model(config, *, stack: Stack, user, request=None) -> ModelLaunch:
             raise ActionError(
                 f"An action on stack “{stack.name}” is under way: launch once it has finished."
             )
-        holding = [
-            launch
-            for launch in ModelLaunch.objects.filter(stack=stack, model_uid=config.model)
+        same_uid = list(
+            ModelLaunch.objects.filter(stack=stack, model_uid=config.model)
             .select_related("run")
             .order_by("-id")
-            if launch.is_active
-        ]
+        )
+        holding = [launch for launch in same_uid if launch.is_active]
         if holding:
             raise ActionError(
                 f"“{config.model}” is already {holding[0].current_status} on stack "
                 f"“{stack.name}”: terminate it first to launch it again."
+            )
+        # A termination stops the uid in Xinference, whichever launch holds it by then.
+        if PipelineRun.objects.filter(
+            kind=TERMINATE_KIND,
+            status__in=UNDER_WAY,
+            params__launch_id__in=[launch.pk for launch in same_uid],
+        ).exists():
+            raise ActionError(
+                f"“{config.model}” is being terminated on stack “{stack.name}”: launch it "
+                "again once that has finished."
             )
         launch = ModelLaunch.objects.create(
             team=stack.team, stack=stack, model_uid=config.model, **{kind.slug: config}
@@ -128,6 +137,20 @@ def do_terminate_model(launch: ModelLaunch, *, user, request=None) -> PipelineRu
             raise ActionError(f"“{launch.model_uid}” is already terminated.")
         if terminate_run(launch) is not None:
             raise ActionError(f"“{launch.model_uid}” is already being terminated.")
+        newer = [
+            other
+            for other in ModelLaunch.objects.filter(stack=launch.stack, model_uid=launch.model_uid)
+            .exclude(pk=launch.pk)
+            .select_related("run")
+            if other.is_active
+        ]
+        if newer:
+            # Xinference knows the model by its uid alone: stopping this launch would stop
+            # the one that now holds it.
+            raise ActionError(
+                f"“{launch.model_uid}” was launched again on stack “{launch.stack.name}”: "
+                "terminate that launch instead."
+            )
         run = do_start_run(
             team=launch.team,
             kind=TERMINATE_KIND,

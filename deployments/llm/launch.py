@@ -82,6 +82,17 @@ def _token_text(token) -> str | None:
     return token if isinstance(token, str) and token else None
 
 
+def _template_text(value) -> str | None:
+    """tokenizer_config.json's chat_template: a string, or a list of named templates (models
+    with a tool-use template besides the default one), of which the default is the chat's."""
+    if isinstance(value, list):
+        named = {
+            entry.get("name"): entry.get("template") for entry in value if isinstance(entry, dict)
+        }
+        value = named.get("default")
+    return value if isinstance(value, str) and value.strip() else None
+
+
 def registration_spec(config: Model, files: WeightsFiles) -> dict:
     """The custom model to register for a config whose weights are at its local path."""
     kind = kind_of(config).kind
@@ -107,8 +118,8 @@ def registration_spec(config: Model, files: WeightsFiles) -> dict:
         }
     model_config = _json(files.config, "config.json", folder)
     tokenizer = _json(files.tokenizer_config, "tokenizer_config.json", folder)
-    template = tokenizer.get("chat_template") or files.chat_template
-    if not isinstance(template, str) or not template.strip():
+    template = _template_text(tokenizer.get("chat_template")) or _template_text(files.chat_template)
+    if template is None:
         raise WeightsError(
             f"{folder} has no chat template (tokenizer_config.json's chat_template, or "
             "chat_template.jinja): Xinference cannot chat with the model without one."

@@ -39,6 +39,8 @@ NO_AUTH_KEY = "sk-xinference"
 FASTGPT_TOKEN_NAME = "fastgpt"  # noqa: S105 (a name, not a value)
 FASTGPT_SERVICE = "fastgpt"
 LOCK_SECONDS = 900
+# One API's Channel.Status: enabled, as opposed to disabled by hand (2) or automatically (3).
+CHANNEL_ENABLED = 1
 
 Log = Callable[[str], None]
 
@@ -111,7 +113,8 @@ def update_oneapi(stack: Stack, log: Log, relay_key: str | None) -> str:
             body = xinference_channel(CHANNEL_NAME, XINFERENCE_URL, models, key)
             if rows:
                 channel_id = rows[0]["id"]
-                client.update_channel({**body, "id": channel_id})
+                # Enabled again if it was disabled in One API: a disabled channel routes nothing.
+                client.update_channel({**body, "id": channel_id, "status": CHANNEL_ENABLED})
                 for extra in rows[1:]:
                     client.delete_channel(extra["id"])
                 log(f"Channel {CHANNEL_NAME!r} (id {channel_id}) now serves {', '.join(models)}.")
@@ -121,7 +124,7 @@ def update_oneapi(stack: Stack, log: Log, relay_key: str | None) -> str:
             if chat:
                 _test_channel(client, channel_id, chat[0], log)
             key = _fastgpt_token(stack, client, log)
-            _wait_for_routes(client, key, chat[:1], embedding[:1], log)
+            _wait_for_routes(client, key, chat, embedding, log)
     except OneAPIError as error:
         raise StepFailed(str(error)) from error
     return f"One API serves {', '.join(models)} through channel {CHANNEL_NAME!r}."
@@ -153,7 +156,8 @@ def _fastgpt_token(stack: Stack, client: OneAPIClient, log: Log) -> str:
 def _wait_for_routes(
     client: OneAPIClient, key: str, chat: list[str], embedding: list[str], log: Log
 ) -> None:
-    """One API routes a changed channel only after its next cache sync: wait for it."""
+    """One API routes a changed channel only after its next cache sync: wait for it. Every
+    model is asked for, since the models routed before the change answer at once."""
     deadline = time.monotonic() + settings.ONEAPI_ROUTE_TIMEOUT
     probes = [(model, False) for model in chat] + [(model, True) for model in embedding]
     for model, is_embedding in probes:
