@@ -33,17 +33,16 @@ def stack_target(image: str, data_dir: Path) -> Iterator[SSHTarget]:
         yield target
 
 
-def write_override(data_dir: Path) -> None:
+def write_override(
+    data_dir: Path, *, xinference_auth: bool = False, mounts: tuple[Path, ...] = ()
+) -> None:
     """The operator's override file (deploys keep it): the test image mounts its Python
-    environment instead of carrying it, and runs with auth off as on the 0.16 line."""
-    override = {
-        "services": {
-            "xinference": {
-                "volumes": [venv_volume()],
-                "environment": {"XINFERENCE_AUTH_ADVANCED": "false"},
-            }
-        }
-    }
+    environment instead of carrying it (and MOUNTS, read-only at the same paths), and runs
+    with auth off as on the 0.16 line unless XINFERENCE_AUTH (4.x's default: on)."""
+    xinference: dict = {"volumes": [venv_volume(), *(f"{path}:{path}:ro" for path in mounts)]}
+    if not xinference_auth:
+        xinference["environment"] = {"XINFERENCE_AUTH_ADVANCED": "false"}
+    override = {"services": {"xinference": xinference}}
     (data_dir / OVERRIDE_FILE).write_text(yaml.safe_dump(override))
 
 

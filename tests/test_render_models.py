@@ -141,3 +141,20 @@ def test_a_config_without_secrets_is_shown_exactly_as_written(stack, models):
     result = render(stack, stack_secrets(stack), **models)
     assert result.shown()[CONFIG_FILE] == result.files[CONFIG_FILE]
     assert result.shown()[COMPOSE_FILE] == result.files[COMPOSE_FILE]
+
+
+def test_a_rollback_writes_config_json_with_the_current_key_not_the_mask(stack, models):
+    from deployments.choices import DeploymentAction
+    from deployments.pipelines.stack_deploy import deployment_files
+    from testkit.factories import make_deployment
+
+    save_obtained_secret(stack, XINFERENCE_API_KEY, XINFERENCE_KEY)
+    earlier = make_deployment(
+        stack, rendered_files=render(stack, stack_secrets(stack), **models).shown()
+    )
+    assert XINFERENCE_KEY not in earlier.rendered_files[CONFIG_FILE]
+    rollback = make_deployment(stack, action=DeploymentAction.ROLLBACK)
+    rollback.run.params = {"files_from": earlier.pk}
+    rollback.run.save()
+    written = json.loads(deployment_files(rollback)[CONFIG_FILE])
+    assert [entry["requestAuth"] for entry in written["reRankModels"]] == [XINFERENCE_KEY]

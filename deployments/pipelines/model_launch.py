@@ -37,7 +37,7 @@ from ..llm.wiring import models_lock, update_fastgpt, update_oneapi, verify_fast
 from ..models import ModelLaunch
 from ..servers.facts import gather_facts
 from ..servers.sessions import open_session
-from ..stacks.xinference_access import relay_key, xinference_client
+from ..stacks.xinference_access import relay_key, xinference_client, xinference_container
 from .registry import register
 from .steps import Pipeline, RunCancelled, StepContext, StepFailed
 
@@ -87,12 +87,23 @@ def check_gpu_fit(ctx: StepContext) -> str:
     return fit.message
 
 
-def _read_weights_files(ssh, folder: str) -> WeightsFiles:
-    if ssh.run(["test", "-d", folder], sudo=True, check=False, timeout=30).exit_status != 0:
-        raise StepFailed(f"There is no folder {folder} on the server: check the local path.")
+def _read_weights_files(ssh, stack, folder: str) -> WeightsFiles:
+    """The weights' files as the Xinference container sees them: the path is its own."""
+    container = xinference_container(ssh, stack)
+    if container is None:
+        raise StepFailed("The stack has no xinference container: deploy the stack again.")
+
+    def inside(*argv: str):
+        return ssh.run(["docker", "exec", container, *argv], sudo=True, check=False, timeout=60)
+
+    if inside("test", "-d", folder).exit_status != 0:
+        raise StepFailed(
+            f"There is no folder {folder} inside the xinference container: check the local "
+            "path, and that the folder is mounted into the container (an override file)."
+        )
     texts = {}
     for field, name in WEIGHTS_FILE_NAMES.items():
-        result = ssh.run(["cat", f"{folder}/{name}"], sudo=True, check=False, timeout=60)
+        result = inside("cat", f"{folder}/{name}")
         texts[field] = result.stdout if result.exit_status == 0 else None
     return WeightsFiles(**texts)
 
@@ -105,7 +116,7 @@ def register_weights(ctx: StepContext) -> str:
         return f"{config.xinference_model_name} is Xinference's own; it downloads from {hub}."
     _set(launch, stage="registering the local weights")
     with open_session(launch.stack.server) as ssh:
-        files = _read_weights_files(ssh, config.local_path)
+        files = _read_weights_files(ssh, launch.stack, config.local_path)
     try:
         spec = registration_spec(config, files)
     except WeightsError as error:
@@ -135,8 +146,8 @@ def start_launch(ctx: StepContext) -> str:
             state = client.instance_status(uid)
             if state is not None and (state.ready or state.status in LAUNCHING):
                 return f"{uid} is already {state.status.lower()} in Xinference: following it."
-            if state is not None:
-                # A failed or cancelled earlier launch still holds the uid.
+            if state is not None and uid in client.models():
+                # An earlier launch that ended otherwise still holds the uid.
                 ctx.log(f"Removing the earlier {state.status.lower()} instance of {uid}.")
                 client.terminate(uid)
             client.launch(launch_body(config))
@@ -209,14 +220,15 @@ def wait_until_ready(ctx: StepContext) -> str:
 
 
 def _cancel(ctx: StepContext, client: XinferenceClient, launch: ModelLaunch) -> None:
-    """Stop the launch in Xinference as well, then free the uid."""
+    """Stop the launch in Xinference as well. The cancelled instance stays listed as ERROR,
+    holding nothing: a later launch of the uid replaces it."""
     uid = launch.model_uid
     try:
         state = client.instance_status(uid)
         if state is not None and state.status in LAUNCHING:
             ctx.log(f"Cancelling the launch of {uid} in Xinference.")
             client.cancel(uid)
-        if client.instance_status(uid) is not None:
+        elif state is not None and state.ready:
             client.terminate(uid)
     except XinferenceError as error:
         ctx.log(f"Xinference could not cancel the launch of {uid}: {error}")
@@ -283,7 +295,8 @@ def stop_model(ctx: StepContext) -> str:
     uid = launch.model_uid
     with _xinference(launch) as client:
         try:
-            if client.instance_status(uid) is None:
+            # A failed or cancelled launch is listed as ERROR but holds nothing to stop.
+            if uid not in client.models():
                 said = f"{uid} was not running in Xinference."
             else:
                 client.terminate(uid)

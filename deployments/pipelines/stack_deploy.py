@@ -24,6 +24,7 @@ from ..servers.sessions import open_session
 from ..stacks.endpoints import oneapi_url
 from ..stacks.render import (
     COMPOSE_FILE,
+    CONFIG_FILE,
     ENV_FILE,
     SECRET_FILES,
     RenderedStack,
@@ -31,8 +32,14 @@ from ..stacks.render import (
     project_name,
     render,
     render_env,
+    unmask_config,
 )
-from ..stacks.secrets import ONEAPI_ACCESS_TOKEN, save_obtained_secret, stack_secrets
+from ..stacks.secrets import (
+    ONEAPI_ACCESS_TOKEN,
+    XINFERENCE_API_KEY,
+    save_obtained_secret,
+    stack_secrets,
+)
 from ..stacks.services import record_services, stack_containers
 from ..stacks.versions import get_line
 from .pull_progress import PullProgress
@@ -75,6 +82,10 @@ def deployment_files(deployment: Deployment) -> dict[str, str]:
     source = Deployment.objects.get(pk=source_id, stack=stack)
     files = {name: text for name, text in source.rendered_files.items() if name not in SECRET_FILES}
     files[ENV_FILE] = render_env(env_values(secret_values))
+    if CONFIG_FILE in files:
+        files[CONFIG_FILE] = unmask_config(
+            files[CONFIG_FILE], secret_values.get(XINFERENCE_API_KEY, "")
+        )
     return files
 
 

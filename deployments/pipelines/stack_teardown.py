@@ -8,10 +8,11 @@ import posixpath
 
 import yaml
 
-from ..choices import StackStatus
-from ..models import Stack
+from ..choices import LaunchStatus, StackStatus
+from ..models import ModelLaunch, Stack
 from ..servers.sessions import open_session
 from ..stacks.render import COMPOSE_FILE, CONFIG_FILE, ENV_FILE, project_name
+from ..stacks.secrets import forget_obtained_secrets
 from ..stacks.services import stack_containers
 from .registry import register
 from .stack_deploy import compose_argv, deployment_of, record_files, server_facts
@@ -86,11 +87,21 @@ def remove_data(ctx: StepContext) -> str:
 
 
 def record_teardown(ctx: StepContext) -> str:
+    stack = deployment_of(ctx).stack
     fields = {"status": StackStatus.TORN_DOWN}
     if ctx.params.get("delete_data"):
-        # Nothing is deployed any more: the next deploy starts from empty files.
+        # Nothing is deployed any more: the next deploy starts from empty files, and what
+        # One API and Xinference gave the panel went with their databases.
         fields["rendered_files"] = {}
-    Stack.objects.filter(pk=ctx.params["stack_id"]).update(**fields)
+        forget_obtained_secrets(stack)
+    Stack.objects.filter(pk=stack.pk).update(**fields)
+    # Xinference went with its container: no model of the stack runs any more.
+    ended = ModelLaunch.objects.filter(
+        stack=stack,
+        status__in=[LaunchStatus.PENDING, LaunchStatus.LAUNCHING, LaunchStatus.READY],
+    ).update(status=LaunchStatus.TERMINATED, stage="stack torn down", progress=0.0)
+    if ended:
+        ctx.log(f"{ended} model launch(es) marked terminated.")
     return "The stack is torn down."
 
 

@@ -280,6 +280,15 @@ def mask_config(text: str) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def unmask_config(text: str, rerank_auth: str) -> str:
+    """A shown config.json with the masked requestAuth put back (for a rollback)."""
+    document = json.loads(text)
+    for entry in document.get("reRankModels") or []:
+        if entry.get("requestAuth") == "********":
+            entry["requestAuth"] = rerank_auth
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
 def _llm_entry(config: LLMModelConfig) -> dict:
     return {
         "model": config.model,

@@ -75,3 +75,15 @@ def save_obtained_secret(stack: Stack, name: str, value: str) -> None:
         locked.secrets = json.dumps(current)
         locked.save(update_fields=["secrets", "updated_at"])
     stack.secrets = locked.secrets
+
+
+def forget_obtained_secrets(stack: Stack) -> None:
+    """Drop the credentials the services gave the panel (their databases are gone); the
+    generated secrets stay, so a new deploy starts with the same passwords."""
+    with transaction.atomic():
+        locked = Stack.objects.select_for_update().get(pk=stack.pk)
+        current = json.loads(locked.secrets) if locked.secrets else {}
+        kept = {name: value for name, value in current.items() if name in SECRET_NAMES}
+        locked.secrets = json.dumps(kept)
+        locked.save(update_fields=["secrets", "updated_at"])
+    stack.secrets = locked.secrets

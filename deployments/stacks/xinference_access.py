@@ -11,6 +11,7 @@ once (`relay_key`).
 
 import re
 
+from ..clients.ssh import SSHClient
 from ..clients.xinference import XinferenceClient, XinferenceError
 from ..models import Stack
 from ..servers.sessions import open_session
@@ -52,21 +53,25 @@ def _admin_password(stack: Stack) -> str:
     return password
 
 
+def xinference_container(ssh: SSHClient, stack: Stack) -> str | None:
+    """The name of the stack's xinference container on the server, if it has one."""
+    for container in stack_containers(ssh, stack):
+        labels = container["Config"].get("Labels") or {}
+        if labels.get("com.docker.compose.service") == XINFERENCE_SERVICE:
+            return container["Name"].lstrip("/")
+    return None
+
+
 def setup_token(stack: Stack) -> str:
     """The first-run setup token from the Xinference container's log (the latest one)."""
     with open_session(stack.server) as ssh:
-        names = [
-            container["Name"].lstrip("/")
-            for container in stack_containers(ssh, stack)
-            if (container["Config"].get("Labels") or {}).get("com.docker.compose.service")
-            == XINFERENCE_SERVICE
-        ]
-        if not names:
+        name = xinference_container(ssh, stack)
+        if not name:
             raise XinferenceError(
                 "Xinference has auth on and no admin account yet, and the stack has no "
                 "xinference container whose log would show the setup token."
             )
-        logs = ssh.run(["docker", "logs", names[0]], sudo=True, check=False, timeout=60)
+        logs = ssh.run(["docker", "logs", name], sudo=True, check=False, timeout=60)
     found = SETUP_TOKEN.findall(logs.stdout + logs.stderr)
     if not found:
         raise XinferenceError(
