@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from deployments.actions import ActionError
 from deployments.actions.stacks import (
+    do_deploy_stack,
     do_restart_stack,
     do_rollback_stack,
     do_teardown_stack,
@@ -185,6 +186,23 @@ def test_a_second_action_while_one_runs_is_explained_on_the_stack_page(client, d
     page = response.content.decode()
     assert "Another action on this stack is under way" in page
     assert "Restart under way" in page
+
+
+def test_a_deploy_waits_for_a_model_launch_on_the_stack(stack, operator):
+    from deployments.actions.launches import do_cancel_launch, do_launch_model
+    from deployments.choices import StackStatus
+    from deployments.llm.presets import PRESETS
+
+    stack.status = StackStatus.RUNNING
+    stack.save()
+    config = PRESETS["m3e-base"].build(stack.team)
+    config.save()
+    launch = do_launch_model(config, stack=stack, user=operator)
+    with pytest.raises(ActionError, match="A model is being launched or terminated"):
+        do_deploy_stack(stack, user=operator)
+    assert not Deployment.objects.exists()
+    do_cancel_launch(launch, user=operator)
+    assert do_deploy_stack(stack, user=operator).run.status == RunStatus.QUEUED
 
 
 def test_the_rollback_button_shows_only_on_deployments_that_can_be_rolled_back_to(

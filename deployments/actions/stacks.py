@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 
 from .. import access, audit
 from ..choices import DeploymentAction, Role, RunStatus
-from ..models import Deployment, Server, Stack
+from ..models import Deployment, PipelineRun, Server, Stack
 from ..stacks.render import RenderedStack
 from ..stacks.secrets import stack_secrets
 from ..stacks.versions import LINES
@@ -53,6 +53,7 @@ def do_create_stack(*, server: Server, data: dict, user, request=None) -> Stack:
 
 def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request, details=None):
     """Start a pipeline run on the stack as a Deployment: one at a time per stack."""
+    from ..pipelines.model_launch import LAUNCH_KIND, TERMINATE_KIND
     from .pipelines import do_start_run
 
     with transaction.atomic():
@@ -64,6 +65,17 @@ def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request,
         if busy.exists():
             raise ActionError(
                 "Another action on this stack is under way: wait for it, or cancel it."
+            )
+        # A deploy may recreate Xinference or FastGPT under a model run that is using them.
+        model_runs = PipelineRun.objects.filter(
+            kind__in=[LAUNCH_KIND, TERMINATE_KIND],
+            params__stack_id=stack.pk,
+            status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
+        )
+        if model_runs.exists():
+            raise ActionError(
+                "A model is being launched or terminated on this stack: wait for it, or cancel "
+                "the launch."
             )
         run = do_start_run(
             team=stack.team,
