@@ -189,7 +189,7 @@ STACK_HEALTH_POLL_SECONDS = envint("STACK_HEALTH_POLL_SECONDS", 3)
 # A launch that downloads tens of GB may take long; past this the run fails with Xinference's
 # last status, and the launch goes on in Xinference.
 MODEL_LAUNCH_TIMEOUT = envint("MODEL_LAUNCH_TIMEOUT", 7200)
-MODEL_LAUNCH_POLL_SECONDS = envint("MODEL_LAUNCH_POLL_SECONDS", 2)
+MODEL_LAUNCH_POLL_SECONDS = envint("MODEL_LAUNCH_POLL_SECONDS", 1)
 # How long to wait for One API's memory cache to route a changed channel (SYNC_FREQUENCY is 10).
 ONEAPI_ROUTE_TIMEOUT = envint("ONEAPI_ROUTE_TIMEOUT", 60)
 # Compose project names are this prefix plus the stack's id: two panels that manage the

@@ -211,18 +211,20 @@ class XinferenceClient:
         answer = self._request("GET", "/v1/models", "list running models")
         return {model["id"]: model for model in answer["data"]}
 
-    def launch(self, body: dict) -> str:
+    def launch(self, body: dict, *, wait_ready: bool = False, timeout: float | None = None) -> str:
         """Start a launch and return its uid at once; poll `instance_status` for the end.
 
         Xinference checks only the request here (e.g. a missing engine, a uid in use); whether
-        the model loads is known later, from `instance_status`.
+        the model loads is known later, from `instance_status`. With WAIT_READY the call
+        answers only once the model is ready (or failed), as releases before 1.5 always do.
         """
         answer = self._request(
             "POST",
             "/v1/models",
             f"launch model {body.get('model_name')!r}",
-            params={"wait_ready": "false"},
+            params=None if wait_ready else {"wait_ready": "false"},
             json=body,
+            timeout=timeout,
         )
         return answer["model_uid"]
 
