@@ -125,9 +125,10 @@ def do_terminate_model(launch: ModelLaunch, *, user, request=None) -> PipelineRu
 
     access.require_role(user, launch.team_id, Role.OPERATOR)
     with transaction.atomic():
-        launch = (
-            ModelLaunch.objects.select_for_update().select_related("run", "stack").get(pk=launch.pk)
-        )
+        # The stack's row lock, as a launch takes it: "who holds the uid" and the new run
+        # are one step.
+        Stack.objects.select_for_update().get(pk=launch.stack_id)
+        launch = ModelLaunch.objects.select_related("run", "stack").get(pk=launch.pk)
         status = launch.current_status
         if status in (LaunchStatus.PENDING, LaunchStatus.LAUNCHING):
             raise ActionError(
