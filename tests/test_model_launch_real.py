@@ -27,7 +27,11 @@ from deployments.pipelines import runner
 from deployments.stacks.endpoints import fastgpt_url, oneapi_url, xinference_url
 from deployments.stacks.render import CONFIG_FILE
 from deployments.stacks.secrets import ONEAPI_FASTGPT_KEY, XINFERENCE_API_KEY, stack_secrets
-from deployments.stacks.xinference_access import ADMIN_PASSWORD, xinference_client
+from deployments.stacks.xinference_access import (
+    ADMIN_PASSWORD,
+    launch_error_from_log,
+    xinference_client,
+)
 from testkit.docker_engine import docker
 from testkit.stacks import deployable_stack, project_containers, stack_target, write_override
 from testkit.workers import wait_until
@@ -281,6 +285,9 @@ def test_models_launch_with_progress_and_smoke_tests_and_are_wired_then_terminat
         failed = launched(unknown, stack, operator, expect=RunStatus.FAILED)
         assert "no-such-model-anywhere" in failed.run.error
         assert failed.current_status == LaunchStatus.FAILED
+        # Where a release reports no reason (before 1.5), the log has it: the same one.
+        from_log = launch_error_from_log(stack, ("nothing", "no-such-model-anywhere"))
+        assert from_log and "no-such-model-anywhere" in from_log, from_log
 
         # Terminate the chat model: gone from Xinference, the channel and FastGPT.
         run_to_end(do_terminate_model(chat, user=operator))

@@ -10,14 +10,17 @@ Each step can run again: a launch already under way or ready in Xinference is fo
 than started twice, and the wiring is computed from the ready launches each time.
 """
 
+import dataclasses
 import time
 
 from django.conf import settings
 
 from ..choices import Device, LaunchStatus, ModelHub, ModelKind
+from ..clients.ssh import SSHError
 from ..clients.xinference import (
     INFERENCE_TIMEOUT,
     LAUNCHING,
+    InstanceStatus,
     XinferenceClient,
     XinferenceError,
 )
@@ -37,7 +40,12 @@ from ..llm.wiring import models_lock, update_fastgpt, update_oneapi, verify_fast
 from ..models import ModelLaunch
 from ..servers.facts import gather_facts
 from ..servers.sessions import open_session
-from ..stacks.xinference_access import relay_key, xinference_client, xinference_container
+from ..stacks.xinference_access import (
+    launch_error_from_log,
+    relay_key,
+    xinference_client,
+    xinference_container,
+)
 from .registry import register
 from .steps import Pipeline, RunCancelled, StepContext, StepFailed
 
@@ -196,6 +204,8 @@ def wait_until_ready(ctx: StepContext) -> str:
                 _set(launch, progress=1.0, stage="loaded")
                 return f"{uid} is ready after {time.monotonic() - started:.0f} s."
             if state is not None and state.failed:
+                if not state.error:
+                    state = dataclasses.replace(state, error=_reason_in_log(ctx, launch, state))
                 try:
                     state.raise_for_error()
                 except XinferenceError as error:
@@ -219,6 +229,15 @@ def wait_until_ready(ctx: StepContext) -> str:
         client.close()
 
 
+def _reason_in_log(ctx: StepContext, launch: ModelLaunch, state: InstanceStatus) -> str | None:
+    """Releases before 1.5 keep a failed launch's reason only in their log: read it there."""
+    try:
+        return launch_error_from_log(launch.stack, (state.uid, state.model_name))
+    except SSHError as error:
+        ctx.log(f"The xinference log could not be read for the reason: {error}")
+        return None
+
+
 def _cancel(ctx: StepContext, client: XinferenceClient, launch: ModelLaunch) -> None:
     """Stop the launch in Xinference as well. The cancelled instance stays listed as ERROR,
     holding nothing: a later launch of the uid replaces it."""
@@ -227,12 +246,39 @@ def _cancel(ctx: StepContext, client: XinferenceClient, launch: ModelLaunch) -> 
         state = client.instance_status(uid)
         if state is not None and state.status in LAUNCHING:
             ctx.log(f"Cancelling the launch of {uid} in Xinference.")
-            client.cancel(uid)
-        elif state is not None and state.ready:
+            try:
+                client.cancel(uid)
+            except XinferenceError as error:
+                if error.status_code != 404:
+                    raise
+                state = _wait_out_launch(ctx, client, uid)
+        if state is not None and state.ready:
             client.terminate(uid)
+            ctx.log(f"{uid} had loaded: stopped in Xinference.")
     except XinferenceError as error:
         ctx.log(f"Xinference could not cancel the launch of {uid}: {error}")
     _set(launch, status=LaunchStatus.TERMINATED, stage="cancelled")
+
+
+def _wait_out_launch(ctx: StepContext, client: XinferenceClient, uid: str) -> InstanceStatus | None:
+    """Before 1.5 a launch cannot be cancelled, nor a launching model stopped: wait for the
+    launch to end, so that a model that loads is stopped rather than left holding its GPUs."""
+    ctx.log(
+        "This Xinference cannot stop a launch under way (that came in 1.5): the model is "
+        "stopped once its launch has ended."
+    )
+    deadline = time.monotonic() + settings.MODEL_LAUNCH_TIMEOUT
+    while True:
+        state = client.instance_status(uid)
+        if state is None or state.status not in LAUNCHING:
+            return state
+        if time.monotonic() > deadline:
+            ctx.log(
+                f"{uid} is still {state.status.lower()} after {settings.MODEL_LAUNCH_TIMEOUT} "
+                "s: stop it in Xinference once it has loaded."
+            )
+            return state
+        time.sleep(settings.MODEL_LAUNCH_POLL_SECONDS)
 
 
 def smoke_test(ctx: StepContext) -> str:

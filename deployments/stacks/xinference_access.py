@@ -1,4 +1,4 @@
-"""Signing in to a stack's Xinference, whether its auth is on or off.
+"""Signing in to a stack's Xinference, whether its auth is on or off, and reading its log.
 
 With auth off (the 0.16 line, or XINFERENCE_AUTH_ADVANCED=false) nothing is needed. With auth
 on (3.0 and later by default) a fresh server has no account: the first admin is created with
@@ -25,6 +25,14 @@ ADMIN_PASSWORD = "XINFERENCE_ADMIN_PASSWORD"  # noqa: S105 (a secret's name, not
 API_KEY_NAME = "controlpanel-relay"
 SETUP_TOKEN = re.compile(r"Setup token: (\S+)")
 XINFERENCE_SERVICE = "xinference"
+# How much of the log a failed launch's reason is looked for in.
+REASON_LOG_LINES = 400
+REASON_MAX_CHARS = 500
+# A traceback's last line ("ValueError: ...", "xoscar.errors.ServerClosed: ..."), or a logged
+# error; [address=..., pid=...] is what Xinference's actors put before a message.
+EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception|Exit)\b:\s*(?P<message>\S.*)$")
+ERROR_RECORD = re.compile(r"\b(?:ERROR|CRITICAL)\b\s+(?P<message>\S.*)$")
+ACTOR_PREFIX = re.compile(r"^\[address=[^\]]*\]\s*")
 
 
 def xinference_client(stack: Stack, timeout: float | None = None) -> XinferenceClient:
@@ -62,17 +70,26 @@ def xinference_container(ssh: SSHClient, stack: Stack) -> str | None:
     return None
 
 
-def setup_token(stack: Stack) -> str:
-    """The first-run setup token from the Xinference container's log (the latest one)."""
+def xinference_log(stack: Stack, tail: int | None = None) -> str | None:
+    """The Xinference container's log (its last TAIL lines); None without a container."""
     with open_session(stack.server) as ssh:
         name = xinference_container(ssh, stack)
         if not name:
-            raise XinferenceError(
-                "Xinference has auth on and no admin account yet, and the stack has no "
-                "xinference container whose log would show the setup token."
-            )
-        logs = ssh.run(["docker", "logs", name], sudo=True, check=False, timeout=60)
-    found = SETUP_TOKEN.findall(logs.stdout + logs.stderr)
+            return None
+        argv = ["docker", "logs", *(["--tail", str(tail)] if tail else []), name]
+        logs = ssh.run(argv, sudo=True, check=False, timeout=60)
+    return logs.stdout + logs.stderr
+
+
+def setup_token(stack: Stack) -> str:
+    """The first-run setup token from the Xinference container's log (the latest one)."""
+    log = xinference_log(stack)
+    if log is None:
+        raise XinferenceError(
+            "Xinference has auth on and no admin account yet, and the stack has no "
+            "xinference container whose log would show the setup token."
+        )
+    found = SETUP_TOKEN.findall(log)
     if not found:
         raise XinferenceError(
             "Xinference has auth on and no admin account yet, but its log shows no setup "
@@ -98,3 +115,30 @@ def relay_key(stack: Stack, client: XinferenceClient) -> str | None:
     key = client.create_api_key(API_KEY_NAME)
     save_obtained_secret(stack, XINFERENCE_API_KEY, key)
     return key
+
+
+def error_in_log(log: str, names: tuple[str, ...]) -> str | None:
+    """The reason a launch failed, as the log's last error about it says.
+
+    Before 1.5 a launch that does not wait reports only "ERROR", with the reason in the log
+    alone. The last exception line that names the model wins; failing that, the last one at all.
+    """
+    found = []
+    for line in log.splitlines():
+        line = line.strip()
+        match = EXCEPTION_LINE.match(line) or ERROR_RECORD.search(line)
+        if match:
+            found.append(ACTOR_PREFIX.sub("", match.group("message")).strip())
+    if not found:
+        return None
+    naming = [message for message in found if any(name and name in message for name in names)]
+    reason = (naming or found)[-1]
+    if len(reason) > REASON_MAX_CHARS:
+        reason = reason[: REASON_MAX_CHARS - 1] + "…"
+    return reason.rstrip(".")
+
+
+def launch_error_from_log(stack: Stack, names: tuple[str, ...]) -> str | None:
+    """Why a launch failed, from the Xinference container's recent log, if it says."""
+    log = xinference_log(stack, REASON_LOG_LINES)
+    return error_in_log(log, names) if log else None
