@@ -69,7 +69,7 @@ class Bench:
         from testkit.factories import add_member, make_team
         from testkit.stacks import compose_down, make_deployable_stack, stack_target
         from testkit.target import prepare_image
-        from testkit.xinference_models import MINILM_DIMENSIONS, minilm_weights_dir
+        from testkit.xinference_models import minilm_embedding_form
 
         target = exits.enter_context(stack_target(prepare_image(), data_dir))
         team = make_team("bench")
@@ -87,18 +87,7 @@ class Bench:
             "embedding",
             team=team,
             user=self.operator,
-            data={
-                "model": MODEL,
-                "display_name": "MiniLM",
-                "xinference_model_name": "all-minilm-l6-v2",
-                "model_engine": "sentence_transformers",
-                "local_path": str(minilm_weights_dir()),
-                "dimensions": MINILM_DIMENSIONS,
-                "default_token": 200,
-                "max_token": 256,
-                "device": "cpu",
-                "gpu_count": 0,
-            },
+            data=minilm_embedding_form(MODEL),
         )
 
     def client(self, timeout: float = 600):

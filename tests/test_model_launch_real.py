@@ -35,7 +35,12 @@ from deployments.stacks.xinference_access import (
 from testkit.docker_engine import docker
 from testkit.stacks import deployable_stack, project_containers, stack_target, write_override
 from testkit.workers import wait_until
-from testkit.xinference_models import MINILM_DIMENSIONS, make_tiny_chat_model, minilm_weights_dir
+from testkit.xinference_models import (
+    MINILM_DIMENSIONS,
+    make_tiny_chat_model,
+    minilm_embedding_form,
+    minilm_weights_dir,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -115,20 +120,7 @@ def chat_config(team, operator, folder: Path):
 
 def embedding_config(team, operator):
     return do_create_model_config(
-        "embedding",
-        team=team,
-        user=operator,
-        data={
-            "model": "minilm",
-            "display_name": "MiniLM",
-            "xinference_model_name": "all-minilm-l6-v2",
-            "model_engine": "sentence_transformers",
-            "local_path": str(minilm_weights_dir()),
-            "dimensions": MINILM_DIMENSIONS,
-            "default_token": 200,
-            "max_token": 256,
-            **CPU,
-        },
+        "embedding", team=team, user=operator, data=minilm_embedding_form("minilm")
     )
 
 
