@@ -73,6 +73,20 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def parse_bench_args(parser: argparse.ArgumentParser) -> argparse.Namespace | None:
+    """The arguments of a benchmark with --rounds; None (say why) where it cannot run."""
+    args = parser.parse_args()
+    if not os.environ.get("REDIS_URL"):
+        say("Set REDIS_URL (e.g. redis://127.0.0.1:6391/0) to a Redis the bench may use.")
+        return None
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    sys.path.insert(0, str(ROOT))
+    # A stop by signal unwinds like Ctrl-C: containers, target and files are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return args
+
+
 def run_command(argv: list[str], timeout: float = COMMAND_TIMEOUT_SECONDS) -> str:
     result = subprocess.run(
         argv, capture_output=True, text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL
@@ -529,15 +543,9 @@ def main() -> int:
         help="the panel's health polling interval in seconds for (a) "
         "(default: STACK_HEALTH_POLL_SECONDS)",
     )
-    args = parser.parse_args()
-    if not os.environ.get("REDIS_URL"):
-        say("Set REDIS_URL (e.g. redis://127.0.0.1:6391/0) to a Redis the bench may use.")
+    args = parse_bench_args(parser)
+    if args is None:
         return 2
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
-    sys.path.insert(0, str(ROOT))
-    # A stop by signal unwinds like Ctrl-C: containers, target and files are removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with (
         tempfile.TemporaryDirectory(prefix="bench-deploy-", ignore_cleanup_errors=True) as workdir,
         contextlib.ExitStack() as exits,

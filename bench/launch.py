@@ -23,13 +23,12 @@ import argparse
 import contextlib
 import os
 import secrets
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.deploy import median, say, seconds, table
+from bench.deploy import median, parse_bench_args, say, seconds, table
 
 ROOT = Path(__file__).resolve().parent.parent
 AIM = 1.25
@@ -172,14 +171,9 @@ def report(panels: list[dict], baselines: list[dict]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="launches of each side")
-    args = parser.parse_args()
-    if not os.environ.get("REDIS_URL"):
-        say("Set REDIS_URL (e.g. redis://127.0.0.1:6391/0) to a Redis the bench may use.")
+    args = parse_bench_args(parser)
+    if args is None:
         return 2
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
-    sys.path.insert(0, str(ROOT))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with (
         tempfile.TemporaryDirectory(prefix="bench-launch-", ignore_cleanup_errors=True) as workdir,
         contextlib.ExitStack() as exits,
