@@ -1,4 +1,7 @@
-"""The SSH client against a real OpenSSH server on loopback, and its pure parts alone."""
+"""The SSH client against a real OpenSSH server on loopback: connecting, commands, files.
+
+Its parts that need no server are tested in test_ssh_keys.py and test_ssh_commands.py.
+"""
 
 import os
 import re
@@ -9,21 +12,8 @@ import time
 import uuid
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from deployments.clients.ssh import (
-    CommandResult,
-    HostKey,
-    HostKeyChanged,
-    SSHClient,
-    SSHError,
-    build_command,
-    command_error,
-    failure_kind,
-    generate_keypair,
-    load_private_key,
-)
+from deployments.clients.ssh import HostKeyChanged, SSHClient, SSHError, generate_keypair
 from testkit.factories import make_server
 from testkit.sshd import Sshd, free_port
 from testkit.workers import wait_until
@@ -501,176 +491,3 @@ def test_for_server_without_a_pinned_key_trusts_on_first_use(team):
     assert client.pinned_host_key is None
     assert client.host == "2001:db8::1"
     assert client.address == "[2001:db8::1]:2222"
-
-
-# Pure parts
-
-
-def test_generated_keys_are_an_ed25519_pair_that_ssh_keygen_agrees_with(tmp_path):
-    private, public = generate_keypair("panel@example")
-    key_file = tmp_path / "key"
-    key_file.write_text(private)
-    key_file.chmod(0o600)
-
-    derived = subprocess.run(
-        ["ssh-keygen", "-y", "-f", str(key_file)], capture_output=True, text=True, check=True
-    ).stdout.split()
-
-    assert private.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
-    assert public.startswith("ssh-ed25519 AAAA")
-    assert public.endswith(" panel@example")
-    assert derived[:2] == public.split()[:2]
-
-
-@pytest.mark.parametrize(
-    "text, words",
-    [
-        ("garbage", "not a private key"),
-        ("", "No private key"),
-        ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ test", "public key"),
-        (
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----",
-            "not a private key",
-        ),
-    ],
-)
-def test_load_private_key_explains_what_is_wrong(text, words):
-    with pytest.raises(SSHError) as caught:
-        load_private_key(text)
-
-    assert caught.value.kind == "auth"
-    assert words in str(caught.value)
-
-
-def test_load_private_key_refuses_a_key_with_a_passphrase():
-    key = ec.generate_private_key(ec.SECP256R1())
-    encrypted = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.BestAvailableEncryption(b"passphrase"),
-    ).decode()
-
-    with pytest.raises(SSHError) as caught:
-        load_private_key(encrypted)
-
-    assert caught.value.kind == "auth"
-    assert "passphrase" in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    "key, private_format, key_name",
-    [
-        (rsa.generate_private_key(65537, 2048), "TraditionalOpenSSL", "ssh-rsa"),
-        (rsa.generate_private_key(65537, 2048), "PKCS8", "ssh-rsa"),
-        (ec.generate_private_key(ec.SECP256R1()), "TraditionalOpenSSL", "ecdsa-sha2-nistp256"),
-        (ec.generate_private_key(ec.SECP384R1()), "OpenSSH", "ecdsa-sha2-nistp384"),
-    ],
-)
-def test_load_private_key_reads_pem_and_openssh_keys(key, private_format, key_name):
-    text = key.private_bytes(
-        serialization.Encoding.PEM,
-        getattr(serialization.PrivateFormat, private_format),
-        serialization.NoEncryption(),
-    ).decode()
-
-    # Pasted into a browser form: Windows line ends and stray blank space.
-    assert load_private_key("  " + text.replace("\n", "\r\n") + "\n\n").get_name() == key_name
-
-
-def test_load_private_key_reads_a_generated_key():
-    private, public = generate_keypair()
-
-    key = load_private_key(private)
-
-    assert f"{key.get_name()} {key.get_base64()}" == " ".join(public.split()[:2])
-
-
-def test_host_key_lines_round_trip_and_bad_ones_are_refused():
-    _, public = generate_keypair("comment")
-    key = HostKey.from_line(public)
-
-    assert key.line == " ".join(public.split()[:2])
-    assert key.key_type == "ssh-ed25519"
-    for bad in ["", "ssh-ed25519", "ssh-ed25519 !!!", "ssh-dss AAAA", "ssh-rsa " + key.base64]:
-        with pytest.raises(ValueError):
-            HostKey.from_line(bad)
-
-
-def test_commands_are_quoted_behind_env_and_sudo():
-    assert build_command(["id", "-un"]) == "id -un"
-    assert build_command(["echo", "$(x)", "a b"]) == "echo '$(x)' 'a b'"
-    assert build_command(["id"], sudo=True) == "sudo -n -- id"
-    assert build_command(["id"], sudo=True, timeout=600) == "sudo -n -- timeout -k 2 600 id"
-    assert build_command(["id"], timeout=0.5) == "timeout -k 2 0.5 id"
-    assert (
-        build_command(["app"], sudo=True, env={"A": "1", "B": "x; y"})
-        == "sudo -n -- env A=1 'B=x; y' app"
-    )
-
-
-@pytest.mark.parametrize(
-    "argv, env",
-    [([], None), (["echo", "a\0b"], None), (["env"], {"BAD NAME": "x"}), (["env"], {"A=B": "x"})],
-)
-def test_commands_that_cannot_be_quoted_safely_are_refused(argv, env):
-    with pytest.raises(ValueError):
-        build_command(argv, env=env)
-
-
-@pytest.mark.parametrize(
-    "exit_status, stderr, kind",
-    [
-        (1, "sudo: a password is required\n", "sudo_password"),
-        (
-            1,
-            "sudo: a terminal is required to read the password; either use the -S option to "
-            "read from standard input or configure an askpass helper\n",
-            "sudo_password",
-        ),
-        (1, "deploy is not in the sudoers file.  This incident will be reported.\n", "permission"),
-        (1, "mkdir: cannot create directory '/opt/fastgpt': Permission denied\n", "permission"),
-        (
-            1,
-            "permission denied while trying to connect to the Docker daemon socket at "
-            "unix:///var/run/docker.sock\n",
-            "permission",
-        ),
-        (126, "sh: 1: ./run.sh: not executable\n", "permission"),
-        (127, "sh: 1: docker: not found\n", "command"),
-        (1, "Error response from daemon: no such container\n", "command"),
-    ],
-)
-def test_failed_commands_are_classified_from_their_stderr(exit_status, stderr, kind):
-    assert failure_kind(exit_status, stderr) == kind
-
-
-def test_a_sudo_password_error_tells_the_user_what_to_do():
-    result = CommandResult(["sudo", "-n", "--", "id"], 1, "", "sudo: a password is required\n", 0)
-
-    error = command_error(result, "deploy")
-
-    assert error.kind == "sudo_password"
-    assert error.permanent
-    assert str(error).startswith(
-        "User deploy needs a password for sudo; allow passwordless sudo for it or connect as root"
-    )
-
-
-def test_a_permission_error_names_the_command_and_user():
-    result = CommandResult(["mkdir", "/opt/x"], 1, "", "mkdir: /opt/x: Permission denied\n", 0)
-
-    error = command_error(result, "deploy")
-
-    assert error.kind == "permission"
-    assert "`mkdir /opt/x`" in str(error)
-    assert "deploy" in str(error)
-    assert "Permission denied" in str(error)
-
-
-def test_a_command_error_shows_only_the_last_lines_of_output():
-    stderr = "".join(f"line {n}\n" for n in range(100))
-
-    error = command_error(CommandResult(["make"], 2, "", stderr, 0), "root")
-
-    assert "line 99" in str(error)
-    assert "line 50" not in str(error)

@@ -1,1 +1,1 @@
-"""Servers as seen over SSH: their facts (facts.py), sessions and checks."""
+"""Servers as seen over SSH: their facts (facts/), sessions and checks."""
