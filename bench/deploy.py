@@ -233,12 +233,12 @@ class Bench:
         self.stack = make_deployable_stack(team, self.target, self.data_dir)
         exits.callback(self.reset)
 
-        from deployments.stacks.render import project_name, render
-        from deployments.stacks.secrets import stack_secrets
+        from deployments.stacks.files import stack_files
+        from deployments.stacks.render import project_name
 
         self.project = project_name(self.stack)
         # What the stack renders now; replaced by the files the panel wrote once it has.
-        self.files = render(self.stack, stack_secrets(self.stack)).files
+        self.files = stack_files(self.stack).files
 
     def services(self) -> dict[str, dict]:
         import yaml
@@ -257,7 +257,7 @@ class Bench:
     def keep_files(self) -> None:
         """The files the panel wrote to the data directory (the operator's override aside):
         (b) writes the very same."""
-        from deployments.pipelines.stack_deploy import OVERRIDE_FILE
+        from deployments.stacks.compose import OVERRIDE_FILE
 
         self.files = {
             path.name: path.read_text()
@@ -285,7 +285,7 @@ class Bench:
 
     def reset(self) -> None:
         """No container, network or data of the stack left; the operator's override stays."""
-        from deployments.pipelines.stack_deploy import OVERRIDE_FILE
+        from deployments.stacks.compose import OVERRIDE_FILE
         from testkit.stacks import compose_down
 
         compose_down(self.stack, volumes=True)
@@ -349,7 +349,7 @@ class Bench:
     # (b) the baseline
 
     def compose(self) -> list[str]:
-        from deployments.pipelines.stack_deploy import OVERRIDE_FILE
+        from deployments.stacks.compose import OVERRIDE_FILE
         from deployments.stacks.render import COMPOSE_FILE, ENV_FILE
 
         directory = str(self.data_dir)

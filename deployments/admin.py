@@ -3,7 +3,26 @@ from django.contrib import admin
 from . import models
 
 
-class TeamScopedAdmin(admin.ModelAdmin):
+class ReadOnlyMixin:
+    """View only. Servers, stacks, runs, deployments, launches and the rest change through
+    the panel's actions, which check roles and write the audit trail; the admin is no way
+    around them."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline(ReadOnlyMixin, admin.TabularInline):
+    extra = 0
+
+
+class TeamScopedAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_filter = ["team"]
 
 
@@ -19,34 +38,25 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The trail is append-only, even for administrators."""
+
     list_display = ["created_at", "actor_name", "action", "target_type", "target_repr", "team"]
     list_filter = ["action", "team"]
     search_fields = ["actor_name", "target_repr"]
-
-    # The trail is append-only, even for administrators.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(models.Server)
 class ServerAdmin(TeamScopedAdmin):
     list_display = ["name", "team", "host", "ssh_port", "ssh_user", "status"]
     search_fields = ["name", "host"]
-    # The key is write-only: never rendered back, not even to administrators.
+    # The key is never rendered back, not even to administrators.
     exclude = ["ssh_private_key"]
     readonly_fields = ["host_key_fingerprint", "facts", "facts_checked_at", "last_error"]
 
 
-class ServiceInline(admin.TabularInline):
+class ServiceInline(ReadOnlyInline):
     model = models.Service
-    extra = 0
 
 
 @admin.register(models.Stack)
@@ -56,9 +66,8 @@ class StackAdmin(TeamScopedAdmin):
     inlines = [ServiceInline]
 
 
-class StepRunInline(admin.TabularInline):
+class StepRunInline(ReadOnlyInline):
     model = models.StepRun
-    extra = 0
     readonly_fields = ["index", "name", "attempt", "status", "started_at", "finished_at", "error"]
     exclude = ["output"]
 
@@ -94,7 +103,7 @@ class KnowledgeBaseAdmin(TeamScopedAdmin):
 
 
 @admin.register(models.Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["filename", "knowledge_base", "status", "created_at"]
 
 
@@ -104,5 +113,5 @@ class ChatAppAdmin(TeamScopedAdmin):
 
 
 @admin.register(models.ShareLink)
-class ShareLinkAdmin(admin.ModelAdmin):
+class ShareLinkAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["name", "app", "expires_at"]

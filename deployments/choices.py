@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
@@ -38,10 +39,8 @@ class Device(models.TextChoices):
 
 class StackStatus(models.TextChoices):
     DRAFT = "draft", "Not deployed"
-    DEPLOYING = "deploying", "Deploying"
     RUNNING = "running", "Running"
     DEGRADED = "degraded", "Degraded"
-    STOPPED = "stopped", "Stopped"
     TORN_DOWN = "torn_down", "Torn down"
 
 
@@ -85,6 +84,21 @@ class EventKind(models.TextChoices):
     OUTPUT = "output", "Output"
     STEP_FINISHED = "step_finished", "Step finished"
     RUN_FINISHED = "run_finished", "Run finished"
+
+
+class PipelineKind(models.TextChoices):
+    """Every pipeline of the product, by the kind its runs are stored under."""
+
+    SERVER_PREPARE = "server.prepare", _("Prepare server")
+    STACK_DEPLOY = "stack.deploy", _("Deploy stack")
+    STACK_RESTART = "stack.restart", _("Restart stack")
+    STACK_TEARDOWN = "stack.teardown", _("Tear down stack")
+    MODEL_LAUNCH = "model.launch", _("Launch model")
+    MODEL_TERMINATE = "model.terminate", _("Terminate model")
+
+
+# Runs that use a stack's models: a deploy must not recreate services under them.
+MODEL_RUN_KINDS = (PipelineKind.MODEL_LAUNCH, PipelineKind.MODEL_TERMINATE)
 
 
 class DeploymentAction(models.TextChoices):

@@ -17,7 +17,7 @@ def run_pipeline(self, run_id: int) -> None:
 
 @shared_task
 def reap_stale_runs() -> int:
-    reaper.requeue_lost_runs()
+    reaper.requeue_lost_runs(send=run_pipeline.delay_on_commit)
     return reaper.reap_stale_runs()
 
 

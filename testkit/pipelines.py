@@ -67,7 +67,6 @@ def _step(ctx: StepContext) -> str:
 STEPS_PIPELINE = register(
     Pipeline(
         kind=STEPS,
-        label="Test steps",
         steps=(("first", _step), ("second", _step), ("third", _step)),
     )
 )

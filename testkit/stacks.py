@@ -17,7 +17,7 @@ import yaml
 
 from deployments.choices import Device, Registry
 from deployments.models import Stack, Team
-from deployments.pipelines.stack_deploy import OVERRIDE_FILE
+from deployments.stacks.compose import OVERRIDE_FILE
 from deployments.stacks.render import COMPOSE_FILE, project_name
 from testkit.factories import make_server, make_stack
 from testkit.registry import MIRROR_PREFIX, ensure_registry

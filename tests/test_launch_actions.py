@@ -102,8 +102,6 @@ def test_a_model_cannot_be_launched_on_another_teams_stack(config, operator, oth
     [
         (StackStatus.DRAFT, "not deployed"),
         (StackStatus.TORN_DOWN, "torn down"),
-        (StackStatus.STOPPED, "stopped"),
-        (StackStatus.DEPLOYING, "deploying"),
     ],
 )
 def test_a_stack_whose_xinference_is_not_up_refuses_a_launch_with_a_sentence(

@@ -15,7 +15,7 @@ from deployments.actions.llm import (
     do_update_model_config,
 )
 from deployments.choices import LaunchStatus, ModelHub, ModelKind, Role
-from deployments.forms import MODEL_CONFIG_FORMS
+from deployments.forms.llm import MODEL_CONFIG_FORMS
 from deployments.llm import KINDS
 from deployments.llm.fit import check_fit
 from deployments.llm.presets import PRESETS

@@ -8,10 +8,10 @@ import pytest
 
 from deployments.choices import LaunchStatus
 from deployments.clients.oneapi import OneAPIClient
+from deployments.errors import WaitTimedOut
 from deployments.llm.presets import PRESETS
-from deployments.llm.wiring import update_oneapi
+from deployments.llm.wiring import WiringFailed, update_oneapi
 from deployments.models import ModelLaunch
-from deployments.pipelines.steps import StepFailed
 from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, ONEAPI_FASTGPT_KEY, stack_secrets
 from testkit.factories import make_server, make_stack
 from testkit.standins.client import call
@@ -122,7 +122,7 @@ def test_chat_models_come_first_in_the_channel_whatever_was_ready_first(stack, o
     ready(stack, "m3e-base")
     ready(stack, "qwen2-instruct-7b")
     # The channel test of the chat model cannot reach http://xinference:9997 from here.
-    with pytest.raises(StepFailed):
+    with pytest.raises(WiringFailed):
         wire(stack)
     (channel,) = channels(stack, oneapi)
     assert channel["models"] == "qwen2-instruct,m3e-base"
@@ -130,7 +130,7 @@ def test_chat_models_come_first_in_the_channel_whatever_was_ready_first(stack, o
 
 def test_a_failed_channel_test_fails_the_step_with_one_apis_message(stack, oneapi):
     ready(stack, "qwen2-instruct-7b")
-    with pytest.raises(StepFailed) as failed:
+    with pytest.raises(WiringFailed) as failed:
         wire(stack)
     message = str(failed.value)
     assert "channel 'xinference'" in message
@@ -303,7 +303,7 @@ def test_routes_that_never_come_fail_the_step_naming_sync_frequency(team, standi
     stack = stack_on(team, oneapi)
     ready(stack, "m3e-base")
 
-    with pytest.raises(StepFailed) as failed:
+    with pytest.raises(WaitTimedOut) as failed:
         wire(stack)
 
     message = str(failed.value)
@@ -311,3 +311,23 @@ def test_routes_that_never_come_fail_the_step_naming_sync_frequency(team, standi
     assert "after 1 s" in message
     assert "SYNC_FREQUENCY" in message
     assert "无可用渠道" in message  # One API's own reason
+
+
+def test_a_cancel_stops_the_wait_for_routes(team, standins, settings):
+    settings.ONEAPI_ROUTE_TIMEOUT = 600
+    oneapi = standins({"MEMORY_CACHE_ENABLED": "true", "SYNC_FREQUENCY": "600"})
+    stack = stack_on(team, oneapi)
+    ready(stack, "m3e-base")
+    asked = []
+
+    class Cancelled(Exception):
+        pass
+
+    def check_cancel():
+        asked.append(1)
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        update_oneapi(stack, [].append, None, check_cancel)
+    # Cancelled at the first pause, not after the ten minutes of the deadline.
+    assert asked == [1]

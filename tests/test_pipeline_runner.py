@@ -298,7 +298,7 @@ def test_retry_resumes_at_the_failed_step_and_keeps_the_old_step_rows(team, jour
         (2, "third", 2, StepStatus.SUCCEEDED),
     ]
     resumed = PipelineEvent.objects.filter(run=run, kind=EventKind.RUN_STARTED).last()
-    assert resumed.message == "Resuming Test steps at step 'second' (attempt 2)."
+    assert resumed.message == f"Resuming {STEPS} at step 'second' (attempt 2)."
 
 
 @pytest.mark.parametrize("status", [RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED])
@@ -458,8 +458,8 @@ def test_requeue_sends_long_queued_runs_again_once_per_period(team, enqueued):
     old = make_run(team, heartbeat_at=now - timedelta(minutes=5))
     make_run(team, heartbeat_at=now)
 
-    assert reaper.requeue_lost_runs(now=now, stale_after=60) == 1
-    assert reaper.requeue_lost_runs(now=now, stale_after=60) == 0
+    assert reaper.requeue_lost_runs(enqueued.append, now=now, stale_after=60) == 1
+    assert reaper.requeue_lost_runs(enqueued.append, now=now, stale_after=60) == 0
 
     assert enqueued == [old.pk]
     old.refresh_from_db()

@@ -143,18 +143,26 @@ def test_a_config_without_secrets_is_shown_exactly_as_written(stack, models):
     assert result.shown()[COMPOSE_FILE] == result.files[COMPOSE_FILE]
 
 
-def test_a_rollback_writes_config_json_with_the_current_key_not_the_mask(stack, models):
-    from deployments.choices import DeploymentAction
-    from deployments.pipelines.stack_deploy import deployment_files
-    from testkit.factories import make_deployment
+def test_the_files_of_a_stack_carry_its_launched_models_and_xinferences_key_unmasked(stack):
+    """A deploy (and so a rollback, which deploys the restored settings) writes config.json
+    with the models launched now and the real key; only what is shown has the mask."""
+    from deployments.choices import LaunchStatus
+    from deployments.models import ModelLaunch
+    from deployments.stacks.files import stack_files
 
     save_obtained_secret(stack, XINFERENCE_API_KEY, XINFERENCE_KEY)
-    earlier = make_deployment(
-        stack, rendered_files=render(stack, stack_secrets(stack), **models).shown()
+    rerank = PRESETS["bge-reranker-v2-m3"].build(stack.team)
+    rerank.save()
+    ModelLaunch.objects.create(
+        team=stack.team,
+        stack=stack,
+        rerank=rerank,
+        model_uid=rerank.model,
+        status=LaunchStatus.READY,
     )
-    assert XINFERENCE_KEY not in earlier.rendered_files[CONFIG_FILE]
-    rollback = make_deployment(stack, action=DeploymentAction.ROLLBACK)
-    rollback.run.params = {"files_from": earlier.pk}
-    rollback.run.save()
-    written = json.loads(deployment_files(rollback)[CONFIG_FILE])
+    files = stack_files(stack)
+    written = json.loads(files.files[CONFIG_FILE])
+    shown = json.loads(files.shown()[CONFIG_FILE])
+    assert [entry["model"] for entry in written["reRankModels"]] == [rerank.model]
     assert [entry["requestAuth"] for entry in written["reRankModels"]] == [XINFERENCE_KEY]
+    assert [entry["requestAuth"] for entry in shown["reRankModels"]] == ["********"]

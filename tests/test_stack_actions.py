@@ -16,9 +16,9 @@ from deployments.actions.stacks import (
 )
 from deployments.choices import DeploymentAction, Registry, RunStatus
 from deployments.models import AuditEvent, Deployment
-from deployments.pipelines.stack_deploy import deployment_files
 from deployments.pipelines.stack_teardown import data_paths
 from deployments.stacks import versions
+from deployments.stacks.files import stack_files
 from deployments.stacks.render import COMPOSE_FILE, ENV_FILE, render
 from deployments.stacks.secrets import stack_secrets
 from testkit.factories import make_deployment, make_server, make_stack
@@ -124,9 +124,9 @@ def test_a_rollback_restores_the_settings_and_writes_the_old_files(
     stack.refresh_from_db()
     assert (stack.version_line, stack.registry) == (versions.DEFAULT_LINE, Registry.DOCKER_HUB)
     assert deployment.run.params["files_from"] == deployed.pk
-    files = deployment_files(deployment)
+    files = stack_files(stack).files
     assert files[COMPOSE_FILE] == deployed.rendered_files[COMPOSE_FILE]
-    # The old files carry masked secrets; the .env written is the real one.
+    # What was recorded carries masked secrets; the .env written is the real one.
     assert stack_secrets(stack)["PG_PASSWORD"] in files[ENV_FILE]
     assert "********" not in files[ENV_FILE]
 
@@ -214,6 +214,13 @@ def test_the_rollback_button_shows_only_on_deployments_that_can_be_rolled_back_t
     bad = client.get(reverse("deployment_detail", args=[failed.pk])).content.decode()
     assert "Roll back to these files" in good
     assert "Roll back to these files" not in bad
+
+
+def test_refreshing_services_needs_the_operator_role(client, stack, viewer):
+    client.force_login(viewer)
+    response = client.post(reverse("stack_services", args=[stack.pk]))
+    assert response.status_code == 403
+    assert not AuditEvent.objects.filter(action="stack.refresh_services").exists()
 
 
 def test_refreshing_services_of_an_unreachable_server_says_why(client, team, operator):

@@ -10,7 +10,7 @@ import yaml
 from deployments.actions.stacks import do_deploy_stack
 from deployments.choices import Health, RunStatus, StackStatus, StepStatus
 from deployments.pipelines import runner
-from deployments.pipelines.stack_deploy import OVERRIDE_FILE
+from deployments.stacks.compose import OVERRIDE_FILE
 from testkit.registry import MIRROR_PREFIX
 from testkit.stacks import deployable_stack, project_containers, stack_target
 

@@ -16,8 +16,8 @@ from deployments.actions.stacks import (
 )
 from deployments.choices import DeploymentAction, Health, RunStatus, StackStatus
 from deployments.pipelines import runner
-from deployments.pipelines.stack_deploy import OVERRIDE_FILE
 from deployments.stacks import versions
+from deployments.stacks.compose import OVERRIDE_FILE
 from deployments.stacks.endpoints import oneapi_url
 from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, stack_secrets
 from testkit.docker_engine import docker

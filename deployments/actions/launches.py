@@ -7,21 +7,18 @@ whether the stack and the model are in a state that allows it.
 from django.db import transaction
 
 from .. import access, audit
-from ..choices import LaunchStatus, Role, RunStatus, StackStatus
+from ..choices import LaunchStatus, PipelineKind, Role, RunStatus
 from ..llm import kind_of
+from ..llm.launch import LAUNCHABLE
 from ..models import Deployment, ModelLaunch, PipelineRun, Stack
 from . import ActionError
 from .pipelines import do_cancel_run, do_start_run
 
 UNDER_WAY = (RunStatus.QUEUED, RunStatus.RUNNING)
-# Stacks whose Xinference is up, or at least was deployed.
-LAUNCHABLE = (StackStatus.RUNNING, StackStatus.DEGRADED)
 
 
 def do_launch_model(config, *, stack: Stack, user, request=None) -> ModelLaunch:
     """Queue the launch of `config` on `stack`. Operators may."""
-    from ..pipelines.model_launch import LAUNCH_KIND, TERMINATE_KIND
-
     access.require_role(user, config.team_id, Role.OPERATOR)
     if stack.team_id != config.team_id:
         raise ActionError("A model can only be launched on a stack of its own team.")
@@ -50,7 +47,7 @@ def do_launch_model(config, *, stack: Stack, user, request=None) -> ModelLaunch:
             )
         # A termination stops the uid in Xinference, whichever launch holds it by then.
         if PipelineRun.objects.filter(
-            kind=TERMINATE_KIND,
+            kind=PipelineKind.MODEL_TERMINATE,
             status__in=UNDER_WAY,
             params__launch_id__in=[launch.pk for launch in same_uid],
         ).exists():
@@ -63,7 +60,7 @@ def do_launch_model(config, *, stack: Stack, user, request=None) -> ModelLaunch:
         )
         run = do_start_run(
             team=stack.team,
-            kind=LAUNCH_KIND,
+            kind=PipelineKind.MODEL_LAUNCH,
             params={"launch_id": launch.pk, "stack_id": stack.pk},
             user=user,
             request=request,
@@ -108,11 +105,9 @@ def do_cancel_launch(launch: ModelLaunch, *, user, request=None) -> ModelLaunch:
 
 def terminate_run(launch: ModelLaunch) -> PipelineRun | None:
     """The termination of this launch that is under way, if any."""
-    from ..pipelines.model_launch import TERMINATE_KIND
-
     return (
         PipelineRun.objects.filter(
-            kind=TERMINATE_KIND, params__launch_id=launch.pk, status__in=UNDER_WAY
+            kind=PipelineKind.MODEL_TERMINATE, params__launch_id=launch.pk, status__in=UNDER_WAY
         )
         .order_by("-id")
         .first()
@@ -121,8 +116,6 @@ def terminate_run(launch: ModelLaunch) -> PipelineRun | None:
 
 def do_terminate_model(launch: ModelLaunch, *, user, request=None) -> PipelineRun:
     """Queue stopping the model in Xinference and removing it from One API and FastGPT."""
-    from ..pipelines.model_launch import TERMINATE_KIND
-
     access.require_role(user, launch.team_id, Role.OPERATOR)
     with transaction.atomic():
         # The stack's row lock, as a launch takes it: "who holds the uid" and the new run
@@ -154,7 +147,7 @@ def do_terminate_model(launch: ModelLaunch, *, user, request=None) -> PipelineRu
             )
         run = do_start_run(
             team=launch.team,
-            kind=TERMINATE_KIND,
+            kind=PipelineKind.MODEL_TERMINATE,
             params={"launch_id": launch.pk, "stack_id": launch.stack_id},
             user=user,
             request=request,

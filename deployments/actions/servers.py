@@ -4,11 +4,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from .. import access, audit
-from ..choices import KeySource, Role
+from ..choices import KeySource, PipelineKind, Role
 from ..clients import ssh
 from ..models import Server, Team
 from ..servers import sessions
+from ..tasks import check_server_task
 from . import ActionError
+from .pipelines import do_start_run
 
 EDITABLE_FIELDS = ("name", "host", "ssh_port", "ssh_user", "hourly_price")
 KEY_FIELD = "ssh_private_key"
@@ -178,8 +180,6 @@ def do_accept_host_key(server: Server, *, user, request=None) -> None:
 def do_check_server(server: Server, *, user, request=None) -> None:
     """Queue a check of the server: reachability and facts."""
     access.require_role(user, server.team, Role.OPERATOR)
-    from ..tasks import check_server_task
-
     audit.record("server.check", actor=user, request=request, target=server)
     check_server_task.delay_on_commit(server.pk)
 
@@ -189,9 +189,10 @@ def do_prepare_server(server: Server, *, user, request=None):
     access.require_role(user, server.team, Role.OPERATOR)
     if not server.has_private_key:
         raise ActionError("Set an SSH key for the server before preparing it.")
-    from ..pipelines.server_prepare import KIND
-    from .pipelines import do_start_run
-
     return do_start_run(
-        team=server.team, kind=KIND, params={"server_id": server.pk}, user=user, request=request
+        team=server.team,
+        kind=PipelineKind.SERVER_PREPARE,
+        params={"server_id": server.pk},
+        user=user,
+        request=request,
     )

@@ -4,25 +4,18 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from .. import access, audit
-from ..choices import DeploymentAction, Role, RunStatus
+from ..choices import MODEL_RUN_KINDS, DeploymentAction, PipelineKind, Role, RunStatus
+from ..clients.ssh import SSHError
 from ..models import Deployment, PipelineRun, Server, Stack
 from ..stacks.render import RenderedStack
 from ..stacks.secrets import stack_secrets
+from ..stacks.services import refresh_services
 from ..stacks.versions import LINES
 from . import ActionError
+from .pipelines import do_start_run
 
-FIELDS = (
-    "name",
-    "version_line",
-    "registry",
-    "registry_prefix",
-    "fastgpt_port",
-    "oneapi_port",
-    "xinference_port",
-    "expose_database_ports",
-    "xinference_device",
-    "data_dir",
-)
+# What a person sets on a new stack: its name, and the settings each deploy snapshots.
+FIELDS = ("name", *Stack.SETTINGS_FIELDS)
 
 
 def do_create_stack(*, server: Server, data: dict, user, request=None) -> Stack:
@@ -53,9 +46,6 @@ def do_create_stack(*, server: Server, data: dict, user, request=None) -> Stack:
 
 def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request, details=None):
     """Start a pipeline run on the stack as a Deployment: one at a time per stack."""
-    from ..pipelines.model_launch import LAUNCH_KIND, TERMINATE_KIND
-    from .pipelines import do_start_run
-
     with transaction.atomic():
         # The stack row lock makes "is one already running?" and the new run one step.
         Stack.objects.select_for_update().get(pk=stack.pk)
@@ -68,7 +58,7 @@ def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request,
             )
         # A deploy may recreate Xinference or FastGPT under a model run that is using them.
         model_runs = PipelineRun.objects.filter(
-            kind__in=[LAUNCH_KIND, TERMINATE_KIND],
+            kind__in=MODEL_RUN_KINDS,
             params__stack_id=stack.pk,
             status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
         )
@@ -99,18 +89,19 @@ def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request,
 
 def do_deploy_stack(stack: Stack, *, user, request=None) -> Deployment:
     """Render the stack's files from its settings and deploy them. Operators may."""
-    from ..pipelines.stack_deploy import KIND
-
     access.require_role(user, stack.team, Role.OPERATOR)
     return _start(
-        stack, kind=KIND, action=DeploymentAction.DEPLOY, params={}, user=user, request=request
+        stack,
+        kind=PipelineKind.STACK_DEPLOY,
+        action=DeploymentAction.DEPLOY,
+        params={},
+        user=user,
+        request=request,
     )
 
 
 def do_upgrade_stack(stack: Stack, *, version_line: str, user, request=None) -> Deployment:
     """Move the stack to another version line and deploy it."""
-    from ..pipelines.stack_deploy import KIND
-
     access.require_role(user, stack.team, Role.OPERATOR)
     if version_line not in LINES:
         raise ValidationError({"version_line": f"Unknown version line “{version_line}”."})
@@ -120,7 +111,7 @@ def do_upgrade_stack(stack: Stack, *, version_line: str, user, request=None) -> 
         stack.version_line = version_line
         return _start(
             stack,
-            kind=KIND,
+            kind=PipelineKind.STACK_DEPLOY,
             action=DeploymentAction.UPGRADE,
             params={},
             user=user,
@@ -149,8 +140,6 @@ def rollback_targets(stack: Stack):
 def do_rollback_stack(stack: Stack, *, to: Deployment, user, request=None) -> Deployment:
     """Write the files of an earlier successful deployment again and restore the settings
     they were made from."""
-    from ..pipelines.stack_deploy import KIND
-
     access.require_role(user, stack.team, Role.OPERATOR)
     if not rollback_targets(stack).filter(pk=to.pk).exists():
         raise ActionError(
@@ -168,7 +157,7 @@ def do_rollback_stack(stack: Stack, *, to: Deployment, user, request=None) -> De
             setattr(stack, name, value)
         return _start(
             stack,
-            kind=KIND,
+            kind=PipelineKind.STACK_DEPLOY,
             action=DeploymentAction.ROLLBACK,
             params={"files_from": to.pk},
             user=user,
@@ -179,8 +168,6 @@ def do_rollback_stack(stack: Stack, *, to: Deployment, user, request=None) -> De
 
 def do_restart_stack(stack: Stack, *, service: str = "", user, request=None) -> Deployment:
     """Restart one service of the stack (by its compose name), or all of them."""
-    from ..pipelines.stack_restart import KIND
-
     access.require_role(user, stack.team, Role.OPERATOR)
     deployed = Stack.objects.values_list("rendered_files", flat=True).get(pk=stack.pk)
     if not deployed:
@@ -189,7 +176,7 @@ def do_restart_stack(stack: Stack, *, service: str = "", user, request=None) -> 
         raise ActionError(f"This stack has no service “{service}”.")
     return _start(
         stack,
-        kind=KIND,
+        kind=PipelineKind.STACK_RESTART,
         action=DeploymentAction.RESTART,
         params={"service": service},
         user=user,
@@ -202,8 +189,6 @@ def do_teardown_stack(
     stack: Stack, *, delete_data: bool = False, confirm_name: str = "", user, request=None
 ) -> Deployment:
     """Remove the stack's containers; its data only when the stack's name was typed."""
-    from ..pipelines.stack_teardown import KIND
-
     access.require_role(user, stack.team, Role.OPERATOR)
     if delete_data and confirm_name != stack.name:
         raise ValidationError(
@@ -211,10 +196,30 @@ def do_teardown_stack(
         )
     return _start(
         stack,
-        kind=KIND,
+        kind=PipelineKind.STACK_TEARDOWN,
         action=DeploymentAction.TEARDOWN,
         params={"delete_data": bool(delete_data)},
         user=user,
         request=request,
         details={"delete_data": bool(delete_data)},
     )
+
+
+def do_refresh_services(stack: Stack, *, user, request=None) -> dict[str, dict]:
+    """Read the stack's containers from its server now and record them. Operators may: it
+    opens an SSH session to the server and writes the services' rows."""
+    access.require_role(user, stack.team, Role.OPERATOR)
+    try:
+        seen = refresh_services(stack)
+    except SSHError as error:
+        raise ActionError(
+            f"Could not read the containers from {stack.server.name}: {error}"
+        ) from error
+    audit.record(
+        "stack.refresh_services",
+        actor=user,
+        request=request,
+        target=stack,
+        details={"services": sorted(seen)},
+    )
+    return seen

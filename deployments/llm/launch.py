@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from django.db.models import Model
 
-from ..choices import Device, ModelHub, ModelKind
+from ..choices import Device, ModelHub, ModelKind, StackStatus
 from . import kind_of
 
+# Stacks a model may be launched on: their Xinference is up, or at least was deployed.
+LAUNCHABLE = (StackStatus.RUNNING, StackStatus.DEGRADED)
 # Appended to the config's model name: a custom registration may not take a builtin's name.
 CUSTOM_SUFFIX = "-weights"
 LANGUAGES = ["en", "zh"]

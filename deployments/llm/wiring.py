@@ -8,30 +8,32 @@ getInitData which models it loaded.
 
 Everything is computed from the launches that are ready now, so each function can run again
 after any launch or termination and leaves the same result. A lock per stack keeps two model
-runs from writing the channel or the files at the same moment.
+runs from writing the channel or the files at the same moment. Every wait honours the
+caller's `check_cancel`.
 """
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 
 import redis
 from django.conf import settings
 
-from ..choices import LaunchStatus
 from ..clients.fastgpt import FastGPTClient, FastGPTError
 from ..clients.oneapi import OneAPIClient, OneAPIError, first_run_setup, xinference_channel
-from ..models import ModelLaunch, Stack
-from ..pipelines.steps import StepFailed
+from ..errors import PanelError
+from ..models import Stack
 from ..servers.sessions import open_session
+from ..stacks.compose import compose_argv, server_facts
 from ..stacks.endpoints import fastgpt_url, oneapi_url
-from ..stacks.render import CONFIG_FILE, ENV_FILE, XINFERENCE_URL, render
+from ..stacks.files import files_diff, launched_configs, stack_files
+from ..stacks.render import CONFIG_FILE, ENV_FILE, XINFERENCE_URL
 from ..stacks.secrets import (
     ONEAPI_ACCESS_TOKEN,
     ONEAPI_FASTGPT_KEY,
     save_obtained_secret,
     stack_secrets,
 )
+from ..waiting import wait_for
 
 CHANNEL_NAME = "xinference"
 # A channel key must not be empty; Xinference without auth ignores it.
@@ -41,26 +43,18 @@ FASTGPT_SERVICE = "fastgpt"
 LOCK_SECONDS = 900
 # One API's Channel.Status: enabled, as opposed to disabled by hand (2) or automatically (3).
 CHANNEL_ENABLED = 1
+ROUTE_POLL_SECONDS = 2
+FASTGPT_POLL_SECONDS = 2
 
 Log = Callable[[str], None]
 
 
-def ready_launches(stack: Stack) -> list[ModelLaunch]:
-    return list(
-        ModelLaunch.objects.filter(stack=stack, status=LaunchStatus.READY)
-        .select_related("llm", "embedding", "rerank")
-        .order_by("created_at", "id")
-    )
+class WiringFailed(PanelError):
+    """One API or FastGPT did not take the stack's models; the message says why."""
 
 
-def launched_configs(stack: Stack) -> dict[str, list]:
-    """The configs of the stack's ready models, by kind, as `render` takes them."""
-    launches = ready_launches(stack)
-    return {
-        "llms": [launch.llm for launch in launches if launch.llm],
-        "embeddings": [launch.embedding for launch in launches if launch.embedding],
-        "reranks": [launch.rerank for launch in launches if launch.rerank],
-    }
+def _not_cancellable() -> None:
+    return None
 
 
 @contextlib.contextmanager
@@ -73,7 +67,7 @@ def models_lock(stack: Stack) -> Iterator[None]:
         blocking_timeout=LOCK_SECONDS,
     )
     if not lock.acquire():
-        raise StepFailed("Another model run on this stack holds its files for too long.")
+        raise WiringFailed("Another model run on this stack holds its files for too long.")
     try:
         yield
     finally:
@@ -91,7 +85,12 @@ def _oneapi(stack: Stack) -> OneAPIClient:
     return OneAPIClient(oneapi_url(stack), token)
 
 
-def update_oneapi(stack: Stack, log: Log, relay_key: str | None) -> str:
+def update_oneapi(
+    stack: Stack,
+    log: Log,
+    relay_key: str | None,
+    check_cancel: Callable[[], None] = _not_cancellable,
+) -> str:
     """Create, update or remove the stack's Xinference channel, test it, and make sure
     FastGPT has its relay token; then wait until One API routes the models."""
     configs = launched_configs(stack)
@@ -124,16 +123,16 @@ def update_oneapi(stack: Stack, log: Log, relay_key: str | None) -> str:
             if chat:
                 _test_channel(client, channel_id, chat[0], log)
             key = _fastgpt_token(stack, client, log)
-            _wait_for_routes(client, key, chat, embedding, log)
+            _wait_for_routes(client, key, chat, embedding, log, check_cancel)
     except OneAPIError as error:
-        raise StepFailed(str(error)) from error
+        raise WiringFailed(str(error)) from error
     return f"One API serves {', '.join(models)} through channel {CHANNEL_NAME!r}."
 
 
 def _test_channel(client: OneAPIClient, channel_id: int, model: str, log: Log) -> None:
     result = client.test_channel(channel_id)
     if not result["success"]:
-        raise StepFailed(
+        raise WiringFailed(
             f"One API's test of channel {CHANNEL_NAME!r} (a chat request to {model!r} through "
             f"Xinference) failed: {result['message'] or 'no reason given'}."
         )
@@ -154,34 +153,54 @@ def _fastgpt_token(stack: Stack, client: OneAPIClient, log: Log) -> str:
 
 
 def _wait_for_routes(
-    client: OneAPIClient, key: str, chat: list[str], embedding: list[str], log: Log
+    client: OneAPIClient,
+    key: str,
+    chat: list[str],
+    embedding: list[str],
+    log: Log,
+    check_cancel: Callable[[], None],
 ) -> None:
     """One API routes a changed channel only after its next cache sync: wait for it. Every
     model is asked for, since the models routed before the change answer at once."""
-    deadline = time.monotonic() + settings.ONEAPI_ROUTE_TIMEOUT
     probes = [(model, False) for model in chat] + [(model, True) for model in embedding]
     for model, is_embedding in probes:
-        while True:
-            routed, why = client.relay_routes(key, model, embedding=is_embedding)
-            if routed:
-                log(f"One API routes {model!r}.")
-                break
-            if time.monotonic() > deadline:
-                raise StepFailed(
-                    f"One API still does not route {model!r} after "
-                    f"{settings.ONEAPI_ROUTE_TIMEOUT} s ({why}). Its memory cache refreshes "
-                    "every SYNC_FREQUENCY seconds; restart the oneapi service to refresh it now."
-                )
-            time.sleep(2)
+        _wait_until_routed(client, key, model, is_embedding, check_cancel)
+        log(f"One API routes {model!r}.")
+
+
+def _wait_until_routed(
+    client: OneAPIClient,
+    key: str,
+    model: str,
+    is_embedding: bool,
+    check_cancel: Callable[[], None],
+) -> None:
+    timeout = settings.ONEAPI_ROUTE_TIMEOUT
+    why = ""
+
+    def routed() -> bool | None:
+        nonlocal why
+        ok, why = client.relay_routes(key, model, embedding=is_embedding)
+        return True if ok else None
+
+    wait_for(
+        routed,
+        timeout=timeout,
+        interval=ROUTE_POLL_SECONDS,
+        check_cancel=check_cancel,
+        on_timeout=lambda: (
+            f"One API still does not route {model!r} after {timeout} s ({why}). Its memory "
+            "cache refreshes every SYNC_FREQUENCY seconds; restart the oneapi service to "
+            "refresh it now."
+        ),
+    )
 
 
 def update_fastgpt(stack: Stack, log: Log) -> str:
     """Write config.json (and .env, for FastGPT's relay token) from the ready models and
     recreate the fastgpt container, which reads config.json only when it starts."""
-    from ..pipelines.stack_deploy import compose_argv, files_diff, server_facts
-
     stack.refresh_from_db(fields=["secrets", "rendered_files"])
-    rendered = render(stack, stack_secrets(stack), **launched_configs(stack))
+    rendered = stack_files(stack)
     if FASTGPT_SERVICE not in rendered.compose_services():
         return "This stack has no FastGPT."
     shown = rendered.shown()
@@ -223,25 +242,39 @@ def expected_in_fastgpt(stack: Stack) -> dict[str, list[str]]:
     }
 
 
-def verify_fastgpt(stack: Stack, log: Log) -> str:
+def verify_fastgpt(
+    stack: Stack, log: Log, check_cancel: Callable[[], None] = _not_cancellable
+) -> str:
     """Ask FastGPT (getInitData) until it answers, and check it lists exactly the ready models."""
     if CONFIG_FILE not in (stack.rendered_files or {}):
         return "This stack has no FastGPT."
     expected = expected_in_fastgpt(stack)
-    deadline = time.monotonic() + settings.STACK_HEALTH_TIMEOUT
+    timeout = settings.STACK_HEALTH_TIMEOUT
+    last_error: list[FastGPTError] = []
     with FastGPTClient(fastgpt_url(stack)) as client:
-        while True:
+
+        def init_data() -> dict | None:
             try:
-                data = client.init_data()
-                break
+                return client.init_data()
             except FastGPTError as error:
-                if error.permanent or time.monotonic() > deadline:
-                    raise StepFailed(str(error)) from error
-                time.sleep(2)
+                if error.permanent:
+                    raise WiringFailed(str(error)) from error
+                last_error[:] = [error]
+                return None
+
+        data = wait_for(
+            init_data,
+            timeout=timeout,
+            interval=FASTGPT_POLL_SECONDS,
+            check_cancel=check_cancel,
+            on_timeout=lambda: (
+                f"FastGPT did not answer within {timeout} s: {last_error[0] if last_error else ''}"
+            ),
+        )
     listed = {key: [model.get("model") for model in data.get(key) or []] for key in expected}
     wrong = [key for key in expected if sorted(listed[key]) != sorted(expected[key])]
     if wrong:
-        raise StepFailed(
+        raise WiringFailed(
             "FastGPT did not load the models of its new config.json: "
             + "; ".join(f"{key} lists {listed[key]}, expected {expected[key]}" for key in wrong)
             + "."

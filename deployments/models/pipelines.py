@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-from ..choices import RUN_TERMINAL, EventKind, RunStatus, StepStatus
+from ..choices import RUN_TERMINAL, EventKind, PipelineKind, RunStatus, StepStatus
 from .teams import Team
 
 
@@ -35,6 +35,13 @@ class PipelineRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
+
+    @property
+    def kind_label(self) -> str:
+        """The pipeline's name as a person reads it; a kind no longer known, as stored."""
+        if self.kind in PipelineKind.values:
+            return str(PipelineKind(self.kind).label)
+        return self.kind
 
     @property
     def is_terminal(self) -> bool:

@@ -15,7 +15,7 @@ import time
 
 from django.conf import settings
 
-from ..choices import Device, LaunchStatus, ModelHub, ModelKind
+from ..choices import Device, LaunchStatus, ModelHub, ModelKind, PipelineKind
 from ..clients.ssh import SSHError
 from ..clients.xinference import (
     INFERENCE_TIMEOUT,
@@ -24,6 +24,7 @@ from ..clients.xinference import (
     XinferenceClient,
     XinferenceError,
 )
+from ..errors import WaitTimedOut
 from ..llm import kind_of
 from ..llm import smoke as smoke_checks
 from ..llm.fit import check_fit
@@ -46,11 +47,10 @@ from ..stacks.xinference_access import (
     xinference_client,
     xinference_container,
 )
+from ..waiting import wait_for
 from .registry import register
 from .steps import Pipeline, RunCancelled, StepContext, StepFailed
 
-LAUNCH_KIND = "model.launch"
-TERMINATE_KIND = "model.terminate"
 # Logins to Xinference last 30 minutes: a long wait signs in again before that.
 RELOGIN_SECONDS = 20 * 60
 # A progress line in the output at most this often, besides every change of stage.
@@ -172,61 +172,84 @@ def _stage_text(status: str, stage: str, progress: float | None) -> str:
     return f"{text} ({progress:.0%})" if progress is not None else text
 
 
+class _LaunchWatch:
+    """Follows one launch in Xinference: signs in again before a login expires, records the
+    stage and progress on the launch, and logs a line on each change of stage."""
+
+    def __init__(self, ctx: StepContext, launch: ModelLaunch) -> None:
+        self.ctx, self.launch = ctx, launch
+        self.client = _xinference(launch)
+        self.signed_in = time.monotonic()
+        self.logged_at = 0.0
+        self.status, self.stage = "CREATING", ""
+
+    def ready(self) -> bool | None:
+        """True once the model is ready; raises StepFailed when its launch failed."""
+        uid = self.launch.model_uid
+        if time.monotonic() - self.signed_in > RELOGIN_SECONDS:
+            self.client.close()
+            self.client = _xinference(self.launch)
+            self.signed_in = time.monotonic()
+        try:
+            state = self.client.instance_status(uid)
+            report = self.client.launch_progress(uid) if state and not state.ready else None
+        except XinferenceError as error:
+            if error.permanent:
+                raise StepFailed(str(error)) from error
+            state, report = None, None
+            self.ctx.log(f"Xinference did not answer ({error}); asking again.")
+        if state is not None and state.ready:
+            _set(self.launch, progress=1.0, stage="loaded")
+            return True
+        if state is not None and state.failed:
+            if not state.error:
+                state = dataclasses.replace(
+                    state, error=_reason_in_log(self.ctx, self.launch, state)
+                )
+            try:
+                state.raise_for_error()
+            except XinferenceError as error:
+                raise StepFailed(str(error)) from error
+        self.status = state.status if state else "CREATING"
+        progress = report.progress if report else None
+        stage = _stage_text(self.status, report.stage if report else "", progress)
+        _set(self.launch, stage=stage[:200], progress=progress or 0.0)
+        now = time.monotonic()
+        if stage != self.stage or now - self.logged_at >= PROGRESS_LOG_SECONDS:
+            self.ctx.log(f"{uid}: {stage}")
+            self.stage, self.logged_at = stage, now
+        return None
+
+    def check_cancel(self) -> None:
+        """A cancel of the run stops the launch in Xinference too."""
+        try:
+            self.ctx.check_cancel()
+        except RunCancelled:
+            _cancel(self.ctx, self.client, self.launch)
+            raise
+
+
 def wait_until_ready(ctx: StepContext) -> str:
     launch = launch_of(ctx)
     uid = launch.model_uid
     timeout = settings.MODEL_LAUNCH_TIMEOUT
     started = time.monotonic()
-    client = _xinference(launch)
-    signed_in = time.monotonic()
-    logged_at = 0.0
-    last_stage = None
+    watch = _LaunchWatch(ctx, launch)
     try:
-        while True:
-            try:
-                ctx.check_cancel()
-            except RunCancelled:
-                _cancel(ctx, client, launch)
-                raise
-            if time.monotonic() - signed_in > RELOGIN_SECONDS:
-                client.close()
-                client = _xinference(launch)
-                signed_in = time.monotonic()
-            try:
-                state = client.instance_status(uid)
-                report = client.launch_progress(uid) if state and not state.ready else None
-            except XinferenceError as error:
-                if error.permanent:
-                    raise StepFailed(str(error)) from error
-                state, report = None, None
-                ctx.log(f"Xinference did not answer ({error}); asking again.")
-            if state is not None and state.ready:
-                _set(launch, progress=1.0, stage="loaded")
-                return f"{uid} is ready after {time.monotonic() - started:.0f} s."
-            if state is not None and state.failed:
-                if not state.error:
-                    state = dataclasses.replace(state, error=_reason_in_log(ctx, launch, state))
-                try:
-                    state.raise_for_error()
-                except XinferenceError as error:
-                    raise StepFailed(str(error)) from error
-            status = state.status if state else "CREATING"
-            progress = report.progress if report else None
-            stage = _stage_text(status, report.stage if report else "", progress)
-            _set(launch, stage=stage[:200], progress=progress or 0.0)
-            now = time.monotonic()
-            if stage != last_stage or now - logged_at >= PROGRESS_LOG_SECONDS:
-                ctx.log(f"{uid}: {stage}")
-                last_stage, logged_at = stage, now
-            if now - started > timeout:
-                raise StepFailed(
-                    f"{uid} is still {status.lower()} after {timeout} s ({stage}); Xinference "
-                    f"reports no error. The launch goes on in Xinference: retry to wait longer, "
-                    "or terminate the model."
-                )
-            time.sleep(settings.MODEL_LAUNCH_POLL_SECONDS)
+        wait_for(
+            watch.ready,
+            timeout=timeout,
+            interval=settings.MODEL_LAUNCH_POLL_SECONDS,
+            check_cancel=watch.check_cancel,
+            on_timeout=lambda: (
+                f"{uid} is still {watch.status.lower()} after {timeout} s ({watch.stage}); "
+                "Xinference reports no error. The launch goes on in Xinference: retry to wait "
+                "longer, or terminate the model."
+            ),
+        )
     finally:
-        client.close()
+        watch.client.close()
+    return f"{uid} is ready after {time.monotonic() - started:.0f} s."
 
 
 def _reason_in_log(ctx: StepContext, launch: ModelLaunch, state: InstanceStatus) -> str | None:
@@ -267,18 +290,27 @@ def _wait_out_launch(ctx: StepContext, client: XinferenceClient, uid: str) -> In
         "This Xinference cannot stop a launch under way (that came in 1.5): the model is "
         "stopped once its launch has ended."
     )
-    deadline = time.monotonic() + settings.MODEL_LAUNCH_TIMEOUT
-    while True:
-        state = client.instance_status(uid)
-        if state is None or state.status not in LAUNCHING:
-            return state
-        if time.monotonic() > deadline:
-            ctx.log(
-                f"{uid} is still {state.status.lower()} after {settings.MODEL_LAUNCH_TIMEOUT} "
-                "s: stop it in Xinference once it has loaded."
-            )
-            return state
-        time.sleep(settings.MODEL_LAUNCH_POLL_SECONDS)
+    timeout = settings.MODEL_LAUNCH_TIMEOUT
+    last: list[InstanceStatus | None] = [None]
+
+    def ended() -> bool | None:
+        last[0] = client.instance_status(uid)
+        return True if last[0] is None or last[0].status not in LAUNCHING else None
+
+    try:
+        # The run is already cancelled: this wait is the cancel's own, so it is not cut short.
+        wait_for(
+            ended,
+            timeout=timeout,
+            interval=settings.MODEL_LAUNCH_POLL_SECONDS,
+            on_timeout=lambda: (
+                f"{uid} is still {last[0].status.lower()} after {timeout} s: stop it in "
+                "Xinference once it has loaded."
+            ),
+        )
+    except WaitTimedOut as timed_out:
+        ctx.log(str(timed_out))
+    return last[0]
 
 
 def smoke_test(ctx: StepContext) -> str:
@@ -320,7 +352,7 @@ def wire_oneapi(ctx: StepContext) -> str:
         except XinferenceError as error:
             raise StepFailed(str(error)) from error
     with models_lock(stack):
-        return update_oneapi(stack, ctx.log, key)
+        return update_oneapi(stack, ctx.log, key, ctx.check_cancel)
 
 
 def wire_fastgpt(ctx: StepContext) -> str:
@@ -330,7 +362,7 @@ def wire_fastgpt(ctx: StepContext) -> str:
 
 
 def check_fastgpt(ctx: StepContext) -> str:
-    return verify_fastgpt(launch_of(ctx).stack, ctx.log)
+    return verify_fastgpt(launch_of(ctx).stack, ctx.log, ctx.check_cancel)
 
 
 # Terminate -----------------------------------------------------------------------------------
@@ -361,8 +393,7 @@ WIRING = (
 
 LAUNCH = register(
     Pipeline(
-        kind=LAUNCH_KIND,
-        label="launch model",
+        kind=PipelineKind.MODEL_LAUNCH,
         steps=(
             ("check GPU memory", check_gpu_fit),
             ("register weights", register_weights),
@@ -377,8 +408,7 @@ LAUNCH = register(
 
 TERMINATE = register(
     Pipeline(
-        kind=TERMINATE_KIND,
-        label="terminate model",
+        kind=PipelineKind.MODEL_TERMINATE,
         steps=(("stop model", stop_model), *WIRING),
     )
 )

@@ -1,6 +1,7 @@
 """Runs whose worker died: fail the stale running ones, re-send the forgotten queued ones."""
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -30,15 +31,18 @@ def reap_stale_runs(now: datetime | None = None, stale_after: float | None = Non
     return sum(_reap(run, now) for run in stale)
 
 
-def requeue_lost_runs(now: datetime | None = None, stale_after: float | None = None) -> int:
-    """Send again the runs that have waited in QUEUED longer than `stale_after` seconds.
+def requeue_lost_runs(
+    send: Callable[[int], object],
+    now: datetime | None = None,
+    stale_after: float | None = None,
+) -> int:
+    """Send again, with `send(run_id)`, the runs that have waited in QUEUED longer than
+    `stale_after` seconds. `send` is called once the claim to re-send is committed.
 
     Their task message may have been lost (a broker restart). A duplicate is harmless:
     only one worker can claim a run. `heartbeat_at` of a queued run is when it was last
     sent, so each one is re-sent at most once per `stale_after`.
     """
-    from ..tasks import run_pipeline  # the tasks module imports this one
-
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=_stale_after(stale_after))
     waiting = (
@@ -52,7 +56,7 @@ def requeue_lost_runs(now: datetime | None = None, stale_after: float | None = N
             if PipelineRun.objects.filter(
                 pk=run.pk, status=RunStatus.QUEUED, heartbeat_at=run.heartbeat_at
             ).update(heartbeat_at=now):
-                run_pipeline.delay_on_commit(run.pk)
+                send(run.pk)
                 count += 1
     if count:
         logger.warning("Sent %s queued pipeline runs again", count)

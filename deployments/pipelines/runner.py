@@ -14,10 +14,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ..choices import EventKind, RunStatus, StepStatus
+from ..errors import PanelError
 from ..models import PipelineRun, StepRun
 from . import events, registry
 from .heartbeat import Heartbeat
-from .steps import ClaimLost, Pipeline, RunCancelled, Step, StepContext, StepFailed, check_claim
+from .steps import ClaimLost, Pipeline, RunCancelled, Step, StepContext, check_claim
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +81,11 @@ def _held(run: PipelineRun, worker: str):
 
 
 def _start_message(run: PipelineRun, pipeline: Pipeline) -> str:
+    what = run.kind_label.lower()
     if run.next_step == 0:
-        return f"Started {pipeline.label} (attempt {run.attempt})."
+        return f"Started {what} (attempt {run.attempt})."
     name = pipeline.step_name(run.next_step) or "the end"
-    return f"Resuming {pipeline.label} at step '{name}' (attempt {run.attempt})."
+    return f"Resuming {what} at step '{name}' (attempt {run.attempt})."
 
 
 def _run_step(run: PipelineRun, worker: str, index: int, step: Step) -> bool:
@@ -112,7 +114,7 @@ def _run_step(run: PipelineRun, worker: str, index: int, step: Step) -> bool:
             result = step.func(context)
             if result:
                 context.log(result)
-        except StepFailed as exc:
+        except PanelError as exc:
             error = str(exc) or "The step failed."
         except (RunCancelled, ClaimLost) as exc:
             interrupted = exc

@@ -5,6 +5,7 @@ Every step looks before it acts, so a re-run on a prepared server changes nothin
 Commands are argv lists, run with sudo where the user is not root.
 """
 
+from ..choices import PipelineKind
 from ..clients.ssh import SSHClient
 from ..models import Server
 from ..servers.check import check_server
@@ -12,7 +13,6 @@ from ..servers.sessions import open_session
 from .registry import register
 from .steps import Pipeline, StepContext, StepFailed
 
-KIND = "server.prepare"
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 SUPPORTED_OS = ("debian", "ubuntu")
 NVIDIA_KEYRING = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
@@ -158,8 +158,7 @@ def recheck(ctx: StepContext) -> str:
 
 PREPARE = register(
     Pipeline(
-        kind=KIND,
-        label="prepare server",
+        kind=PipelineKind.SERVER_PREPARE,
         steps=(
             ("connect", connect_and_inspect),
             ("install docker engine", install_docker_engine),

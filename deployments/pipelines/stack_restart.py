@@ -3,15 +3,14 @@
 Run params: `stack_id`, and `service` (a compose service name) or none for all.
 """
 
-from ..choices import StackStatus
+from ..choices import PipelineKind, StackStatus
 from ..models import Stack
 from ..servers.sessions import open_session
+from ..stacks.compose import compose_argv, server_facts
 from ..stacks.render import RenderedStack
 from .registry import register
-from .stack_deploy import compose_argv, deployment_of, record_files, server_facts, wait_for_health
+from .stack_steps import deployment_of, record_files, wait_for_health
 from .steps import Pipeline, StepContext, StepFailed
-
-KIND = "stack.restart"
 
 
 def _deployed_services(stack: Stack) -> list[str]:
@@ -52,8 +51,7 @@ def record_restart(ctx: StepContext) -> str:
 
 RESTART = register(
     Pipeline(
-        kind=KIND,
-        label="restart stack",
+        kind=PipelineKind.STACK_RESTART,
         steps=(
             ("restart", restart_services),
             ("wait until healthy", wait_until_healthy),

@@ -8,17 +8,16 @@ import posixpath
 
 import yaml
 
-from ..choices import LaunchStatus, StackStatus
+from ..choices import LaunchStatus, PipelineKind, StackStatus
 from ..models import ModelLaunch, Stack
 from ..servers.sessions import open_session
+from ..stacks.compose import compose_argv, server_facts
 from ..stacks.render import COMPOSE_FILE, CONFIG_FILE, ENV_FILE, project_name
 from ..stacks.secrets import forget_obtained_secrets
 from ..stacks.services import stack_containers
 from .registry import register
-from .stack_deploy import compose_argv, deployment_of, record_files, server_facts
+from .stack_steps import deployment_of, record_files
 from .steps import Pipeline, StepContext
-
-KIND = "stack.teardown"
 
 
 def data_paths(stack: Stack) -> list[str]:
@@ -107,8 +106,7 @@ def record_teardown(ctx: StepContext) -> str:
 
 TEARDOWN = register(
     Pipeline(
-        kind=KIND,
-        label="tear down stack",
+        kind=PipelineKind.STACK_TEARDOWN,
         steps=(
             ("stop services", stop_services),
             ("remove data", remove_data),

@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..choices import EventKind, RunStatus
+from ..errors import PanelError
 from ..models import PipelineRun
 from . import events
 
 
-class StepFailed(Exception):
-    """A step cannot go on. The message is shown to the user as is: say what went wrong."""
+class StepFailed(PanelError):
+    """A step cannot go on. The message is shown to the user as is: say what went wrong.
+
+    Any PanelError a step lets through (one raised by domain code) fails the step the same way.
+    """
 
 
 class RunInterrupted(Exception):
@@ -81,11 +85,13 @@ class Step(NamedTuple):
 
 @dataclass(frozen=True)
 class Pipeline:
-    """A named, fixed sequence of idempotent steps. Register it with registry.register()."""
+    """A named, fixed sequence of idempotent steps. Register it with registry.register().
+
+    The product's pipelines take their kind (and so their name) from choices.PipelineKind.
+    """
 
     kind: str
     steps: tuple[Step, ...]
-    label: str = ""
 
     def __post_init__(self) -> None:
         steps = tuple(Step(*step) for step in self.steps)
@@ -95,8 +101,6 @@ class Pipeline:
         if len(set(names)) != len(names) or not all(names):
             raise ValueError(f"Step names of pipeline {self.kind!r} must be unique and non-empty.")
         object.__setattr__(self, "steps", steps)
-        if not self.label:
-            object.__setattr__(self, "label", self.kind)
 
     def step_name(self, index: int) -> str | None:
         return self.steps[index].name if 0 <= index < len(self.steps) else None

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from ..choices import Device
 from ..models import EmbeddingModelConfig, LLMModelConfig, RerankModelConfig, Stack
+from .ports import published_ports
 from .secrets import ONEAPI_FASTGPT_KEY, SECRET_NAMES, XINFERENCE_API_KEY
 from .versions import get_line
 
@@ -80,10 +81,6 @@ def _healthcheck(test: list[str], start_period: str = "30s") -> dict:
     }
 
 
-def _ports(published: int | None, target: int) -> list[str]:
-    return [f"{published}:{target}"] if published else []
-
-
 def compose_document(stack: Stack) -> dict:
     line = get_line(stack.version_line)
 
@@ -93,7 +90,7 @@ def compose_document(stack: Stack) -> dict:
             reference += line.xinference_cpu_suffix
         return reference
 
-    db_port = (lambda port: port) if stack.expose_database_ports else (lambda port: None)
+    published = {port.service: [port.compose] for port in published_ports(stack)}
     services = {
         "pg": {
             "image": image("pg"),
@@ -143,7 +140,7 @@ def compose_document(stack: Stack) -> dict:
         "fastgpt": {
             "image": image("fastgpt"),
             "restart": "always",
-            "ports": _ports(stack.fastgpt_port, 3000),
+            "ports": published.get("fastgpt", []),
             "depends_on": ["mongo", "pg", "sandbox"],
             "environment": {
                 "DEFAULT_ROOT_PSW": "${FASTGPT_ROOT_PASSWORD}",
@@ -191,7 +188,7 @@ def compose_document(stack: Stack) -> dict:
         "oneapi": {
             "image": image("oneapi"),
             "restart": "always",
-            "ports": _ports(stack.oneapi_port, 3000),
+            "ports": published.get("oneapi", []),
             "depends_on": ["mysql"],
             "environment": {
                 "SQL_DSN": "root:${MYSQL_ROOT_PASSWORD}@tcp(mysql:3306)/oneapi",
@@ -213,7 +210,7 @@ def compose_document(stack: Stack) -> dict:
             "restart": "always",
             # All interfaces of the container: the stack's network reaches it there.
             "command": ["xinference-local", "-H", "0.0.0.0", "--port", "9997"],  # noqa: S104
-            "ports": _ports(stack.xinference_port, 9997),
+            "ports": published.get("xinference", []),
             "environment": {"XINFERENCE_HOME": "/data", "XINFERENCE_MODEL_SRC": "modelscope"},
             "volumes": ["./xinference:/data"],
             "healthcheck": _healthcheck(
@@ -227,9 +224,8 @@ def compose_document(stack: Stack) -> dict:
             ),
         },
     }
-    services["pg"]["ports"] = _ports(db_port(5432), 5432)
-    services["mongo"]["ports"] = _ports(db_port(27017), 27017)
-    services["mysql"]["ports"] = _ports(db_port(3306), 3306)
+    for database in ("pg", "mongo", "mysql"):
+        services[database]["ports"] = published.get(database, [])
     if stack.xinference_device == Device.GPU:
         services["xinference"]["deploy"] = {
             "resources": {
@@ -277,15 +273,6 @@ def mask_config(text: str) -> str:
     for entry in document.get("reRankModels") or []:
         if entry.get("requestAuth"):
             entry["requestAuth"] = "********"
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-def unmask_config(text: str, rerank_auth: str) -> str:
-    """A shown config.json with the masked requestAuth put back (for a rollback)."""
-    document = json.loads(text)
-    for entry in document.get("reRankModels") or []:
-        if entry.get("requestAuth") == "********":
-            entry["requestAuth"] = rerank_auth
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -3,7 +3,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpResponse
 
 from .. import access
-from ..forms import AuditFilterForm
+from ..forms.audit import AuditFilterForm
 from ..models import AuditEvent
 from .common import HtmxHttpRequest, paginate, render_page_or_partial
 

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from .. import access
 from ..actions.stacks import rollback_targets
 from ..choices import Role
-from ..forms import DeploymentFilterForm
+from ..forms.history import DeploymentFilterForm
 from ..models import Deployment
 from .common import HtmxHttpRequest, paginate, render_page_or_partial
 from .runs import run_context

@@ -22,11 +22,10 @@ from ..actions.launches import (
     do_terminate_model,
     terminate_run,
 )
-from ..choices import LaunchStatus, Role
-from ..forms import LaunchForm
+from ..choices import LaunchStatus, PipelineKind, Role
+from ..forms.launches import LaunchForm
 from ..llm import KINDS, Kind, kind_of
 from ..models import ModelLaunch, PipelineRun
-from ..pipelines.model_launch import TERMINATE_KIND
 from .common import HtmxHttpRequest, render_page_or_partial
 
 TEMPLATE = "deployments/model_launch.html"
@@ -90,7 +89,7 @@ def _latest_terminate_run(launch: ModelLaunch) -> PipelineRun | None:
     """The latest termination of this launch, under way or ended."""
     return (
         PipelineRun.objects.filter(
-            team_id=launch.team_id, kind=TERMINATE_KIND, params__launch_id=launch.pk
+            team_id=launch.team_id, kind=PipelineKind.MODEL_TERMINATE, params__launch_id=launch.pk
         )
         .order_by("-id")
         .first()

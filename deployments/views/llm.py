@@ -19,7 +19,8 @@ from ..actions.llm import (
     do_update_model_config,
 )
 from ..choices import Role
-from ..forms import MODEL_CONFIG_FORMS, LaunchForm, PresetForm
+from ..forms.launches import LaunchForm
+from ..forms.llm import MODEL_CONFIG_FORMS, PresetForm
 from ..llm import KINDS, Kind, launches_of
 from ..llm.presets import PRESETS, get_preset
 from .common import HtmxHttpRequest, add_action_errors, form_data

@@ -15,10 +15,9 @@ from ..actions.servers import (
     do_prepare_server,
     do_update_server,
 )
-from ..choices import Role
-from ..forms import ServerForm
+from ..choices import PipelineKind, Role
+from ..forms.servers import ServerForm
 from ..models import Deployment, PipelineRun, Server
-from ..pipelines.server_prepare import KIND as PREPARE_KIND
 from .common import HtmxHttpRequest, add_action_errors, form_data
 
 RECENT_DEPLOYMENTS = 10
@@ -43,7 +42,7 @@ def server_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "stack", "user", "run"
     )[:RECENT_DEPLOYMENTS]
     runs = PipelineRun.objects.filter(
-        team_id=server.team_id, kind=PREPARE_KIND, params__server_id=server.pk
+        team_id=server.team_id, kind=PipelineKind.SERVER_PREPARE, params__server_id=server.pk
     ).select_related("created_by")[:RECENT_DEPLOYMENTS]
     context = {
         "server": server,

@@ -13,19 +13,16 @@ from ..actions import ActionError
 from ..actions.stacks import (
     do_create_stack,
     do_deploy_stack,
+    do_refresh_services,
     do_restart_stack,
     do_rollback_stack,
     do_teardown_stack,
     do_upgrade_stack,
 )
 from ..choices import Role
-from ..clients.ssh import SSHError
-from ..forms import StackForm, TeardownForm, UpgradeForm
+from ..forms.stacks import StackForm, TeardownForm, UpgradeForm
 from ..models import Deployment, Stack
-from ..pipelines.stack_deploy import files_diff
-from ..stacks.render import render as render_stack
-from ..stacks.secrets import stack_secrets
-from ..stacks.services import refresh_services
+from ..stacks.files import files_diff, shown_files
 from .common import HtmxHttpRequest, add_action_errors, form_data, wants_partial
 from .launches import launch_rows
 
@@ -49,7 +46,7 @@ def stack_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         Stack.objects.select_related("team", "server"), request.user, pk=pk
     )
     # The files a deploy would write now, secrets masked: what the team reviews.
-    files = _shown(stack)
+    files = shown_files(stack)
     context = {
         "stack": stack,
         "active": stack.active_deployment(),
@@ -150,13 +147,9 @@ def stack_upgrade(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             # A copy on the new line, never saved: only to render what it would write.
             preview = copy.copy(stack)
             preview.version_line = line
-            diff = files_diff(stack.rendered_files or {}, _shown(preview))
+            diff = files_diff(stack.rendered_files or {}, shown_files(preview))
     context = {"stack": stack, "form": form, "diff": diff}
     return render(request, "deployments/stack_upgrade.html", context)
-
-
-def _shown(stack: Stack) -> dict[str, str]:
-    return render_stack(stack, stack_secrets(stack)).shown()
 
 
 @login_required
@@ -203,14 +196,12 @@ def stack_teardown(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def stack_refresh_services(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Read the containers' state from the server now (a few seconds over SSH)."""
-    stack = access.get_visible_or_404(
-        Stack.objects.select_related("team", "server"), request.user, pk=pk
-    )
+    stack = _operable_stack(request, pk)
     error = ""
     try:
-        refresh_services(stack)
-    except SSHError as exc:
-        error = f"Could not read the containers from {stack.server.name}: {exc}"
+        do_refresh_services(stack, user=request.user, request=request)
+    except ActionError as exc:
+        error = str(exc)
     context = {
         "stack": stack,
         "services": stack.services.all(),

@@ -11,7 +11,7 @@ from .. import access
 from ..actions import ActionError
 from ..actions.teams import do_add_member, do_change_role, do_remove_member
 from ..choices import Role
-from ..forms import AddMemberForm, ChangeRoleForm
+from ..forms.teams import AddMemberForm, ChangeRoleForm
 from ..models import Membership, Team
 from .common import HtmxHttpRequest, form_data
 

@@ -1,0 +1,15 @@
+"""The audit log's filter."""
+
+from django import forms
+from django.db.models import QuerySet
+
+from ..models import AuditEvent
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, events: QuerySet[AuditEvent], **kwargs):
+        super().__init__(*args, **kwargs)
+        actions = events.order_by("action").values_list("action", flat=True).distinct()
+        self.fields["action"].choices = [("", "Any action"), *((a, a) for a in actions)]

@@ -1,0 +1,54 @@
+"""The deployment history's filters."""
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from .. import access
+from ..choices import RunStatus
+from ..models import Deployment, Server, Stack
+
+
+class DeploymentFilterForm(forms.Form):
+    """The history's filters. Choices are limited to what the user may see."""
+
+    server = forms.ModelChoiceField(queryset=Server.objects.none(), required=False)
+    stack = forms.ModelChoiceField(queryset=Stack.objects.none(), required=False)
+    user = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
+    outcome = forms.ChoiceField(choices=[("", "Any outcome"), *RunStatus.choices], required=False)
+
+    def __init__(self, *args, viewer, **kwargs):
+        super().__init__(*args, **kwargs)
+        team_ids = access.team_ids(viewer)
+        self.fields["server"].queryset = access.visible(Server.objects.all(), viewer)
+        self.fields["server"].empty_label = "Any server"
+        self.fields["stack"].queryset = access.visible(
+            Stack.objects.select_related("server"), viewer
+        )
+        self.fields["stack"].empty_label = "Any stack"
+        self.fields["user"].queryset = (
+            get_user_model()
+            .objects.filter(
+                Q(memberships__team__in=team_ids) | Q(pk__in=_deployment_user_ids(team_ids))
+            )
+            .distinct()
+            .order_by("username")
+        )
+        self.fields["user"].empty_label = "Anyone"
+
+    def filter(self, queryset):
+        data = self.cleaned_data
+        if data.get("server"):
+            queryset = queryset.filter(stack__server=data["server"])
+        if data.get("stack"):
+            queryset = queryset.filter(stack=data["stack"])
+        if data.get("user"):
+            queryset = queryset.filter(user=data["user"])
+        if data.get("outcome"):
+            queryset = queryset.filter(run__status=data["outcome"])
+        return queryset
+
+
+def _deployment_user_ids(team_ids):
+    # People who deployed and have since left the team still appear in its history.
+    return Deployment.objects.filter(team__in=team_ids, user__isnull=False).values("user")

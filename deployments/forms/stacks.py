@@ -1,0 +1,103 @@
+"""Stacks: adding one, moving it to another version line, and tearing it down."""
+
+from django import forms
+from django.utils.translation import gettext as _
+
+from .. import access
+from ..choices import Role
+from ..models import Server, Stack
+from ..stacks.ports import (
+    DATABASE_SETTING,
+    PORT_SETTINGS,
+    PublishedPort,
+    ports_published_twice,
+    ports_taken_on_server,
+)
+from ..stacks.versions import line_choices
+
+
+def _typed_field(*ports: PublishedPort) -> str:
+    """The field to name a port's problem beside: a port the person typed rather than the
+    checkbox that publishes the database ports, which came with fixed numbers."""
+    typed = [port.setting for port in ports if port.setting != DATABASE_SETTING]
+    return typed[-1] if typed else DATABASE_SETTING
+
+
+class StackForm(forms.ModelForm):
+    """A stack: where it goes, which versions, where images come from, which ports."""
+
+    field_order = ["server", "name", "version_line", "registry", "registry_prefix"]
+
+    class Meta:
+        model = Stack
+        # The settings are listed once, on the model: deploys snapshot the same fields.
+        fields = ["server", "name", *Stack.SETTINGS_FIELDS]
+        labels = {
+            "version_line": "Version line",
+            "fastgpt_port": "FastGPT port",
+            "oneapi_port": "One API port",
+            "xinference_port": "Xinference port",
+            "expose_database_ports": "Publish the database ports on the server",
+            "xinference_device": "Xinference runs on",
+            "data_dir": "Data directory on the server",
+        }
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["server"].queryset = Server.objects.filter(
+            team__in=access.team_ids(user, Role.OPERATOR)
+        ).select_related("team")
+        self.fields["server"].empty_label = None
+        self.fields["version_line"] = forms.ChoiceField(
+            label="Version line", choices=line_choices()
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("registry") == "custom" and not cleaned.get("registry_prefix"):
+            self.add_error("registry_prefix", "Enter the registry prefix to pull images from.")
+        server, name = cleaned.get("server"), cleaned.get("name")
+        if server and name:
+            same_name = Stack.objects.filter(server=server, name=name).exclude(pk=self.instance.pk)
+            if same_name.exists():
+                self.add_error("name", f"Server {server.name} already has a stack “{name}”.")
+        self._clean_ports(cleaned)
+        return cleaned
+
+    def _clean_ports(self, cleaned: dict) -> None:
+        # The stack as it would be saved, so that its ports are those a deploy would publish.
+        # It keeps the instance's pk: an edited stack is not compared with itself.
+        stack = Stack(pk=self.instance.pk, **{name: cleaned.get(name) for name in PORT_SETTINGS})
+        for first, second in ports_published_twice(stack):
+            message = _("Port %(port)s would be published twice: by %(first)s and by %(second)s.")
+            self.add_error(
+                _typed_field(first, second),
+                message % {"port": first.host, "first": first.label, "second": second.label},
+            )
+        server = cleaned.get("server")
+        if server is None:
+            return
+        stack.server = server
+        for port, other in ports_taken_on_server(stack):
+            message = _("Port %(port)s is already published by stack “%(stack)s” on this server.")
+            self.add_error(port.setting, message % {"port": port.host, "stack": other.name})
+
+
+class UpgradeForm(forms.Form):
+    version_line = forms.ChoiceField(label="Version line", choices=line_choices)
+
+    def __init__(self, *args, initial_line: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["version_line"].initial = initial_line
+
+
+class TeardownForm(forms.Form):
+    delete_data = forms.BooleanField(
+        label="Also delete the stack's data (databases, uploaded files, models)",
+        required=False,
+    )
+    confirm_name = forms.CharField(
+        label="To delete the data, type the stack's name",
+        required=False,
+        max_length=64,
+    )
