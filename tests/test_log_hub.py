@@ -1,4 +1,5 @@
-"""The log hub: one reader per container shared by its viewers, bounded queues, clean stops.
+"""The log hub: one reader per container shared by its viewers, bounded queues, clean stops,
+and feeds that polls keep without subscribing.
 
 The remote stream is a stand-in here (the real one is in test_log_stream.py): chunks put in a
 queue by the test are what the feed's thread reads.
@@ -13,7 +14,8 @@ import pytest
 
 from deployments.clients.ssh import SSHError
 from deployments.logs import hub as hub_module
-from deployments.logs.hub import QUEUE_LINES, BoundedLines, LogHub
+from deployments.logs.hub import QUEUE_LINES, BoundedLines, LogHub, get_hub
+from deployments.logs.polls import LoopThread
 
 TIMEOUT = 5
 
@@ -372,3 +374,85 @@ async def test_long_lines_fill_a_queue_by_bytes_before_its_line_count(monkeypatc
     assert len(subscription) < 21
     assert subscription._lines.size <= 200_000
     hub.unsubscribe(subscription)
+
+
+# Polls: a feed kept without subscribers (deployments/logs/polls.py)
+
+
+@pytest.mark.asyncio
+async def test_a_feed_kept_by_polls_outlives_its_last_subscriber_until_the_polls_stop():
+    hub, opener = LogHub(), Opener()
+    subscription = hub.subscribe("k", opener, tail=0, notify=Viewer().notify)
+    feed = hub.keep("k", opener, tail=0, seconds=0.5)
+
+    assert feed is subscription.feed
+    hub.unsubscribe(subscription)
+    await asyncio.sleep(0.3)
+    assert hub.keep("k", opener, tail=0, seconds=0.5) is feed
+    await asyncio.sleep(0.3)
+    assert not opener.source.closed.is_set()
+
+    await until(opener.source.closed.is_set, "the stream to close once no poll keeps it")
+    assert hub.feeds == {}
+    assert opener.tails == [0]
+
+
+@pytest.mark.asyncio
+async def test_a_feed_only_polls_keep_reads_on_without_waiting_for_room(monkeypatch):
+    monkeypatch.setattr(hub_module, "ROOM_WAIT_SECONDS", 5.0)
+    hub, opener = LogHub(), Opener()
+    feed = hub.keep("k", opener, tail=0, seconds=10)
+    opener.source.put(stamped(*(f"n{i}" for i in range(5 * hub_module.BATCH_LINES))))
+
+    # Nobody to fall behind: five batches go through without the reader holding back.
+    await until(lambda: feed.received == 5 * hub_module.BATCH_LINES, "every batch", timeout=2)
+    feed.stop()
+
+
+@pytest.mark.asyncio
+async def test_lines_after_a_count_are_the_newer_ones_and_dropped_ones_are_counted(monkeypatch):
+    monkeypatch.setattr(hub_module, "HISTORY_LINES", 4)
+    hub, opener = LogHub(), Opener()
+    feed = hub.keep("k", opener, tail=0, seconds=10)
+    opener.source.put(stamped(*(f"n{i}" for i in range(6))))
+    await until(lambda: feed.received == 6, "six lines")
+
+    skipped, lines = feed.lines_after(3)
+    assert (skipped, texts(lines)) == (0, ["n3", "n4", "n5"])
+    skipped, lines = feed.lines_after(0)
+    assert (skipped, texts(lines)) == (2, ["n2", "n3", "n4", "n5"])
+    assert feed.lines_after(6) == (0, [])
+    assert feed.lines_after(99) == (0, [])
+    feed.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_feed_that_ended_by_itself_still_answers_polls_for_a_while(monkeypatch):
+    monkeypatch.setattr(hub_module, "ENDED_KEPT_SECONDS", 0.3)
+    hub, opener = LogHub(), Opener()
+    feed = hub.keep("k", opener, tail=0, seconds=10)
+    opener.source.put(stamped("last"))
+    opener.source.end()
+    await until(lambda: "k" not in hub.feeds, "the feed to end")
+
+    assert hub.keep("k", opener, tail=0, seconds=10) is feed
+    assert feed.status["state"] == "ended"
+    await until(lambda: hub.ended == {}, "the ended feed to be forgotten")
+    assert hub.keep("k", opener, tail=0, seconds=10) is not feed
+    await until(lambda: len(opener.tails) == 2, "a new opening")
+
+
+def test_a_feed_whose_event_loop_closed_stops_and_closes_its_stream():
+    loop, opener = LoopThread(), Opener()
+
+    async def keep():
+        return get_hub().keep("k", opener, tail=0, seconds=60)
+
+    feed = asyncio.run_coroutine_threadsafe(keep(), loop.loop).result(TIMEOUT)
+    assert opener.source.closed.wait(0.3) is False
+
+    loop.close()
+
+    assert opener.source.closed.wait(TIMEOUT)
+    feed.thread.join(TIMEOUT)
+    assert not feed.thread.is_alive()

@@ -10,12 +10,16 @@ import json
 import time
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from deployments.logs import hub as hub_module
+from deployments.logs import polls
 from deployments.logs.hub import get_hub
 from deployments.logs.lines import MAX_LINE_BYTES, LineSplitter
-from deployments.logs.source import follow_command, open_remote_logs, recent_lines
+from deployments.logs.source import follow_command, open_remote_logs
 from deployments.models import Service
+from deployments.views import logs as log_views
 from testkit.factories import make_server, make_stack
 from testkit.logwriter import LogWriter
 from testkit.logwriter import remove_leftovers as remove_writer_leftovers
@@ -27,6 +31,8 @@ from tests.test_log_consumers import (
     receive_status,
     texts,
 )
+from tests.test_views_logs import get_json, poll_until
+from tests.test_views_logs import texts as polled_texts
 
 slow = pytest.mark.slow
 
@@ -225,18 +231,67 @@ def test_the_follow_command_passes_names_as_arguments_only():
         follow_command("-f", 50)
 
 
+# Polled, as a browser does when websockets are cut
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The remote streams the polling views open, counted; their loop closed after the test."""
+    calls: list[str] = []
+
+    def counted(server, container: str, tail: int):
+        calls.append(container)
+        return open_remote_logs(server, container, tail)
+
+    monkeypatch.setattr(log_views, "open_remote_logs", counted)
+    loop = polls.LoopThread()
+    monkeypatch.setattr(polls, "own_loop", lambda: loop)
+    yield calls
+    loop.close()
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 @slow
-def test_recent_lines_are_the_tail_of_both_streams_in_time_order(log_service, writer):
-    writer.write(b"one\n")
-    writer.write(b"two\n", "stderr")
-    writer.write(b"three\n")
+@pytest.mark.django_db(transaction=True)
+def test_polls_of_several_viewers_share_one_docker_logs_per_container(
+    log_service, writer, viewer, owner, ssh_target, opened
+):
+    writer.write(b"w0\n")
+    with LogWriter() as other:
+        another = Service.objects.create(
+            stack=log_service.stack, name="another", container_name=other.name
+        )
+        other.write(b"a0\n", "stderr")
+        urls = [
+            reverse("stack_logs_recent", args=[log_service.stack_id]),
+            reverse("stack_service_logs_recent", args=[log_service.pk]),
+            reverse("stack_service_logs_recent", args=[another.pk]),
+        ]
+        clients = [logged_in(viewer), logged_in(owner)]
+        pairs = [(client, url) for client in clients for url in urls]
+        first = {pair: get_json(*pair, tail="10") for pair in pairs}
+        assert sorted(polled_texts(first[clients[1], urls[0]])) == ["a0", "w0"]
+        cursors = {key: answer["cursor"] for key, answer in first.items()}
+        for _round in range(3):
+            for key, cursor in cursors.items():
+                cursors[key] = get_json(*key, cursor=cursor)["cursor"]
+        assert len(docker_logs_processes(ssh_target)) == 2
 
-    lines = recent_lines(log_service, 2)
+        writer.write(b"w1\n")
+        other.write(b"a1\n", "stderr")
 
-    assert [(line["stream"], line["text"]) for line in lines] == [
-        ("stderr", "two"),
-        ("stdout", "three"),
-    ]
+        for (client, url), cursor in cursors.items():
+            expected = {urls[0]: ["a1", "w1"], urls[1]: ["w1"], urls[2]: ["a1"]}[url]
+            got, _ = poll_until(client, url, cursor, len(expected), timeout=TIMEOUT)
+            assert sorted(got) == expected
+        # Thirty polls of two containers by two viewers: two `docker logs`, opened once each.
+        assert sorted(opened) == sorted([writer.name, other.name])
+        assert len(docker_logs_processes(ssh_target)) == 2
 
 
 # Over the websocket

@@ -8,11 +8,14 @@ import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
 from deployments.choices import Role
+from deployments.logs import polls
 from deployments.models import Service
+from deployments.views import logs as log_views
 from testkit.browser import log_in
 from testkit.factories import add_member, make_server, make_stack, make_team, make_user
+from tests.test_log_hub import FakeSource
 
-from .test_views_logs import FakeRecentLines, install_recent_lines
+from .test_views_logs import Remote, install_remote
 
 pytestmark = pytest.mark.slow
 
@@ -369,12 +372,22 @@ def test_an_ended_stream_says_so_and_offers_to_reconnect(page, open_logs, servic
     expect(page.locator("#log-state")).to_have_attribute("data-state", "error")
 
 
-def test_when_websockets_are_refused_the_page_polls_the_recent_lines(
-    page, open_logs, service, monkeypatch, tmp_path
+@pytest.fixture
+def remote(monkeypatch):
+    remote, loop = install_remote(monkeypatch)
+    yield remote
+    loop.close()
+
+
+def stamped(second: int, text: str) -> bytes:
+    return f"{ts(second)} {text}\n".encode()
+
+
+def test_when_websockets_are_refused_the_page_polls_the_shared_feed(
+    page, open_logs, service, remote, tmp_path
 ):
-    fake = FakeRecentLines()
-    fake.lines["fastgpt"] = [out(1, "polled one"), out(2, "polled two", "stderr")]
-    install_recent_lines(monkeypatch, fake)
+    source = remote.source("prod-fastgpt-1")
+    source.put(stamped(1, "polled one"), stamped(2, "polled two"))
 
     log_server = open_logs(f"/services/{service.pk}/logs/", refuse=3)
     state = page.locator("#log-state")
@@ -384,15 +397,59 @@ def test_when_websockets_are_refused_the_page_polls_the_recent_lines(
     expect(lines).to_have_count(2)
     expect(lines.nth(1)).to_have_class(re.compile(r"\bstderr\b"))
     assert len(log_server.urls) == 3
-    assert fake.calls and fake.calls[0] == ("fastgpt", 200)
     page.screenshot(path=str(tmp_path / "polling.png"))
 
-    # Each answer replaces what is shown; nothing is appended twice.
-    fake.lines["fastgpt"] = [out(2, "polled two", "stderr"), out(3, "polled three")]
-    expect(lines).to_have_count(2)
+    # Each poll asks for the lines after its cursor: new ones are added, none twice.
+    source.put(stamped(3, "polled three"))
+    expect(lines).to_have_count(3)
     expect(lines.last).to_contain_text("polled three")
-    expect(lines.first).to_contain_text("polled two")
+    page.wait_for_timeout(2500)
+    expect(lines).to_have_count(3)
     assert len(log_server.urls) == 3
+    # Every poll read the one feed that the first poll started.
+    assert remote.opened == [("prod-fastgpt-1", 200)]
+
+
+class TailingRemote(Remote):
+    """A remote whose every opening starts with the tail of what was written, as docker's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+        for source in self.sources.values():
+            source.put(data)
+
+    def __call__(self, server, container: str, tail: int) -> FakeSource:
+        self.opened.append((container, tail))
+        source = self.sources[container] = FakeSource()
+        source.put(b"".join(self.written[-tail:]))
+        return source
+
+
+def test_a_poll_that_starts_over_shows_no_line_twice(page, open_logs, service, remote, monkeypatch):
+    # Every poll comes after the feed of the previous one ended: each answer is a replay.
+    monkeypatch.setattr(polls, "KEEP_SECONDS", 0.2)
+    tailing = TailingRemote()
+    monkeypatch.setattr(log_views, "open_remote_logs", tailing)
+    tailing.write(stamped(1, "one"))
+    tailing.write(stamped(2, "two"))
+
+    open_logs(f"/services/{service.pk}/logs/", refuse=3)
+    lines = line_elements(page)
+    expect(lines).to_have_count(2)
+    tailing.write(stamped(3, "three"))
+
+    expect(lines).to_have_count(3)
+    page.wait_for_timeout(2500)
+    assert [text.split("\n")[-1] for text in lines.locator(".msg").all_inner_texts()] == [
+        "one",
+        "two",
+        "three",
+    ]
+    assert len(tailing.opened) >= 2
 
 
 def test_the_stack_view_interleaves_its_services_and_filters_by_service(

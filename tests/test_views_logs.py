@@ -1,16 +1,37 @@
-"""The log viewer's pages and the recent-lines JSON that browsers poll when websockets are cut."""
+"""The log viewer's pages and the recent-lines JSON that browsers poll when websockets are cut.
 
+Polls read the hub's shared feed of each container; the remote stream is a stand-in here
+(test_log_stream.py polls real containers over SSH).
+"""
+
+import asyncio
 import json
-import sys
-import types
+import time
 
 import pytest
+from django.test import AsyncClient, Client
 from django.urls import reverse
 
 from deployments.clients.ssh import SSHError
+from deployments.consumers import logs as log_consumers
+from deployments.logs import hub as hub_module
+from deployments.logs import polls
+from deployments.logs.hub import get_hub
 from deployments.models import Service
-from deployments.views.logs import DEFAULT_POLL_TAIL, MAX_POLL_TAIL, MAX_TAIL, ts_key
+from deployments.views import logs as log_views
+from deployments.views.logs import (
+    DEFAULT_POLL_TAIL,
+    MAX_CURSOR_CHARS,
+    MAX_POLL_TAIL,
+    MAX_TAIL,
+    parse_cursors,
+    ts_key,
+)
 from testkit.factories import add_member, make_server, make_stack, make_user
+from tests.test_log_consumers import follow, receive_lines
+from tests.test_log_hub import FakeSource
+
+TIMEOUT = 5
 
 
 @pytest.fixture
@@ -24,44 +45,93 @@ def service(stack):
 
 
 @pytest.fixture
+def oneapi(stack):
+    return Service.objects.create(stack=stack, name="oneapi", container_name="prod-oneapi-1")
+
+
+@pytest.fixture
 def foreign_service(other_team):
     stack = make_stack(make_server(other_team, name="gpu-b"), name="theirs")
     return Service.objects.create(stack=stack, name="oneapi", container_name="theirs-oneapi-1")
 
 
-class FakeRecentLines:
-    """Stands in for deployments.logs.recent_lines; remembers what it was asked."""
+class Remote:
+    """Stands in for open_remote_logs in the views: one FakeSource per container, counted."""
 
-    def __init__(self):
-        self.calls: list[tuple[str, int]] = []
-        self.lines: dict[str, list[dict]] = {}
+    def __init__(self) -> None:
+        self.sources: dict[str, FakeSource] = {}
+        self.opened: list[tuple[str, int]] = []
         self.errors: dict[str, Exception] = {}
 
-    def __call__(self, service, tail):
-        self.calls.append((service.name, tail))
-        if service.name in self.errors:
-            raise self.errors[service.name]
-        return self.lines.get(service.name, [])[-tail:]
+    def source(self, container: str) -> FakeSource:
+        return self.sources.setdefault(container, FakeSource())
+
+    def __call__(self, server, container: str, tail: int) -> FakeSource:
+        self.opened.append((container, tail))
+        if container in self.errors:
+            raise self.errors[container]
+        return self.source(container)
 
 
-def install_recent_lines(monkeypatch, fake) -> None:
-    try:
-        import deployments.logs as module
-    except ImportError:
-        module = types.ModuleType("deployments.logs")
-        monkeypatch.setitem(sys.modules, "deployments.logs", module)
-    monkeypatch.setattr(module, "recent_lines", fake, raising=False)
+def install_remote(monkeypatch) -> tuple[Remote, polls.LoopThread]:
+    """Fake remote logs, and a loop for the polls of this test alone: closing it after the
+    test ends its feeds."""
+    remote = Remote()
+    monkeypatch.setattr(log_views, "open_remote_logs", remote)
+    loop = polls.LoopThread()
+    monkeypatch.setattr(polls, "own_loop", lambda: loop)
+    return remote, loop
 
 
 @pytest.fixture
-def recent(monkeypatch):
-    fake = FakeRecentLines()
-    install_recent_lines(monkeypatch, fake)
-    return fake
+def remote(monkeypatch):
+    remote, loop = install_remote(monkeypatch)
+    yield remote
+    loop.close()
+
+
+def stamped(ts: str, text: str) -> bytes:
+    """A line as `docker logs --timestamps` writes it."""
+    return f"{ts} {text}\n".encode()
 
 
 def line(ts: str, text: str, stream: str = "stdout") -> dict:
     return {"ts": ts, "stream": stream, "text": text}
+
+
+def texts(answer: dict) -> list[str]:
+    return [item["text"] for item in answer["lines"]]
+
+
+def get_json(client, url: str, **query) -> dict:
+    response = client.get(url, {key: value for key, value in query.items() if value is not None})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def poll_until(
+    client, url: str, cursor: str, count: int, timeout: float = TIMEOUT
+) -> tuple[list[str], dict]:
+    """Polls from `cursor` on, as the page does, until `count` lines came: their texts, and
+    the last answer."""
+    got: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = get_json(client, url, cursor=cursor)
+        assert not answer["replayed"]
+        got += texts(answer)
+        cursor = answer["cursor"]
+        if len(got) >= count:
+            return got, answer
+        assert time.monotonic() < deadline, f"got {got}"
+        time.sleep(0.05)
+
+
+def wait_for(predicate, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate():
+        assert time.monotonic() < deadline, f"Timed out waiting for {what}."
+        time.sleep(0.02)
 
 
 def test_service_logs_page_carries_where_to_connect(client, viewer, service):
@@ -113,49 +183,66 @@ def test_stack_page_links_to_each_services_logs_and_to_all_logs(client, viewer, 
 
 
 @pytest.mark.parametrize("name", ["stack_service_logs", "stack_service_logs_recent"])
-def test_another_teams_service_is_not_found(client, viewer, foreign_service, recent, name):
+def test_another_teams_service_is_not_found(client, viewer, foreign_service, remote, name):
     client.force_login(viewer)
     assert client.get(reverse(name, args=[foreign_service.pk])).status_code == 404
-    assert recent.calls == []
+    assert remote.opened == []
 
 
 @pytest.mark.parametrize("name", ["stack_logs", "stack_logs_recent"])
-def test_another_teams_stack_is_not_found(client, viewer, foreign_service, recent, name):
+def test_another_teams_stack_is_not_found(client, viewer, foreign_service, remote, name):
     client.force_login(viewer)
     assert client.get(reverse(name, args=[foreign_service.stack_id])).status_code == 404
-    assert recent.calls == []
+    assert remote.opened == []
 
 
-def test_a_user_without_a_team_sees_no_logs(client, service, recent):
+def test_a_user_without_a_team_sees_no_logs(client, service, remote):
     client.force_login(make_user())
     assert client.get(reverse("stack_service_logs", args=[service.pk])).status_code == 404
     assert client.get(reverse("stack_service_logs_recent", args=[service.pk])).status_code == 404
+    assert remote.opened == []
 
 
 @pytest.mark.parametrize(
     "name", ["stack_service_logs", "stack_service_logs_recent", "stack_logs", "stack_logs_recent"]
 )
-def test_anonymous_visitors_are_sent_to_log_in(client, service, recent, name):
+def test_anonymous_visitors_are_sent_to_log_in(client, service, remote, name):
     pk = service.stack_id if name.startswith("stack_logs") else service.pk
     url = reverse(name, args=[pk])
     response = client.get(url)
     assert response.status_code == 302
     assert response.url.startswith(reverse("login"))
-    assert recent.calls == []
+    assert remote.opened == []
 
 
-def test_recent_json_returns_the_lines_in_the_viewers_shape(client, viewer, service, recent):
-    recent.lines["fastgpt"] = [
-        line("2026-11-24T22:00:00.1Z", "started"),
-        line("2026-11-24T22:00:01.2Z", "warning: <b>x</b>", "stderr"),
-    ]
+def test_a_first_poll_answers_with_the_last_lines_in_the_viewers_shape(
+    client, viewer, service, remote
+):
+    remote.source("prod-fastgpt-1").put(
+        stamped("2026-11-24T22:00:00.1Z", "too old")
+        + stamped("2026-11-24T22:00:01.25Z", "started")
+        + stamped("2026-11-24T22:00:03Z", "\x1b[32mready\x1b[0m"),
+        stamped("2026-11-24T22:00:02.123456789Z", "warning: <b>x</b>"),
+    )
     client.force_login(viewer)
-    response = client.get(reverse("stack_service_logs_recent", args=[service.pk]), {"tail": "50"})
+    response = client.get(reverse("stack_service_logs_recent", args=[service.pk]), {"tail": "3"})
+
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert "no-cache" in response["Cache-Control"]
-    assert response.json() == {"lines": recent.lines["fastgpt"]}
-    assert recent.calls == [("fastgpt", 50)]
+    answer = response.json()
+    assert answer["lines"] == [
+        line("2026-11-24T22:00:01.250Z", "started"),
+        line("2026-11-24T22:00:02.123Z", "warning: <b>x</b>", "stderr"),
+        {
+            **line("2026-11-24T22:00:03.000Z", "ready"),
+            "segments": [["ready", "ansi-green"]],
+        },
+    ]
+    assert answer["replayed"] is True
+    assert answer["skipped"] == 0
+    assert parse_cursors(answer["cursor"])[service.pk].count == 4
+    assert remote.opened == [("prod-fastgpt-1", 3)]
 
 
 @pytest.mark.parametrize(
@@ -171,16 +258,131 @@ def test_recent_json_returns_the_lines_in_the_viewers_shape(client, viewer, serv
         ("9" * 400, MAX_POLL_TAIL),
     ],
 )
-def test_recent_json_tail_is_clamped_never_a_crash(client, viewer, service, recent, raw, expected):
+def test_recent_json_tail_is_clamped_never_a_crash(client, viewer, service, remote, raw, expected):
     client.force_login(viewer)
     query = {} if raw is None else {"tail": raw}
     response = client.get(reverse("stack_service_logs_recent", args=[service.pk]), query)
     assert response.status_code == 200
-    assert recent.calls == [("fastgpt", expected)]
+    assert remote.opened == [("prod-fastgpt-1", expected)]
 
 
-def test_an_unreachable_server_answers_502_with_a_readable_error(client, viewer, service, recent):
-    recent.errors["fastgpt"] = SSHError(
+def test_polls_of_several_viewers_and_services_share_one_feed_per_container(
+    viewer, owner, stack, service, oneapi, remote
+):
+    fastgpt = remote.source("prod-fastgpt-1")
+    other = remote.source("prod-oneapi-1")
+    fastgpt.put(stamped("2026-11-24T22:00:00Z", "f0"))
+    other.put(stamped("2026-11-24T22:00:01Z", "o0"))
+    urls = [
+        reverse("stack_logs_recent", args=[stack.pk]),
+        reverse("stack_service_logs_recent", args=[service.pk]),
+        reverse("stack_service_logs_recent", args=[oneapi.pk]),
+    ]
+    clients = []
+    for user in (viewer, owner):
+        client = Client()
+        client.force_login(user)
+        clients.append(client)
+
+    cursors = {}
+    for client in clients:
+        for url in urls:
+            answer = get_json(client, url, tail="10")
+            assert answer["replayed"] is True
+            cursors[client, url] = answer["cursor"]
+    assert texts(get_json(clients[0], urls[0], tail="10")) == ["f0", "o0"]
+    for _round in range(3):
+        for key, cursor in cursors.items():
+            answer = get_json(key[0], key[1], cursor=cursor)
+            assert (answer["lines"], answer["replayed"]) == ([], False)
+            cursors[key] = answer["cursor"]
+
+    fastgpt.put(stamped("2026-11-24T22:00:02Z", "f1"))
+    other.put(b"", stamped("2026-11-24T22:00:03Z", "o1"))
+
+    for (client, url), cursor in cursors.items():
+        expected = {urls[0]: ["f1", "o1"], urls[1]: ["f1"], urls[2]: ["o1"]}[url]
+        got, answer = poll_until(client, url, cursor, len(expected))
+        assert got == expected
+        assert get_json(client, url, cursor=answer["cursor"])["lines"] == []
+    stack_answer = get_json(clients[1], urls[0], cursor=cursors[clients[1], urls[0]])
+    assert stack_answer["lines"] == [
+        {**line("2026-11-24T22:00:02.000Z", "f1"), "service": "fastgpt"},
+        {**line("2026-11-24T22:00:03.000Z", "o1", "stderr"), "service": "oneapi"},
+    ]
+    # Twenty-odd polls of two services by two viewers: one remote stream per container.
+    assert sorted(remote.opened) == [("prod-fastgpt-1", 10), ("prod-oneapi-1", 10)]
+
+
+def test_lines_the_feed_no_longer_kept_are_counted_as_skipped(
+    client, viewer, service, remote, monkeypatch
+):
+    monkeypatch.setattr(hub_module, "HISTORY_LINES", 5)
+    source = remote.source("prod-fastgpt-1")
+    source.put(stamped("2026-11-24T22:00:00Z", "old"))
+    client.force_login(viewer)
+    url = reverse("stack_service_logs_recent", args=[service.pk])
+    cursor = get_json(client, url)["cursor"]
+
+    source.put(b"".join(stamped(f"2026-11-24T22:00:0{i}Z", f"n{i}") for i in range(1, 9)))
+    answer = {"lines": [], "skipped": 0}
+    deadline = time.monotonic() + TIMEOUT
+    while len(answer["lines"]) + answer["skipped"] < 8:
+        assert time.monotonic() < deadline, answer
+        answer = get_json(client, url, cursor=cursor)
+
+    assert answer["skipped"] == 3
+    assert texts(answer) == ["n4", "n5", "n6", "n7", "n8"]
+    assert answer["replayed"] is False
+
+
+def test_the_feed_ends_once_nobody_polls_and_a_later_poll_starts_over(
+    client, viewer, service, remote, monkeypatch
+):
+    monkeypatch.setattr(polls, "KEEP_SECONDS", 0.6)
+    source = remote.source("prod-fastgpt-1")
+    source.put(stamped("2026-11-24T22:00:00Z", "seen"))
+    client.force_login(viewer)
+    url = reverse("stack_service_logs_recent", args=[service.pk])
+    first = get_json(client, url)
+    for _poll in range(3):
+        time.sleep(0.3)
+        assert not source.closed.is_set()
+        first = get_json(client, url, cursor=first["cursor"])
+
+    wait_for(source.closed.is_set, "the remote stream to be closed")
+    source.put(stamped("2026-11-24T22:00:01Z", "the new stream's tail"))
+    again = get_json(client, url, cursor=first["cursor"])
+
+    # The cursor was of the feed that ended: the answer starts over with the last lines.
+    assert again["replayed"] is True
+    assert texts(again) == ["the new stream's tail"]
+    assert [tail for _, tail in remote.opened] == [DEFAULT_POLL_TAIL, DEFAULT_POLL_TAIL]
+
+
+def test_a_container_that_stopped_is_not_reopened_by_every_poll(client, viewer, service, remote):
+    source = remote.source("prod-fastgpt-1")
+    source.put(stamped("2026-11-24T22:00:00Z", "last words"))
+    source.end()
+    client.force_login(viewer)
+    url = reverse("stack_service_logs_recent", args=[service.pk])
+
+    answers = [get_json(client, url) for _poll in range(4)]
+
+    assert all(texts(answer) == ["last words"] for answer in answers)
+    assert len(remote.opened) == 1
+
+
+def test_a_cursor_that_does_not_parse_counts_as_none():
+    assert parse_cursors("7:0123456789ab.42,8:zz.1,x:0123456789ab.1,9:0123456789ab.-1") == {
+        7: polls.Cursor("0123456789ab", 42)
+    }
+    assert parse_cursors(None) == {}
+    assert parse_cursors("7:0123456789ab.1," * (MAX_CURSOR_CHARS // 10)) == {}
+
+
+def test_an_unreachable_server_answers_502_with_a_readable_error(client, viewer, service, remote):
+    remote.errors["prod-fastgpt-1"] = SSHError(
         "Could not connect to gpu-a: timed out.", kind="unreachable"
     )
     client.force_login(viewer)
@@ -189,8 +391,8 @@ def test_an_unreachable_server_answers_502_with_a_readable_error(client, viewer,
     assert response.json() == {"lines": [], "error": "Could not connect to gpu-a: timed out."}
 
 
-def test_an_unexpected_failure_answers_502_without_its_details(client, viewer, service, recent):
-    recent.errors["fastgpt"] = RuntimeError("secret internals at /root/.ssh")
+def test_an_unexpected_failure_answers_502_without_its_details(client, viewer, service, remote):
+    remote.errors["prod-fastgpt-1"] = RuntimeError("secret internals at /root/.ssh")
     client.force_login(viewer)
     response = client.get(reverse("stack_service_logs_recent", args=[service.pk]))
     assert response.status_code == 502
@@ -198,18 +400,24 @@ def test_an_unexpected_failure_answers_502_without_its_details(client, viewer, s
     assert response.json()["error"] == "The logs could not be read from the server."
 
 
+def test_a_service_without_a_container_answers_502_and_opens_nothing(client, viewer, stack, remote):
+    service = Service.objects.create(stack=stack, name="fresh")
+    client.force_login(viewer)
+    response = client.get(reverse("stack_service_logs_recent", args=[service.pk]))
+    assert response.status_code == 502
+    assert response.json()["error"] == "fresh has no container yet: deploy the stack first."
+    assert remote.opened == []
+
+
 def test_stack_recent_json_merges_services_by_time_and_names_them(
-    client, viewer, stack, service, recent
+    client, viewer, stack, service, oneapi, remote
 ):
-    Service.objects.create(stack=stack, name="oneapi")
-    recent.lines["fastgpt"] = [
-        line("2026-11-24T22:00:00.5Z", "f1"),
-        line("2026-11-24T22:00:02Z", "f2"),
-    ]
-    recent.lines["oneapi"] = [
-        line("2026-11-24T22:00:00.25Z", "o1"),
-        line("2026-11-24T22:00:01.123456789Z", "o2"),
-    ]
+    remote.source("prod-fastgpt-1").put(
+        stamped("2026-11-24T22:00:00.5Z", "f1") + stamped("2026-11-24T22:00:02Z", "f2")
+    )
+    remote.source("prod-oneapi-1").put(
+        stamped("2026-11-24T22:00:00.25Z", "o1") + stamped("2026-11-24T22:00:01.123456789Z", "o2")
+    )
     client.force_login(viewer)
     response = client.get(reverse("stack_logs_recent", args=[stack.pk]), {"tail": "3"})
     assert response.status_code == 200
@@ -219,31 +427,39 @@ def test_stack_recent_json_merges_services_by_time_and_names_them(
         ("oneapi", "o2"),
         ("fastgpt", "f2"),
     ]
-    assert sorted(recent.calls) == [("fastgpt", 3), ("oneapi", 3)]
+    assert sorted(remote.opened) == [("prod-fastgpt-1", 3), ("prod-oneapi-1", 3)]
 
 
-def test_stack_recent_json_keeps_the_services_that_answer(client, viewer, stack, service, recent):
-    Service.objects.create(stack=stack, name="oneapi")
-    recent.lines["fastgpt"] = [line("2026-11-24T22:00:00Z", "still here")]
-    recent.errors["oneapi"] = SSHError("No such container.", kind="command")
+def test_stack_recent_json_keeps_the_services_that_answer(
+    client, viewer, stack, service, oneapi, remote
+):
+    remote.source("prod-fastgpt-1").put(stamped("2026-11-24T22:00:00Z", "still here"))
+    remote.errors["prod-oneapi-1"] = SSHError("No such container.", kind="command")
     client.force_login(viewer)
     response = client.get(reverse("stack_logs_recent", args=[stack.pk]))
     assert response.status_code == 200
-    assert [item["text"] for item in response.json()["lines"]] == ["still here"]
+    assert texts(response.json()) == ["still here"]
+    assert list(parse_cursors(response.json()["cursor"])) == [service.pk]
 
-    recent.errors["fastgpt"] = SSHError("Could not connect.", kind="unreachable")
+
+def test_a_stack_whose_every_service_fails_answers_502(
+    client, viewer, stack, service, oneapi, remote
+):
+    remote.errors["prod-fastgpt-1"] = SSHError("Could not connect.", kind="unreachable")
+    remote.errors["prod-oneapi-1"] = SSHError("Could not connect.", kind="unreachable")
+    client.force_login(viewer)
     response = client.get(reverse("stack_logs_recent", args=[stack.pk]))
     assert response.status_code == 502
     assert json.loads(response.content)["error"] == "Could not connect."
 
 
-def test_a_stack_without_services_has_no_recent_lines(client, viewer, stack, recent):
+def test_a_stack_without_services_has_no_recent_lines(client, viewer, stack, remote):
     client.force_login(viewer)
     response = client.get(reverse("stack_logs_recent", args=[stack.pk]))
-    assert response.json() == {"lines": []}
+    assert response.json() == {"lines": [], "cursor": "", "skipped": 0, "replayed": False}
 
 
-def test_a_viewer_of_two_teams_sees_the_logs_of_both(client, viewer, foreign_service, recent):
+def test_a_viewer_of_two_teams_sees_the_logs_of_both(client, viewer, foreign_service):
     add_member(foreign_service.stack.team, viewer)
     client.force_login(viewer)
     assert client.get(reverse("stack_service_logs", args=[foreign_service.pk])).status_code == 200
@@ -251,10 +467,52 @@ def test_a_viewer_of_two_teams_sees_the_logs_of_both(client, viewer, foreign_ser
 
 def test_timestamps_sort_by_time_even_when_docker_trims_their_zeros():
     times = ["2026-11-24T22:00:00.12345Z", "2026-11-24T22:00:00.1234Z", "2026-11-24T22:00:00Z"]
-    assert sorted(times, key=lambda ts: ts_key({"ts": ts})) == [
+    assert sorted(times, key=ts_key) == [
         "2026-11-24T22:00:00Z",
         "2026-11-24T22:00:00.1234Z",
         "2026-11-24T22:00:00.12345Z",
     ]
-    assert ts_key({"ts": None}) == ""
-    assert ts_key({"ts": "garbage"}) == "garbage"
+    assert ts_key(None) == ""
+    assert ts_key("garbage") == "garbage"
+
+
+# Under daphne: the poll runs in the server's loop and reads the websockets' feed.
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_under_asgi_a_poll_reads_the_feed_the_websocket_viewers_share(
+    service, viewer, monkeypatch
+):
+    remote = Remote()
+    monkeypatch.setattr(log_views, "open_remote_logs", remote)
+    monkeypatch.setattr(log_consumers, "open_remote_logs", remote)
+    monkeypatch.setattr(polls, "KEEP_SECONDS", 0.5)
+    source = remote.source("prod-fastgpt-1")
+    source.put(stamped("2026-11-24T22:00:00Z", "one"))
+    socket = await follow(f"/ws/services/{service.pk}/logs/?tail=10", viewer)
+    await receive_lines(socket, 1)
+    client = AsyncClient()
+    await client.aforce_login(viewer)
+    url = reverse("stack_service_logs_recent", args=[service.pk])
+
+    first = (await client.get(url)).json()
+    await socket.disconnect()
+    await asyncio.sleep(0.3)
+    source.put(stamped("2026-11-24T22:00:01Z", "two"))
+    got: list[str] = []
+    cursor = first["cursor"]
+    while not got:
+        answer = (await client.get(url, {"cursor": cursor})).json()
+        got, cursor = texts(answer), answer["cursor"]
+
+    assert texts(first) == ["one"]
+    assert got == ["two"]
+    # The socket's feed, kept by the polls after the socket left: opened once.
+    assert remote.opened == [("prod-fastgpt-1", 10)]
+    assert not source.closed.is_set()
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while not source.closed.is_set():
+        assert asyncio.get_running_loop().time() < deadline, "the feed outlived its polls"
+        await asyncio.sleep(0.05)
+    assert get_hub().feeds == {}

@@ -6,7 +6,8 @@ bounded queue. While no subscriber has room the reader holds back, for a second 
 remote side waits meanwhile, through SSH flow control); past that, a viewer that is still behind
 has its oldest waiting lines dropped and counted (`skipped`). So a slow browser costs a bounded
 amount of memory and never slows the others for long. The last subscriber to leave stops the
-feed, which closes the remote stream.
+feed, which closes the remote stream, unless a poll keeps it (`LogHub.keep`): a browser that
+polls holds no subscription, it reads the lines the feed kept after a cursor.
 
 Lines travel as (ts, json) pairs, encoded once in the feed's thread and shared by every queue.
 """
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import threading
 import time
 import weakref
@@ -48,6 +50,9 @@ READ_WAIT_SECONDS = 0.25
 BATCHES_IN_FLIGHT = 2
 BATCH_LINES = 1000
 DIAGNOSTIC_LINES = 8
+# How long a feed that ended by itself (the container stopped, the server could not be reached)
+# still answers polls, so that polling viewers of it do not open a session on every poll.
+ENDED_KEPT_SECONDS = 10
 
 Line = tuple[str | None, str]
 
@@ -188,7 +193,18 @@ class Feed:
         self._loop = asyncio.get_running_loop()
         self.subscriptions: set[Subscription] = set()
         self.history = BoundedLines(HISTORY_LINES, HISTORY_BYTES)
+        # Lines delivered since the feed started, and a name of this feed: what a poll's
+        # cursor is made of (a cursor of another feed of the container means nothing here).
+        self.received = 0
+        self.token = secrets.token_hex(6)
+        self.started_at = self._loop.time()
         self.status: dict | None = None
+        # Why the feed failed, where it did: a poll shows the reason only of an SSHError.
+        self.error: Exception | None = None
+        # Loop time until which polls keep the feed running without subscribers.
+        self.kept_until = 0.0
+        self._lease: asyncio.TimerHandle | None = None
+        self._waiters: list[asyncio.Future] = []
         self._stop = threading.Event()
         self._slots = threading.Semaphore(BATCHES_IN_FLIGHT)
         # Set while some subscriber has room (see ROOM_WAIT_SECONDS).
@@ -208,20 +224,65 @@ class Feed:
 
     # In the event loop
 
+    @property
+    def kept(self) -> bool:
+        return self.kept_until > self._loop.time()
+
+    def keep_for(self, seconds: float) -> None:
+        """Keep the feed running `seconds` more, with or without subscribers."""
+        self.kept_until = max(self.kept_until, self._loop.time() + seconds)
+        if self._lease is None:
+            self._lease = self._loop.call_later(seconds, self._lease_over)
+
+    def _lease_over(self) -> None:
+        # One timer per feed however often polls come: it looks again when it is due.
+        left = self.kept_until - self._loop.time()
+        self._lease = self._loop.call_later(left, self._lease_over) if left > 0 else None
+        if self._lease is None:
+            self.hub._released(self)
+
+    def lines_after(self, count: int) -> tuple[int, list[Line]]:
+        """(lines no longer kept, the kept lines) after the first `count` the feed received."""
+        first_kept = self.received - len(self.history)
+        skipped = max(first_kept - count, 0)
+        return skipped, self.history.last(max(self.received - max(count, first_kept), 0))
+
+    async def changed(self, timeout: float) -> bool:
+        """Whether lines or a status came within `timeout` seconds."""
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+        return True
+
+    def _changed(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     def _deliver(self, lines: list[Line], size: int) -> None:
         self._slots.release()
         self.history.extend(lines, size)
-        room = False
+        self.received += len(lines)
+        # With no subscriber (only polls keep the feed) nobody is behind: read on.
+        room = not self.subscriptions
         for subscription in self.subscriptions:
             subscription.offer(lines, size)
             room = room or subscription.has_room
         if room:
             self.room.set()
+        self._changed()
 
     def _set_status(self, message: dict) -> None:
         self.status = message
         for subscription in self.subscriptions:
             subscription.offer_status(message)
+        self._changed()
 
     # In the feed's thread
 
@@ -258,9 +319,11 @@ class Feed:
             if not self._stop.is_set():
                 self._call(self._set_status, status(state, message))
         except SSHError as error:
+            self.error = error
             self._call(self._set_status, status("error", str(error)))
         except Exception as error:
             logger.exception("Following the log of %s failed", self.key)
+            self.error = error
             self._call(self._set_status, status("error", f"Following the log failed: {error}"))
         finally:
             if source is not None:
@@ -274,6 +337,10 @@ class Feed:
         out, err = LineSplitter("stdout"), LineSplitter("stderr")
         diagnostics: deque[str] = deque(maxlen=DIAGNOSTIC_LINES)
         while not self._stop.is_set():
+            if self._loop.is_closed():
+                # The loop the viewers were served on has ended (a test's): nobody is left.
+                self._stop.set()
+                break
             stdout, stderr = source.read(READ_WAIT_SECONDS)
             if not stdout and not stderr:
                 if source.finished:
@@ -309,6 +376,8 @@ class LogHub:
 
     def __init__(self) -> None:
         self.feeds: dict[Hashable, Feed] = {}
+        # Feeds polls kept that ended by themselves, for ENDED_KEPT_SECONDS.
+        self.ended: dict[Hashable, Feed] = {}
 
     def subscribe(
         self, key: Hashable, opener: Opener, *, tail: int, notify: Callable[[], None]
@@ -323,8 +392,7 @@ class LogHub:
         feed = self.feeds.get(key)
         start = feed is None or feed.stopping
         if start:
-            feed = Feed(self, key, opener, tail)
-            self.feeds[key] = feed
+            feed = self._new_feed(key, opener, tail)
         subscription = Subscription(feed, QUEUE_LINES + tail, notify)
         if tail and feed.history:
             history = feed.history.last(tail)
@@ -337,18 +405,55 @@ class LogHub:
             feed.start()
         return subscription
 
+    def keep(self, key: Hashable, opener: Opener, *, tail: int, seconds: float) -> Feed:
+        """The feed of the container `key`, kept running for `seconds` more even without
+        subscribers: what a poll holds instead of a subscription. Started as `subscribe`
+        starts one where none runs; where one ended by itself lately, that one (its lines and
+        its final status), so that polls do not open a session each."""
+        feed = self.feeds.get(key)
+        if feed is None or feed.stopping:
+            feed = self.ended.get(key)
+            if feed is not None:
+                return feed
+            feed = self._new_feed(key, opener, tail)
+            feed.start()
+        feed.keep_for(seconds)
+        return feed
+
     def unsubscribe(self, subscription: Subscription) -> None:
         feed = subscription.feed
         feed.subscriptions.discard(subscription)
         feed.room.set()
-        if not feed.subscriptions:
-            feed.stop()
-            if self.feeds.get(feed.key) is feed:
-                del self.feeds[feed.key]
+        if not feed.subscriptions and not feed.kept:
+            self._stop(feed)
 
-    def _feed_ended(self, feed: Feed) -> None:
+    def _new_feed(self, key: Hashable, opener: Opener, tail: int) -> Feed:
+        feed = Feed(self, key, opener, tail)
+        self.feeds[key] = feed
+        self.ended.pop(key, None)
+        return feed
+
+    def _stop(self, feed: Feed) -> None:
+        feed.stop()
         if self.feeds.get(feed.key) is feed:
             del self.feeds[feed.key]
+
+    def _released(self, feed: Feed) -> None:
+        """No poll keeps `feed` any more: stopped where no subscriber is left either."""
+        if self.feeds.get(feed.key) is feed and not feed.subscriptions:
+            self._stop(feed)
+
+    def _feed_ended(self, feed: Feed) -> None:
+        if self.feeds.get(feed.key) is not feed:
+            return
+        del self.feeds[feed.key]
+        if feed.kept_until and not feed.stopping:
+            self.ended[feed.key] = feed
+            asyncio.get_running_loop().call_later(ENDED_KEPT_SECONDS, self._forget_ended, feed)
+
+    def _forget_ended(self, feed: Feed) -> None:
+        if self.ended.get(feed.key) is feed:
+            del self.ended[feed.key]
 
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LogHub]" = weakref.WeakKeyDictionary()

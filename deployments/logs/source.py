@@ -15,7 +15,6 @@ from ..clients.ssh import CommandStream, SSHClient, SSHError, failure_kind
 from ..servers.facts import explain_docker_failure
 from ..servers.sessions import open_session
 from ..validators import CONTAINER_RE
-from .lines import LineSplitter
 
 # $1: how many lines of history, $2: the container. Output of `docker logs` goes to the
 # channel; the watcher's does not, so that sshd ends the session when `docker logs` ends.
@@ -103,42 +102,6 @@ def open_remote_logs(server, container: str, tail: int) -> RemoteLogs:
     return RemoteLogs(client, stream, container)
 
 
-def recent_lines(service, tail: int, *, timeout: float = 30) -> list[dict]:
-    """The last `tail` lines of a service's container, stdout and stderr merged by time.
-
-    For a browser that cannot keep a websocket open. Blocking; raises SSHError with a message
-    for the user (also where the service has no container yet).
-    """
-    container = service.container_name
-    if not container:
-        raise SSHError(
-            f"{service.name} has no container yet: deploy the stack first.",
-            kind="command",
-            permanent=True,
-        )
-    if not CONTAINER_RE.match(container):
-        raise ValueError(f"Not a container name: {container!r}.")
-    argv = ["docker", "logs", "--timestamps", "--tail", str(max(tail, 0)), "--", container]
-    with open_session(service.stack.server) as client:
-        result = client.run(argv, sudo=True, timeout=timeout, check=False)
-    # Decoded text back to bytes: lossless, since what was invalid is U+FFFD already.
-    lines = LineSplitter("stdout").feed(result.stdout.encode(), final=True)
-    diagnostics = []
-    for line in LineSplitter("stderr").feed(result.stderr.encode(), final=True):
-        if line["ts"] is None:
-            diagnostics.append(line["text"])
-        else:
-            lines.append(line)
-    if not result.ok:
-        raise SSHError(
-            failure_message(container, client.user, result.exit_status, diagnostics),
-            kind="command",
-            result=result,
-        )
-    lines.sort(key=lambda line: line["ts"] or "")
-    return lines[-tail:] if tail else []
-
-
 __all__ = [
     "FOLLOW_SCRIPT",
     "RemoteLogs",
@@ -146,5 +109,4 @@ __all__ = [
     "failure_message",
     "follow_command",
     "open_remote_logs",
-    "recent_lines",
 ]

@@ -10,7 +10,10 @@
  *   {"type": "lines", "lines": [{ts, stream, text, service?, segments?}], "skipped": n}
  *   {"type": "status", "state": "connecting"|"following"|"ended"|"error", "message": "..."}
  * When the websocket fails to open FAILURES_BEFORE_POLLING times in a row (a proxy that cuts
- * websockets), the viewer polls the recent-lines JSON every POLL_MS instead.
+ * websockets), the viewer polls the recent-lines JSON every POLL_MS instead:
+ *   {"lines": [...], "skipped": n, "cursor": "...", "replayed": true|false}
+ * Each poll sends the cursor of the previous answer and gets the lines after it; an answer
+ * that starts over (`replayed`: the last lines again) is shown without the lines seen before.
  */
 (function () {
   "use strict";
@@ -141,8 +144,7 @@
       this.countdownTimer = null;
       this.polling = false;
       this.pollTimer = null;
-      this.pollSignature = "";
-      this.heldPoll = null;
+      this.pollCursor = "";
       this.lastError = "";
 
       this.bind();
@@ -222,11 +224,6 @@
       this.pauseButton.textContent = "Pause";
       this.pauseButton.setAttribute("aria-pressed", "false");
       this.updateNewButton();
-      if (this.heldPoll) {
-        const lines = this.heldPoll;
-        this.heldPoll = null;
-        this.replace(lines);
-      }
       this.flush();
       this.scrollToBottom();
     }
@@ -588,10 +585,7 @@
       clearTimeout(this.reconnectTimer);
       clearInterval(this.countdownTimer);
       this.connected = false;
-      this.watermark = new Map();
-      for (const [service, last] of this.newest) {
-        this.watermark.set(service, { key: last.key, texts: new Map(last.texts) });
-      }
+      this.markSeen();
       this.statuses = new Map();
       const tail = this.everConnected ? Math.min(RECONNECT_TAIL, this.tail) : this.tail;
       const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
@@ -632,6 +626,15 @@
         this.ws = null;
         this.onClose(event);
       };
+    }
+
+    markSeen() {
+      // What the replayed tail of a new connection (or a poll that starts over) must not show
+      // again: the newest lines received so far.
+      this.watermark = new Map();
+      for (const [service, last] of this.newest) {
+        this.watermark.set(service, { key: last.key, texts: new Map(last.texts) });
+      }
     }
 
     onMessage(message) {
@@ -734,7 +737,7 @@
     startPolling() {
       clearInterval(this.countdownTimer);
       this.polling = true;
-      this.pollSignature = "";
+      this.pollCursor = "";
       this.setState("polling", "Polling every 2 s: the live stream does not get through");
       this.poll();
     }
@@ -742,12 +745,12 @@
     stopPolling() {
       this.polling = false;
       clearTimeout(this.pollTimer);
-      this.heldPoll = null;
     }
 
     async poll() {
       if (!this.polling) return;
-      const url = `${this.pollUrl}?tail=${Math.min(POLL_TAIL, this.tail)}`;
+      let url = `${this.pollUrl}?tail=${Math.min(POLL_TAIL, this.tail)}`;
+      if (this.pollCursor) url += "&cursor=" + encodeURIComponent(this.pollCursor);
       try {
         const response = await fetch(url, {
           headers: { Accept: "application/json" },
@@ -764,7 +767,7 @@
             this.setState("error", "Error: " + clean(data.error || `the server answered ${response.status}`));
           } else {
             this.setState("polling", "Polling every 2 s: the live stream does not get through");
-            this.onPoll(Array.isArray(data.lines) ? data.lines : []);
+            this.onPoll(data);
           }
         }
       } catch (error) {
@@ -773,35 +776,12 @@
       if (this.polling) this.pollTimer = setTimeout(() => this.poll(), POLL_MS);
     }
 
-    onPoll(lines) {
-      const last = lines.length ? lines[lines.length - 1] : null;
-      const signature = last ? `${lines.length}|${last.ts}|${last.service || ""}|${last.text}` : "0";
-      if (signature === this.pollSignature) return;
-      this.pollSignature = signature;
-      if (this.paused) {
-        const newest = this.kept.length ? tsKey(this.kept[this.kept.length - 1].ts) : "";
-        this.heldPoll = lines;
-        this.newWhilePaused = lines.filter((l) => l && tsKey(l.ts) > newest).length;
-        this.updateNewButton();
-        return;
-      }
-      this.replace(lines);
-    }
-
-    replace(lines) {
-      // Each answer is the whole recent window: it replaces what is shown.
-      this.clear();
-      this.queue = [];
-      this.queueDropped = 0;
-      const records = [];
-      for (const line of lines) {
-        if (!line || typeof line !== "object") continue;
-        const rec = this.record(line);
-        this.remember(rec);
-        if (this.multi && rec.service) this.knowService(rec.service);
-        records.push(rec);
-      }
-      this.append(records);
+    onPoll(data) {
+      this.pollCursor = typeof data.cursor === "string" ? data.cursor : "";
+      // Lines after a cursor are all new; a replayed tail overlaps what is shown.
+      if (data.replayed) this.markSeen();
+      else this.watermark = new Map();
+      this.onLines({ lines: data.lines, skipped: data.skipped });
     }
 
     stop() {
