@@ -1,5 +1,7 @@
-"""A real browser watches a run: lines arrive over the websocket without a reload, survive a
-server restart once each, and where websockets cannot get through the page still polls.
+"""A real browser watches a run: steps and lines arrive over the websocket (htmx's extension
+swapping the HTML the consumer sends) with no polling while the socket is up, the page
+catches up once each after a server restart, and where websockets cannot get through, or
+while a socket is down, the page polls instead.
 
 live_server speaks WSGI only, so the websocket tests run the real ASGI server (daphne) on
 the test database and the Redis of REDIS_URL, the way the panel is served.
@@ -34,6 +36,9 @@ from testkit.workers import database_url
 pytestmark = [pytest.mark.slow]
 
 START_TIMEOUT_SECONDS = 30
+LIVE_TRIGGER = "htmx:wsClose from:#run-progress"  # a section the websocket sent
+POLL_TRIGGER = "every 2s"  # a section a plain request rendered
+POLL_INTERVAL_MS = 2000
 
 
 def free_port() -> int:
@@ -197,98 +202,181 @@ def watcher(watched_run):
 
 
 def steps_requests(page, run: PipelineRun) -> list[str]:
-    """The URLs of the steps partial the page asks for, from now on (polls and reloads)."""
+    """The URLs of the steps partial the page asks for, from now on (its polls)."""
     path = reverse("run_steps", args=[run.pk])
     seen: list[str] = []
     page.on("request", lambda request: path in request.url and seen.append(request.url))
     return seen
 
 
-def test_lines_reach_a_viewer_over_the_websocket_without_a_reload(
+def open_run_page(page, base_url: str, run: PipelineRun, user) -> None:
+    log_in(page, base_url, user.username, user.raw_password)
+    page.goto(f"{base_url}{reverse('run_detail', args=[run.pk])}")
+
+
+def output_text(page, index: int = 0) -> str:
+    """The exact text of the output of step `index` (Playwright's matchers fold whitespace)."""
+    return page.locator(f'tr[data-step-index="{index}"] + tr.step-output pre').first.text_content()
+
+
+def wait_for_output(page, expected: str, index: int = 0, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(Exception):
+            if output_text(page, index) == expected:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"step {index} never showed {expected!r}")
+        page.wait_for_timeout(50)
+
+
+def test_steps_and_lines_arrive_over_the_websocket_and_nothing_polls(
     asgi_server, page, watched_run, watcher
 ):
-    sockets = []
-    page.on("websocket", lambda ws: sockets.append(ws.url))
-    log_in(page, asgi_server.url, "watcher-wes", watcher.raw_password)
-    page.goto(f"{asgi_server.url}{reverse('run_detail', args=[watched_run.pk])}")
+    sockets, frames = [], []
+
+    def on_websocket(ws):
+        sockets.append(ws.url)
+        ws.on("framereceived", lambda payload: frames.append(payload))
+
+    page.on("websocket", on_websocket)
+    open_run_page(page, asgi_server.url, watched_run, watcher)
     steps = page.locator("#run-steps")
-    expect(steps).to_have_attribute("data-live", "ws")
+    # The socket's first message replaced the page's polling section with one that waits.
+    expect(steps).to_have_attribute("hx-trigger", LIVE_TRIGGER)
     polls = steps_requests(page, watched_run)
     # Nothing can come by polling: whatever appears came over the websocket.
     steps_url = f"**{reverse('run_steps', args=[watched_run.pk])}"
     page.route(steps_url, lambda route: route.abort())
     navigations = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
-    first_output = steps.locator("tr.step-output pre").first
-    expect(first_output).to_have_text("before the page opened")
 
     in_thread(output, watched_run, "pulling <fastgpt> & friends", "pulled")
-    expect(first_output).to_have_text("before the page opened\npulling <fastgpt> & friends\npulled")
+    wait_for_output(page, "before the page opened\npulling <fastgpt> & friends\npulled")
+    assert any("pulled" in frame for frame in frames)
 
     in_thread(end_step, watched_run, 0)
-    first = steps.locator('tr[data-step-index="0"]')
-    expect(first).to_contain_text("Succeeded")
     in_thread(start_step, watched_run, 1, "compose_up")
     in_thread(output, watched_run, "container started", step_index=1)
+    first = steps.locator('tr[data-step-index="0"]')
     second = steps.locator('tr[data-step-index="1"]')
+    expect(first).to_have_attribute("data-step-status", "succeeded")
+    expect(first.locator(".badge")).to_have_text("Succeeded")
     expect(second).to_contain_text("compose_up")
-    expect(second).to_contain_text("Running")
-    expect(steps.locator("tr.step-output pre").nth(1)).to_have_text("container started")
-    page.wait_for_timeout(2500)  # longer than the polling interval
+    expect(second.locator(".badge")).to_have_text("Running")
+    wait_for_output(page, "container started", index=1)
+
+    page.wait_for_timeout(POLL_INTERVAL_MS + 500)
     assert polls == [], "the page polled while its websocket was up"
 
-    page.unroute(steps_url)
     in_thread(finish_run, watched_run)
-    expect(steps).to_have_attribute("data-live", "done")
     expect(steps.locator("[data-run-status]")).to_have_text("Succeeded")
-    expect(steps).not_to_have_attribute("hx-trigger", re.compile("."))
-    assert len(polls) == 1  # the one reload that shows the final state
+    expect(steps).not_to_have_attribute("hx-trigger", LIVE_TRIGGER)
+    expect(steps).not_to_have_attribute("hx-get", re.compile(".*"))
+    page.wait_for_timeout(POLL_INTERVAL_MS + 500)
+    assert polls == [], "the page polled a finished run"
     assert navigations == []
     assert sockets == [f"ws://127.0.0.1:{asgi_server.port}/ws/runs/{watched_run.pk}/"]
     # No markup from event text: the angle brackets are text.
     assert steps.locator("fastgpt").count() == 0
 
 
-def test_a_viewer_that_loses_the_server_resumes_without_a_gap_or_a_repeat(
+def test_a_running_output_follows_its_end_unless_scrolled_up(
     asgi_server, page, watched_run, watcher
 ):
-    log_in(page, asgi_server.url, "watcher-wes", watcher.raw_password)
-    page.goto(f"{asgi_server.url}{reverse('run_detail', args=[watched_run.pk])}")
+    open_run_page(page, asgi_server.url, watched_run, watcher)
+    expect(page.locator("#run-steps")).to_have_attribute("hx-trigger", LIVE_TRIGGER)
+    pre = page.locator('tr[data-step-index="0"] + tr.step-output pre')
+    at_end = "(pre) => pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4"
+
+    in_thread(output, watched_run, *(f"line {n}" for n in range(100)))
+    wait_for_output(page, "\n".join(["before the page opened", *(f"line {n}" for n in range(100))]))
+    assert pre.evaluate("(pre) => pre.scrollHeight > pre.clientHeight"), "too short to scroll"
+    assert pre.evaluate(at_end)
+
+    before = output_text(page)
+    pre.evaluate("(pre) => { pre.scrollTop = 0 }")
+    in_thread(output, watched_run, "one more")
+    wait_for_output(page, f"{before}\none more")
+    assert pre.evaluate("(pre) => pre.scrollTop") == 0
+
+
+def test_a_viewer_that_loses_the_server_catches_up_without_a_gap_or_a_repeat(
+    asgi_server, page, watched_run, watcher
+):
+    open_run_page(page, asgi_server.url, watched_run, watcher)
     steps = page.locator("#run-steps")
-    pre = steps.locator("tr.step-output pre").first
-    expect(steps).to_have_attribute("data-live", "ws")
+    expect(steps).to_have_attribute("hx-trigger", LIVE_TRIGGER)
+    # Retry at once rather than after the extension's growing random delay.
+    page.evaluate("htmx.config.wsReconnectDelay = () => 200")
     in_thread(output, watched_run, "line 1")
-    expect(pre).to_contain_text("line 1")
+    wait_for_output(page, "before the page opened\nline 1")
 
     asgi_server.stop()
-    expect(steps).not_to_have_attribute("data-live", "ws")
     in_thread(output, watched_run, "line 2", "line 3")
     asgi_server.start()
-
-    expect(steps).to_have_attribute("data-live", "ws", timeout=20_000)
     in_thread(output, watched_run, "line 4")
+
     expected = "\n".join(["before the page opened", *(f"line {n}" for n in range(1, 5))])
-    expect(pre).to_have_text(expected)
-    last_seq = in_thread(lambda: watched_run.events.order_by("-seq").first().seq)
-    expect(steps).to_have_attribute("data-last-seq", str(last_seq))
+    wait_for_output(page, expected, timeout_s=20)
+    expect(steps).to_have_attribute("hx-trigger", LIVE_TRIGGER)
+    in_thread(output, watched_run, "line 5")
+    wait_for_output(page, f"{expected}\nline 5")
+
+
+def test_while_the_socket_is_down_the_page_polls_until_it_is_back(
+    asgi_server, page, watched_run, watcher
+):
+    routes = []
+    blocked = threading.Event()
+
+    def route_socket(ws):
+        if blocked.is_set():
+            ws.close(code=1006)  # what a proxy that drops websockets looks like
+        else:
+            routes.append(ws)
+            ws.connect_to_server()
+
+    page.route_web_socket("**/ws/runs/**", route_socket)
+    open_run_page(page, asgi_server.url, watched_run, watcher)
+    steps = page.locator("#run-steps")
+    expect(steps).to_have_attribute("hx-trigger", LIVE_TRIGGER)
+    page.evaluate("htmx.config.wsReconnectDelay = () => 200")
+    polls = steps_requests(page, watched_run)
+
+    blocked.set()
+    routes[0].close(code=1006)
+    expect(steps).to_have_attribute("hx-trigger", POLL_TRIGGER)
+    in_thread(output, watched_run, "seen by polling")
+    wait_for_output(page, "before the page opened\nseen by polling")
+    assert polls, "the line did not come by polling"
+
+    blocked.clear()
+    expect(steps).to_have_attribute("hx-trigger", LIVE_TRIGGER, timeout=20_000)
+    polled = len(polls)
+    in_thread(output, watched_run, "seen live again")
+    wait_for_output(page, "before the page opened\nseen by polling\nseen live again")
+    page.wait_for_timeout(POLL_INTERVAL_MS + 500)
+    assert len(polls) == polled, "the page went on polling once the socket was back"
 
 
 def test_where_websockets_cannot_get_through_the_page_still_updates_by_polling(
     live_server, transactional_db, page, watched_run, watcher
 ):
     # live_server is a WSGI server: the websocket upgrade is answered with a 404.
-    log_in(page, live_server.url, "watcher-wes", watcher.raw_password)
-    page.goto(f"{live_server.url}{reverse('run_detail', args=[watched_run.pk])}")
+    open_run_page(page, live_server.url, watched_run, watcher)
     steps = page.locator("#run-steps")
     polls = steps_requests(page, watched_run)
 
     in_thread(output, watched_run, "seen by polling")
 
-    expect(steps.locator("tr.step-output pre").first).to_have_text(
-        "before the page opened\nseen by polling"
-    )
+    wait_for_output(page, "before the page opened\nseen by polling")
     assert polls, "the line did not come by polling"
-    expect(steps).to_have_attribute("data-live", "poll", timeout=30_000)
+    expect(steps).to_have_attribute("hx-trigger", POLL_TRIGGER)
 
     in_thread(finish_run, watched_run)
     expect(steps.locator("[data-run-status]")).to_have_text("Succeeded")
+    expect(steps).not_to_have_attribute("hx-trigger", POLL_TRIGGER)
+    polled = len(polls)
+    page.wait_for_timeout(POLL_INTERVAL_MS + 500)
+    assert len(polls) == polled, "the page went on polling a finished run"

@@ -1,11 +1,9 @@
-import types
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments.actions import ActionError
 from deployments.choices import DeploymentAction, Role, RunStatus, StepStatus
 from deployments.models import StepRun
 from testkit.factories import add_member, make_deployment, make_server, make_stack
@@ -206,46 +204,36 @@ def test_detail_shows_the_deployment_its_steps_and_an_escaped_diff(client, team,
     assert "<script>alert(1)" not in html
 
 
-def test_a_running_deployment_polls_its_steps_every_two_seconds(client, team, viewer):
+def test_a_running_deployment_follows_its_run_over_the_websocket_and_can_poll(client, team, viewer):
     deployment = make_deployment(make_stack(make_server(team)), status=RunStatus.RUNNING)
     client.force_login(viewer)
     steps_url = reverse("run_steps", args=[deployment.run_id])
     page = client.get(reverse("deployment_detail", args=[deployment.pk])).content.decode()
+    # htmx's websocket extension, for the htmx version the page loads, on an element that
+    # holds the steps section; the section polls until the socket's first message replaces it.
+    assert "django_htmx/htmx-2.min.js" in page and "django_htmx/ext/hx-ws-2.min.js" in page
+    assert f'hx-ext="ws" ws-connect="/ws/runs/{deployment.run_id}/"' in page
     assert f'hx-get="{steps_url}" hx-trigger="every 2s"' in page
+    assert page.index('id="run-progress"') < page.index('<section id="run-steps"')
+    assert "run_events.js" not in page
     partial = client.get(steps_url, headers={"HX-Request": "true"}).content.decode()
     assert partial.lstrip().startswith('<section id="run-steps"')
     assert 'hx-trigger="every 2s"' in partial
-    assert "<html" not in partial
+    assert "ws-connect" not in partial and "<html" not in partial
 
 
-def test_polling_stops_once_the_run_is_terminal(client, team, viewer):
+def test_a_finished_runs_page_neither_connects_nor_polls(client, team, viewer):
     deployment = make_deployment(make_stack(make_server(team)), status=RunStatus.RUNNING)
     client.force_login(viewer)
     steps_url = reverse("run_steps", args=[deployment.run_id])
     deployment.run.status = RunStatus.SUCCEEDED
     deployment.run.save()
     partial = client.get(steps_url, headers={"HX-Request": "true"}).content.decode()
-    assert "every 2s" not in partial
+    assert "every 2s" not in partial and "hx-trigger" not in partial
     assert "Succeeded" in partial
-
-
-@pytest.fixture
-def pipeline_actions(monkeypatch):
-    """Stand-ins for the pipeline runner's actions, recording what they were asked."""
-    calls = []
-
-    def do_retry_run(run, *, user=None, request=None):
-        calls.append(("retry", run.pk, user))
-        return run
-
-    def do_cancel_run(run, *, user=None, request=None):
-        calls.append(("cancel", run.pk, user))
-        raise ActionError("This run has already finished.")
-
-    module = types.ModuleType("deployments.actions.pipelines")
-    module.do_retry_run, module.do_cancel_run = do_retry_run, do_cancel_run
-    monkeypatch.setitem(__import__("sys").modules, "deployments.actions.pipelines", module)
-    return calls
+    page = client.get(reverse("deployment_detail", args=[deployment.pk])).content.decode()
+    assert "ws-connect" not in page and "hx-trigger" not in page
+    assert 'id="run-steps"' in page
 
 
 def test_operators_see_retry_on_a_failed_run_and_cancel_on_a_running_one(
@@ -266,29 +254,33 @@ def test_operators_see_retry_on_a_failed_run_and_cancel_on_a_running_one(
     assert reverse("run_retry", args=[failed.run_id]) not in viewer_html
 
 
-def test_retry_calls_the_pipeline_action_and_says_so(client, team, operator, pipeline_actions):
+def test_retry_queues_the_run_again_and_says_so(client, team, operator):
     deployment = make_deployment(make_stack(make_server(team)), status=RunStatus.FAILED)
     client.force_login(operator)
     response = client.post(reverse("run_retry", args=[deployment.run_id]), follow=True)
     assert response.redirect_chain[-1][0] == reverse("deployment_detail", args=[deployment.pk])
-    assert pipeline_actions == [("retry", deployment.run.pk, operator)]
+    deployment.run.refresh_from_db()
+    assert (deployment.run.status, deployment.run.attempt) == (RunStatus.QUEUED, 2)
     assert "Retry queued." in response.content.decode()
 
 
-def test_a_refused_cancel_shows_the_actions_reason(client, team, operator, pipeline_actions):
-    deployment = make_deployment(make_stack(make_server(team)), status=RunStatus.RUNNING)
+def test_a_refused_cancel_shows_the_actions_reason(client, team, operator):
+    deployment = make_deployment(make_stack(make_server(team)), status=RunStatus.SUCCEEDED)
     client.force_login(operator)
     response = client.post(reverse("run_cancel", args=[deployment.run_id]), follow=True)
     assert response.status_code == 200
-    assert "This run has already finished." in response.content.decode()
+    assert "Only a queued or running run can be cancelled" in response.content.decode()
+    deployment.run.refresh_from_db()
+    assert not deployment.run.cancel_requested
 
 
-def test_viewers_cannot_retry_or_cancel(client, team, viewer, pipeline_actions):
+def test_viewers_cannot_retry_or_cancel(client, team, viewer):
     deployment = make_deployment(make_stack(make_server(team)), status=RunStatus.FAILED)
     client.force_login(viewer)
     assert client.post(reverse("run_retry", args=[deployment.run_id])).status_code == 403
     assert client.post(reverse("run_cancel", args=[deployment.run_id])).status_code == 403
-    assert pipeline_actions == []
+    deployment.run.refresh_from_db()
+    assert deployment.run.status == RunStatus.FAILED and deployment.run.attempt == 1
 
 
 def test_a_member_of_two_teams_sees_both_histories(client, team, other_team, operator):

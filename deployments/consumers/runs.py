@@ -1,56 +1,78 @@
-"""Live progress of one pipeline run, pushed to everyone who watches it.
+"""Live progress of one pipeline run, pushed as HTML to everyone who watches it.
 
-Protocol. The browser opens /ws/runs/<run id>/ with its session cookie (no token in the
-URL) and then sends {"after": <the last seq it has shown>}. The consumer answers with
-every event after that seq, read from the database in order, then with live events from
-the run's group. Each message is one event:
+Protocol. A run's page wraps its steps section in an element with htmx's websocket extension
+(hx-ext="ws", ws-connect="/ws/runs/<run id>/", see templates/deployments/run_steps.html).
+The browser connects with its session cookie and sends nothing; every message is HTML that
+the extension swaps into the page out of band, by id, all rendered from the page's own
+template partials:
 
-    {"seq": 7, "kind": "output", "step_index": 1, "message": "pulling ...", "status": "running"}
+- on connect, the whole steps section as the run's events up to some seq left it;
+- for output lines after that seq, an "output-lines" fragment that appends them to their
+  running step's output;
+- for any other event (a step or the run starting or ending), the whole section again, as of
+  the latest seq; so does a step's first line of output (the section then gets the element
+  later lines go into) and a long output (it is cut to its latest lines).
 
-and each seq is sent once, in order, with no gap. A viewer that reconnects sends the last
-seq it saw and gets exactly what came after it.
+Each event is applied once, in order: events at or below the seq of what was last sent are
+dropped, and a live event past a gap has the gap filled from the database first. A reconnect
+(the extension reconnects by itself when a connection drops) starts over with the whole
+section, so it shows what came while the viewer was away without repeating anything. Once a
+section shows the run finished, the socket is closed normally, and nothing reconnects.
 
-The group is joined before the backlog is read, so an event is either in the backlog or
-arrives live (events are published after their transaction commits); a live event at or
-below the last seq sent is dropped, and one past a gap has the gap filled from the
-database first. A live message can still be lost (a full channel, a Redis hiccup), so the
-database is also read every few seconds while the run is going on; the same tick checks
-that the user may still see the run.
+The group is joined before the section is read, so an event is either in the section or
+arrives live (events are published after their transaction commits). A live message can
+still be lost (a full channel, a Redis hiccup), so the database is also read every few
+seconds while the run is going on; the same tick checks that the user may still see the run.
 """
 
 import asyncio
-import json
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.http import HttpRequest
+from django.middleware.csrf import CsrfViewMiddleware, get_token
+from django.template.loader import render_to_string
 from django.urls import path
 
 from .. import access
-from ..choices import RUN_TERMINAL, EventKind, RunStatus
+from ..choices import EventKind, StepStatus
 from ..models import PipelineEvent, PipelineRun
 from ..pipelines import events
+from ..views.runs import LIVE_OUTPUT_LINES, STEPS_TEMPLATE, steps_context
 
 # Close codes (4000-4999 are the application's). A refusal at connect happens before
 # the handshake is accepted, so a browser sees it as a failed connection.
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_NOT_VISIBLE = 4403
-CLOSE_BAD_REQUEST = 4400
 
 BATCH_SIZE = 200
+OUTPUT_LINES_TEMPLATE = f"{STEPS_TEMPLATE}#output-lines"
+# Appended lines past this many in one output make the next lines come with the whole
+# section instead, cut to its latest LIVE_OUTPUT_LINES: a page open for hours stays small.
+MAX_SHOWN_LINES = 2 * LIVE_OUTPUT_LINES
 
 logger = logging.getLogger(__name__)
 
 
-class PipelineRunConsumer(AsyncJsonWebsocketConsumer):
+@dataclass
+class Section:
+    html: str
+    seq: int  # the last event it shows
+    lines: dict[int, int]  # step index -> output lines shown, for each running step
+    finished: bool
+
+
+class PipelineRunConsumer(AsyncWebsocketConsumer):
     # How often the database is read for events whose live message was lost.
     catch_up_seconds: float = 5
 
     async def connect(self) -> None:
         self.run_id: int = self.scope["url_route"]["kwargs"]["run_id"]
         self.group: str | None = None
-        self.last_seq: int | None = None  # until the viewer says where it is
+        self.last_seq = 0
+        self.lines: dict[int, int] = {}
         self.finished = False
         self._sending = asyncio.Lock()
         self._catch_up: asyncio.Task | None = None
@@ -64,6 +86,10 @@ class PipelineRunConsumer(AsyncJsonWebsocketConsumer):
         self.group = events.group_name(self.run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        async with self._sending:
+            await self._send_section()
+        if not self.finished:
+            self._catch_up = asyncio.create_task(self._catch_up_now_and_then())
 
     async def disconnect(self, code: int) -> None:
         if self._catch_up is not None:
@@ -71,74 +97,93 @@ class PipelineRunConsumer(AsyncJsonWebsocketConsumer):
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        try:
-            content = json.loads(text_data or "")
-        except ValueError:
-            content = None
-        await self.receive_json(content)
-
-    async def receive_json(self, content: Any, **kwargs) -> None:
-        """The viewer's one message: where to start. Anything else closes the socket."""
-        after = content.get("after") if isinstance(content, dict) else None
-        if type(after) is not int or after < 0 or self.last_seq is not None:
-            await self.close(code=CLOSE_BAD_REQUEST)
-            return
-        async with self._sending:
-            self.last_seq = after
-            await self._send_from_database()
-        self._catch_up = asyncio.create_task(self._catch_up_now_and_then())
-
     async def pipeline_event(self, message: dict) -> None:
         """A live event from the run's group (see pipelines.events.record)."""
-        if self.last_seq is None:
-            return  # committed before it was sent: the backlog will have it
         async with self._sending:
             seq = message["seq"]
-            if seq <= self.last_seq:
+            if self.finished or seq <= self.last_seq:
                 return
             if seq > self.last_seq + 1:
                 await self._send_from_database()
-                if seq <= self.last_seq:
+                if self.finished or seq <= self.last_seq:
                     return
-            await self._send_event(
-                {
-                    "seq": seq,
-                    "kind": message["kind"],
-                    "step_index": message["step_index"],
-                    "message": message["message"],
-                    "status": message["status"],
-                }
-            )
+            await self._send_events([message])
 
     async def _send_from_database(self) -> None:
         """Send every stored event after the last one sent, in batches. Hold _sending."""
-        while True:
+        while not self.finished:
             batch = await _events_after(self.run_id, self.last_seq, BATCH_SIZE)
-            for event in batch:
-                await self._send_event(event)
+            await self._send_events(batch)
             if len(batch) < BATCH_SIZE:
                 return
 
-    async def _send_event(self, event: dict) -> None:
-        await self.send_json(event)
-        self.last_seq = event["seq"]
-        if event["kind"] == EventKind.RUN_FINISHED:
+    async def _send_events(self, batch: list[dict]) -> None:
+        """Show the events of `batch` after the last seq sent, in order. Hold _sending.
+
+        Consecutive lines of one step go out as one fragment; lines followed by another
+        kind of event go out with the section that event brings.
+        """
+        step: int | None = None
+        lines: list[str] = []
+        for event in batch:
+            if self.finished:
+                return
+            if event["seq"] <= self.last_seq:
+                continue  # shown by a section sent for an earlier event of the batch
+            if event["kind"] != EventKind.OUTPUT:
+                step, lines = None, []
+                await self._send_section()
+                continue
+            if event["step_index"] not in self.lines:
+                # No running step of that index on the page: a whole section would not
+                # show the line either (it shows a finished step's stored output).
+                self.last_seq = event["seq"]
+                continue
+            if event["step_index"] != step:
+                await self._send_lines(step, lines)
+                step, lines = event["step_index"], []
+                if self.finished or event["seq"] <= self.last_seq:
+                    continue  # those lines came with a section, which shows this one too
+            lines.append(event["message"])
+            self.last_seq = event["seq"]
+        await self._send_lines(step, lines)
+
+    async def _send_lines(self, step: int | None, lines: list[str]) -> None:
+        if not lines or self.finished:
+            return
+        shown = self.lines.get(step, 0)
+        if not shown or shown + len(lines) > MAX_SHOWN_LINES:
+            await self._send_section()
+            return
+        text = "\n" + "\n".join(lines)
+        context = {"run_id": self.run_id, "step_index": step, "text": text}
+        await self.send(text_data=render_to_string(OUTPUT_LINES_TEMPLATE, context))
+        self.lines[step] = shown + len(lines)
+
+    async def _send_section(self) -> None:
+        """The whole section as of the latest event; at the run's end, the last message."""
+        section = await _render_section(self.run_id, self.scope)
+        if section is None:
             self.finished = True
-        elif event["kind"] == EventKind.RUN_STARTED:
-            self.finished = False
+            await self.close(code=CLOSE_NOT_VISIBLE)
+            return
+        await self.send(text_data=section.html)
+        self.last_seq = section.seq
+        self.lines = section.lines
+        self.finished = section.finished
+        if self.finished:
+            await self.close()
 
     async def _catch_up_now_and_then(self) -> None:
         user = self.scope["user"]
-        while True:
+        while not self.finished:
             await asyncio.sleep(self.catch_up_seconds)
             try:
                 if not await _can_see(user, self.run_id):
                     await self.close(code=CLOSE_NOT_VISIBLE)
                     return
-                if not self.finished:
-                    async with self._sending:
-                        await self._send_from_database()
+                async with self._sending:
+                    await self._send_from_database()
             except Exception:
                 # The next tick tries again; live events go on meanwhile.
                 logger.warning("Catching up run %s failed", self.run_id, exc_info=True)
@@ -149,50 +194,44 @@ def _can_see(user, run_id: int) -> bool:
     return access.visible(PipelineRun.objects.filter(pk=run_id), user).exists()
 
 
-def events_after(run_id: int, after: int, limit: int) -> list[dict]:
-    """Up to `limit` stored events of the run after seq `after`, as messages.
+@database_sync_to_async
+def _render_section(run_id: int, scope: dict) -> Section | None:
+    """The steps section the viewer's page shows, without its polling; None without a run."""
+    run = PipelineRun.objects.filter(pk=run_id).first()
+    if run is None:
+        return None
+    context = steps_context(run, scope["user"])
+    html = render_to_string(
+        STEPS_TEMPLATE, {**context, "live": True, "csrf_token": _csrf_token(scope)}
+    )
+    lines = {
+        step.index: len(step.output.split("\n")) if step.output else 0
+        for step in context["steps"]
+        if step.status == StepStatus.RUNNING
+    }
+    return Section(html, context["last_seq"], lines, run.is_terminal)
 
-    Rows do not keep the run's status at each event (the live message carries it), so it
-    is worked out from the runner's order of events: everything up to a step's end says
-    "running"; a step's end followed by the run's end with the same message ended the run,
-    with that status; the run's last end has the run's status, an earlier one (a retried
-    attempt) was a failure or a cancellation.
+
+def _csrf_token(scope: dict) -> str:
+    """A token for the section's forms (retry, cancel), from the page's CSRF cookie.
+
+    The page that opened the socket was served with the cookie, and the browser sends it
+    along with the handshake; the token must match it as a page's own token would.
     """
-    rows = list(
+    request = HttpRequest()
+    request.COOKIES = scope.get("cookies", {})
+    request.session = scope.get("session")  # where CSRF_USE_SESSIONS keeps the secret
+    CsrfViewMiddleware(lambda request: None).process_request(request)
+    return get_token(request)
+
+
+def events_after(run_id: int, after: int, limit: int) -> list[dict]:
+    """Up to `limit` stored events of the run after seq `after`, in order."""
+    return list(
         PipelineEvent.objects.filter(run_id=run_id, seq__gt=after)
         .order_by("seq")
-        .values("seq", "kind", "step_index", "message")[: limit + 1]
+        .values("seq", "kind", "step_index", "message")[:limit]
     )
-    if not rows:
-        return []
-    run = PipelineRun.objects.filter(pk=run_id).values("status").first()
-    status = run["status"] if run else RunStatus.FAILED
-    last_end = (
-        PipelineEvent.objects.filter(run_id=run_id, kind=EventKind.RUN_FINISHED)
-        .order_by("-seq")
-        .values_list("seq", flat=True)
-        .first()
-    )
-    for row, following in zip(rows, [*rows[1:], None], strict=True):
-        row["status"] = _status_at(row, following, status, last_end)
-    return rows[:limit]
-
-
-def _status_at(row: dict, following: dict | None, status: str, last_end: int | None) -> str:
-    if row["kind"] == EventKind.RUN_FINISHED:
-        if row["seq"] == last_end and status in RUN_TERMINAL:
-            return status
-        if row["message"].startswith("Cancelled"):
-            return RunStatus.CANCELLED.value
-        return RunStatus.FAILED.value
-    if (
-        row["kind"] == EventKind.STEP_FINISHED
-        and following is not None
-        and following["kind"] == EventKind.RUN_FINISHED
-        and following["message"] == row["message"]
-    ):
-        return _status_at(following, None, status, last_end)
-    return RunStatus.RUNNING.value
 
 
 _events_after = database_sync_to_async(events_after)

@@ -9,10 +9,12 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Max
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from .. import access
 from ..actions import ActionError
+from ..actions.pipelines import do_cancel_run, do_retry_run
 from ..choices import RUN_RETRYABLE, EventKind, Role, StepStatus
 from ..models import Deployment, PipelineRun, Server, StepRun
 from .common import HtmxHttpRequest
@@ -23,8 +25,13 @@ LIVE_OUTPUT_LINES = 1000
 
 
 def run_context(request, run: PipelineRun) -> dict:
+    return steps_context(run, request.user)
+
+
+def steps_context(run: PipelineRun, user) -> dict:
+    """What STEPS_TEMPLATE shows `user`, for a page, a poll or the run's websocket."""
     last_seq, steps = steps_as_of_last_event(run)
-    can_operate = access.has_role(request.user, run.team_id, Role.OPERATOR)
+    can_operate = access.has_role(user, run.team_id, Role.OPERATOR)
     return {
         "run": run,
         "steps": steps,
@@ -81,7 +88,7 @@ def _output_so_far(run: PipelineRun, index: int, last_seq: int) -> str:
     )
     lines.reverse()
     if len(lines) > LIVE_OUTPUT_LINES:
-        lines[0] = "[earlier output omitted]"
+        lines[0] = gettext("[earlier output omitted]")
     return "\n".join(lines)
 
 
@@ -111,7 +118,7 @@ def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def run_steps(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """The run's status and steps alone: detail pages poll this until the run ends."""
+    """The run's status and steps alone: a page polls this where its websocket is down."""
     run = _visible_run(request, pk)
     return render(request, STEPS_TEMPLATE, run_context(request, run))
 
@@ -132,22 +139,15 @@ def _run_action(request, run: PipelineRun, action, done: str) -> HttpResponse:
     return _home(run)
 
 
-# The pipeline actions are imported when used: they load the pipelines and their clients.
-
-
 @login_required
 @require_POST
 def run_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = _operable(request, pk)
-    from ..actions.pipelines import do_retry_run
-
-    return _run_action(request, run, do_retry_run, "Retry queued.")
+    return _run_action(request, run, do_retry_run, gettext("Retry queued."))
 
 
 @login_required
 @require_POST
 def run_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = _operable(request, pk)
-    from ..actions.pipelines import do_cancel_run
-
-    return _run_action(request, run, do_cancel_run, "Cancel requested.")
+    return _run_action(request, run, do_cancel_run, gettext("Cancel requested."))
