@@ -27,13 +27,14 @@ apt_install() {
         "$@" >/dev/null
 }
 
-# ensure_venv REQUIREMENTS_FILE  creates .venv and installs the requirements into it.
+# ensure_venv LOCK_FILE  creates .venv and installs a lock file into it: every package pinned,
+# each file checked against its hash (the lock files are compiled from requirements*.in).
 ensure_venv() {
     local python="${PYTHON:-python3}"
     if [ ! -x .venv/bin/python ]; then
         "$python" -m venv .venv
     fi
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$1"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r "$1"
 }
 
 # redis_up PORT [OPTION ...]  starts a redis-server on 127.0.0.1:PORT unless one answers

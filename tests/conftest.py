@@ -1,3 +1,5 @@
+# testkit/needs.py names what each fixture here needs set up first (tests/test_needs.py checks
+# that none is left out): scripts/test prepares only what the selected tests need.
 import os
 
 import pytest
