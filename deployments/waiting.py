@@ -10,7 +10,8 @@ from .errors import WaitTimedOut
 T = TypeVar("T")
 
 
-def _never_cancelled() -> None:
+def never_cancelled() -> None:
+    """The `check_cancel` of a wait that nothing cancels."""
     return None
 
 
@@ -20,7 +21,7 @@ def wait_for(
     timeout: float,
     interval: float,
     on_timeout: Callable[[], str],
-    check_cancel: Callable[[], None] = _never_cancelled,
+    check_cancel: Callable[[], None] = never_cancelled,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:

@@ -45,7 +45,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path
 
 from .. import access
-from ..logs.hub import Subscription, get_hub, status
+from ..logs.hub import Subscription, get_hub, service_prefix, status, with_prefix
 from ..logs.source import open_remote_logs
 from ..models import Server, Service, Stack
 
@@ -133,9 +133,7 @@ class LogsConsumer(AsyncWebsocketConsumer):
             )
             self.subscriptions[subscription] = target
             self._prefixes[subscription] = (
-                '{"service":' + json.dumps(target.service, ensure_ascii=False) + ","
-                if self.tag_service
-                else ""
+                service_prefix(target.service) if self.tag_service else ""
             )
             if not subscription.statuses:
                 await self._send_status(target, status("connecting"))
@@ -247,7 +245,7 @@ class LogsConsumer(AsyncWebsocketConsumer):
             skipped += dropped
             prefix = self._prefixes[subscription]
             if prefix:
-                lines = [(ts, prefix + encoded[1:]) for ts, encoded in lines]
+                lines = with_prefix(lines, prefix)
             taken.extend(lines)
         if len(active) > 1:
             taken.sort(key=lambda line: line[0] or "")

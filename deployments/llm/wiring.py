@@ -33,7 +33,7 @@ from ..stacks.secrets import (
     save_obtained_secret,
     stack_secrets,
 )
-from ..waiting import wait_for
+from ..waiting import never_cancelled, wait_for
 
 CHANNEL_NAME = "xinference"
 # A channel key must not be empty; Xinference without auth ignores it.
@@ -51,10 +51,6 @@ Log = Callable[[str], None]
 
 class WiringFailed(PanelError):
     """One API or FastGPT did not take the stack's models; the message says why."""
-
-
-def _not_cancellable() -> None:
-    return None
 
 
 @contextlib.contextmanager
@@ -89,7 +85,7 @@ def update_oneapi(
     stack: Stack,
     log: Log,
     relay_key: str | None,
-    check_cancel: Callable[[], None] = _not_cancellable,
+    check_cancel: Callable[[], None] = never_cancelled,
 ) -> str:
     """Create, update or remove the stack's Xinference channel, test it, and make sure
     FastGPT has its relay token; then wait until One API routes the models."""
@@ -243,7 +239,7 @@ def expected_in_fastgpt(stack: Stack) -> dict[str, list[str]]:
 
 
 def verify_fastgpt(
-    stack: Stack, log: Log, check_cancel: Callable[[], None] = _not_cancellable
+    stack: Stack, log: Log, check_cancel: Callable[[], None] = never_cancelled
 ) -> str:
     """Ask FastGPT (getInitData) until it answers, and check it lists exactly the ready models."""
     if CONFIG_FILE not in (stack.rendered_files or {}):

@@ -91,6 +91,16 @@ def encode(line: dict) -> Line:
     return ts, _dumps(line)
 
 
+def service_prefix(service: str) -> str:
+    """What an encoded line of a stack's view starts with: its service, as the first key."""
+    return '{"service":' + encode_basestring(service) + ","
+
+
+def with_prefix(lines: list[Line], prefix: str) -> list[Line]:
+    """Encoded lines with `prefix` (a service_prefix) put in front of their other keys."""
+    return [(ts, prefix + encoded[1:]) for ts, encoded in lines]
+
+
 def status(state: str, message: str = "") -> dict:
     return {"type": "status", "state": state, "message": message}
 

@@ -15,7 +15,6 @@ import re
 import threading
 from collections.abc import Coroutine, Hashable
 from dataclasses import dataclass
-from json.encoder import encode_basestring
 from typing import Any, TypeVar
 
 from .hub import Feed, Line, Opener, get_hub
@@ -96,12 +95,6 @@ async def _opened(feed: Feed) -> None:
         pass
 
 
-def tagged(lines: list[Line], service: str) -> list[Line]:
-    """Lines with the name of their service, for a stack's view (as its websocket sends them)."""
-    prefix = '{"service":' + encode_basestring(service) + ","
-    return [(ts, prefix + encoded[1:]) for ts, encoded in lines]
-
-
 # The loop of requests served without a lasting one
 
 
@@ -144,4 +137,4 @@ async def in_hub_loop(coroutine: Coroutine[Any, Any, T], *, lasting_loop: bool) 
     return await own_loop().run(coroutine)
 
 
-__all__ = ["Cursor", "LoopThread", "Polled", "in_hub_loop", "own_loop", "poll", "tagged"]
+__all__ = ["Cursor", "LoopThread", "Polled", "in_hub_loop", "own_loop", "poll"]

@@ -10,7 +10,7 @@ from ..choices import Role
 from ..forms.history import DeploymentFilterForm
 from ..models import Deployment
 from .common import HtmxHttpRequest, paginate, render_page_or_partial
-from .runs import run_context
+from .runs import steps_context
 
 
 def _deployments(user):
@@ -37,7 +37,7 @@ def deployment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         and rollback_targets(stack).filter(pk=deployment.pk).exists()
     )
     context = {
-        **run_context(request, deployment.run),
+        **steps_context(deployment.run, request.user),
         "deployment": deployment,
         "can_roll_back": can_roll_back,
     }

@@ -24,8 +24,8 @@ from django.views.decorators.cache import never_cache
 
 from .. import access
 from ..clients.ssh import SSHError
-from ..logs.hub import Line
-from ..logs.polls import Cursor, Polled, in_hub_loop, poll, tagged
+from ..logs.hub import Line, service_prefix, with_prefix
+from ..logs.polls import Cursor, Polled, in_hub_loop, poll
 from ..logs.source import open_remote_logs
 from ..models import Service, Stack
 from .common import HtmxHttpRequest
@@ -184,7 +184,7 @@ def _lines_response(answers: list[tuple[Service, Polled]], tail: int, *, tag: bo
     replayed: list[Line] = []
     new: list[Line] = []
     for service, answer in answers:
-        lines = tagged(answer.lines, service.name) if tag else answer.lines
+        lines = with_prefix(answer.lines, service_prefix(service.name)) if tag else answer.lines
         (replayed if answer.replayed else new).extend(lines)
     # Replayed lines are a tail of the whole view; lines after a cursor are all new.
     replayed.sort(key=lambda line: ts_key(line[0]))

@@ -24,10 +24,6 @@ STEPS_TEMPLATE = "deployments/run_steps.html"
 LIVE_OUTPUT_LINES = 1000
 
 
-def run_context(request, run: PipelineRun) -> dict:
-    return steps_context(run, request.user)
-
-
 def steps_context(run: PipelineRun, user) -> dict:
     """What STEPS_TEMPLATE shows `user`, for a page, a poll or the run's websocket."""
     last_seq, steps = steps_as_of_last_event(run)
@@ -112,7 +108,7 @@ def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return redirect("deployment_detail", pk=deployment.pk)
     server_id = run.params.get("server_id")
     server = Server.objects.filter(pk=server_id, team_id=run.team_id).first() if server_id else None
-    context = {**run_context(request, run), "server": server}
+    context = {**steps_context(run, request.user), "server": server}
     return render(request, "deployments/run_detail.html", context)
 
 
@@ -120,7 +116,7 @@ def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def run_steps(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The run's status and steps alone: a page polls this where its websocket is down."""
     run = _visible_run(request, pk)
-    return render(request, STEPS_TEMPLATE, run_context(request, run))
+    return render(request, STEPS_TEMPLATE, steps_context(run, request.user))
 
 
 def _operable(request, pk: int) -> PipelineRun:
