@@ -104,12 +104,19 @@ class KnowledgeBaseAdmin(TeamScopedAdmin):
 
 @admin.register(models.Document)
 class DocumentAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["filename", "knowledge_base", "status", "created_at"]
+    list_display = ["name", "knowledge_base", "status", "created_at"]
 
 
 @admin.register(models.ChatApp)
 class ChatAppAdmin(TeamScopedAdmin):
     list_display = ["name", "stack", "team"]
+
+
+@admin.register(models.RemoteProvider)
+class RemoteProviderAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["name", "stack", "channel_type", "last_test_ok"]
+    # The key is a secret: never shown, not even encrypted.
+    exclude = ["api_key"]
 
 
 @admin.register(models.ShareLink)

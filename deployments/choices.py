@@ -95,6 +95,8 @@ class PipelineKind(models.TextChoices):
     STACK_TEARDOWN = "stack.teardown", _("Tear down stack")
     MODEL_LAUNCH = "model.launch", _("Launch model")
     MODEL_TERMINATE = "model.terminate", _("Terminate model")
+    DATASET_IMPORT = "dataset.import", _("Import documents")
+    CHATBOT_PUBLISH = "chatbot.publish", _("Publish a chatbot")
 
 
 # Runs that use a stack's models: a deploy must not recreate services under them.
@@ -130,13 +132,19 @@ class LaunchStatus(models.TextChoices):
 
 
 class TrainingType(models.TextChoices):
-    CHUNK = "chunk", "Chunks"
-    QA = "qa", "Question/answer pairs"
+    CHUNK = "chunk", _("Chunks")
+    QA = "qa", _("Question/answer pairs")
+
+
+class DocumentSource(models.TextChoices):
+    FILE = "file", _("File")
+    TEXT = "text", _("Text")
+    LINK = "link", _("Link")
 
 
 class DocumentStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    UPLOADING = "uploading", "Uploading"
-    TRAINING = "training", "Training"
-    READY = "ready", "Ready"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Waiting")
+    UPLOADING = "uploading", _("Sending to FastGPT")
+    TRAINING = "training", _("Training")
+    READY = "ready", _("Ready")
+    FAILED = "failed", _("Failed")

@@ -331,8 +331,8 @@ def test_delete_is_refused_while_a_knowledge_base_uses_the_config(team, operator
         team=team,
         stack=make_stack(make_server(team)),
         name="handbook",
-        embedding_model=embedding,
-        agent_model=chat,
+        embedding_model=embedding.model,
+        agent_model=chat.model,
     )
     with pytest.raises(ActionError, match="“handbook”"):
         do_delete_model_config(embedding, user=operator)

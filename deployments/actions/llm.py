@@ -3,13 +3,13 @@ Xinference need them. Operators change them; every member sees them."""
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Model, ProtectedError
+from django.db.models import Model, ProtectedError, Q
 
 from .. import access, audit
 from ..choices import Role
 from ..llm import KINDS, Kind, config_errors, kind_of, launches_of, name_clash, settle_hub
 from ..llm.presets import get_preset
-from ..models import ModelLaunch, Team
+from ..models import ChatApp, KnowledgeBase, ModelLaunch, Team
 from . import ActionError
 
 
@@ -148,6 +148,18 @@ def _protected(config: Model, error: ProtectedError) -> ActionError:
     )
 
 
+def _named_by(config: Model) -> list[str]:
+    """The team's knowledge bases and chat apps that use this model by its name."""
+    bases = KnowledgeBase.objects.filter(team_id=config.team_id).filter(
+        Q(embedding_model=config.model) | Q(agent_model=config.model)
+    )
+    apps = ChatApp.objects.filter(team_id=config.team_id, chat_model=config.model)
+    return sorted(
+        [f"knowledge base “{base.name}”" for base in bases]
+        + [f"chat app “{app.name}”" for app in apps]
+    )
+
+
 def do_delete_model_config(config: Model, *, user, request=None) -> None:
     """Delete `config`; refused while a launch, knowledge base or chat app refers to it."""
     access.require_role(user, config.team_id, Role.OPERATOR)
@@ -159,6 +171,11 @@ def do_delete_model_config(config: Model, *, user, request=None) -> None:
         active = [launch for launch in launches if launch.is_active]
         if active:
             raise _in_use(current, active)
+        users = _named_by(current)
+        if users:
+            raise ActionError(
+                f"“{current.model}” cannot be deleted while {', '.join(users)} use it."
+            )
         # Ended launches go with the config; their runs stay in the history.
         ModelLaunch.objects.filter(pk__in=[launch.pk for launch in launches]).delete()
         audit.record(

@@ -2,6 +2,7 @@ from .datasets import ChatApp, Document, KnowledgeBase, ShareLink
 from .deployments import Deployment
 from .llm import EmbeddingModelConfig, LLMModelConfig, ModelLaunch, RerankModelConfig
 from .pipelines import PipelineEvent, PipelineRun, StepRun
+from .providers import RemoteProvider
 from .servers import Server, Service, Stack
 from .teams import AuditEvent, Membership, Team
 
@@ -17,6 +18,7 @@ __all__ = [
     "ModelLaunch",
     "PipelineEvent",
     "PipelineRun",
+    "RemoteProvider",
     "RerankModelConfig",
     "Server",
     "Service",
