@@ -97,6 +97,7 @@ class PipelineKind(models.TextChoices):
     MODEL_TERMINATE = "model.terminate", _("Terminate model")
     DATASET_IMPORT = "dataset.import", _("Import documents")
     CHATBOT_PUBLISH = "chatbot.publish", _("Publish a chatbot")
+    PROVIDERS_SYNC = "providers.sync", _("Update remote model providers")
 
 
 # Runs that use a stack's models: a deploy must not recreate services under them.

@@ -1,6 +1,7 @@
 """Imports go one way: views and consumers -> forms -> actions -> tasks -> pipelines -> domain
-(servers, stacks, llm, logs) -> clients and models. No module imports inside a function to
-dodge a cycle (the app's ready(), which registers things once Django is set up, aside)."""
+(servers, stacks, llm, logs, knowledge) -> clients and models. No module imports inside a
+function to dodge a cycle (the app's ready(), which registers things once Django is set up,
+aside)."""
 
 import ast
 from pathlib import Path
@@ -18,6 +19,7 @@ LAYERS = {
     "stacks": 1,
     "llm": 1,
     "logs": 1,
+    "knowledge": 1,
     "pipelines": 2,
     "tasks": 3,
     "actions": 4,

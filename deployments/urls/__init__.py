@@ -1,7 +1,8 @@
 from django.urls import path
 
-from .views import audit, dashboard, history, launches, logs, runs, servers, stacks, teams
-from .views import llm as model_views
+from ..views import audit, dashboard, history, launches, logs, runs, servers, stacks, teams
+from ..views import llm as model_views
+from . import apps, knowledge, providers
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -84,3 +85,6 @@ urlpatterns += [
         name="model_launch_create",
     ),
 ]
+
+# Each area's routes live in their own module.
+urlpatterns += knowledge.urlpatterns + apps.urlpatterns + providers.urlpatterns

@@ -1,0 +1,3 @@
+"""Routes of the apps pages."""
+
+urlpatterns: list = []

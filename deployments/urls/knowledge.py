@@ -1,0 +1,3 @@
+"""Routes of the knowledge pages."""
+
+urlpatterns: list = []

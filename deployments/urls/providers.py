@@ -1,0 +1,3 @@
+"""Routes of the providers pages."""
+
+urlpatterns: list = []
