@@ -5,7 +5,8 @@ ROOT_KEY, FILE_TOKEN_KEY, OPENAI_BASE_URL, CHAT_API_KEY, MONGODB_URI, PG_URL, MI
 PORT, HOSTNAME) and by /app/data/config.json (STANDIN_FASTGPT_CONFIG names another path), which
 is read once, on the first API request, as V488's lazy init does. State lives in memory.
 
-    python3 -m testkit.standins.fastgpt --host 0.0.0.0 --port 3000
+    python3 -m testkit.standins.fastgpt        # on $HOSTNAME (else 0.0.0.0) and $PORT (else 3000)
+    python3 -m testkit.standins.fastgpt --host 127.0.0.1 --port 3000
 """
 
 from testkit.standins.fastgpt.app import FastGPT, main

@@ -6,22 +6,22 @@ from __future__ import annotations
 import json
 import os
 import random
-import string
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from testkit.standins.fastgpt.chat import Chat
 from testkit.standins.fastgpt.common import (
     SYSTEM_VERSION,
     TOKEN_COOKIE,
+    AddLog,
     Reject,
     cast_error,
     create_jwt,
     error_res,
+    get_nanoid,
     is_object_id,
     json_res,
     now_iso,
@@ -31,6 +31,7 @@ from testkit.standins.fastgpt.common import (
     verify_jwt,
 )
 from testkit.standins.fastgpt.knowledge import Knowledge
+from testkit.standins.fastgpt.training import VectorTrainer
 from testkit.standins.server import Fatal, Request, Response, Unanswered, run_main
 
 DEFAULT_CONFIG_PATH = "/app/data/config.json"
@@ -54,11 +55,9 @@ DEFAULT_FE_CONFIGS = {
     "uploadFileMaxSize": 500,
 }
 PAGES = {"/", "/login", "/chat", "/chat/share", "/app/list", "/dataset/list"}
-
-
-def log(level: str, message: str) -> None:
-    now = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-    print(f"[{level}] {now} {message}", file=sys.stderr, flush=True)
+# generateVector takes rows whose lockTime is over a minute old: a failed row waits that long.
+DEFAULT_RETRY_SECONDS = 60
+OPENAPI_KEYS_PER_MEMBER = 10
 
 
 @dataclass
@@ -81,6 +80,7 @@ class FastGPT:
         self.env = dict(env)
         self.config_path = self.env.get("STANDIN_FASTGPT_CONFIG") or DEFAULT_CONFIG_PATH
         self.training_seconds = float(self.env.get("STANDIN_TRAINING_SECONDS") or 3)
+        self.add_log = AddLog(self.env.get("LOG_LEVEL"))
         self.lock = threading.RLock()
         self._init_lock = threading.Lock()
         self._stop = threading.Event()
@@ -88,6 +88,29 @@ class FastGPT:
         self.chat = Chat(self)
         self._routes = self._build_routes()
         self._fresh_state()
+        self.trainer = self._vector_trainer()
+        if self.trainer is not None:
+            self.trainer.start()
+
+    def _vector_trainer(self) -> VectorTrainer | None:
+        """Chunks are embedded by calling the model only where an endpoint is named (a
+        deployed stack); tests that serve the stand-in from a thread name none."""
+        if not (self.env.get("OPENAI_BASE_URL") or self.env.get("ONEAPI_URL")):
+            return None
+        retry = float(self.env.get("STANDIN_TRAINING_RETRY_SECONDS") or DEFAULT_RETRY_SECONDS)
+        return VectorTrainer(self, retry)
+
+    def model_endpoint(self) -> tuple[str, str]:
+        """getAIApi: config.json's systemEnv overrides ONEAPI_URL, OPENAI_BASE_URL, CHAT_API_KEY."""
+        system_env = self.config.get("systemEnv") or {}
+        base_url = (
+            system_env.get("oneapiUrl")
+            or self.env.get("ONEAPI_URL")
+            or self.env.get("OPENAI_BASE_URL")
+            or "https://api.openai.com/v1"
+        )
+        api_key = system_env.get("chatApiKey") or self.env.get("CHAT_API_KEY") or ""
+        return base_url, api_key
 
     def _fresh_state(self) -> None:
         self.initialized = False
@@ -106,12 +129,21 @@ class FastGPT:
 
     def close(self) -> None:
         self._stop.set()
+        if self.trainer is not None:
+            self.trainer.stop()
+
+    def hang(self, uncaught: str) -> NoReturn:
+        """An error thrown where nothing catches it: Node prints it, the request never gets an
+        answer (until the process ends)."""
+        print(uncaught, file=sys.stderr, flush=True)
+        self._stop.wait()
+        raise Unanswered
 
     # Lazy init: connectToDatabase() on the first API request -----------------------------------
 
     def _hang(self, message: str) -> None:
         """Mongo and PG connects are retried for ever: the request never gets an answer."""
-        log("Error", message)
+        self.add_log.error(message)
         self._stop.wait()
         raise Unanswered
 
@@ -151,7 +183,7 @@ class FastGPT:
             "audioSpeechModels": file_config.get("audioSpeechModels") or [],
             "whisperModel": file_config.get("whisperModel"),
         }
-        log("Info", f"config loaded from {self.config_path}")
+        self.add_log.info(f"config loaded from {self.config_path}")
 
     def _init_root_user(self) -> None:
         password = self.env.get("DEFAULT_ROOT_PSW") or "123456"
@@ -191,17 +223,18 @@ class FastGPT:
     # Models from config.json -------------------------------------------------------------------
 
     def llm_model(self, name: str | None) -> dict[str, Any] | None:
-        models = self.config["llmModels"]
+        models = self.config.get("llmModels") or []
         return next((m for m in models if m.get("model") == name), models[0] if models else None)
 
     def dataset_model(self, name: str | None) -> dict[str, Any] | None:
-        models = self.config["llmModels"]
+        models = self.config.get("llmModels") or []
         processing = [m for m in models if m.get("datasetProcess")]
         found = next((m for m in processing if m.get("model") == name), None)
         return found or (models[0] if models else None)
 
     def vector_model(self, name: str | None) -> dict[str, Any] | None:
-        models = self.config["vectorModels"]
+        # .get: the trainer thread may ask between a reset and the next lazy init.
+        models = self.config.get("vectorModels") or []
         return next((m for m in models if m.get("model") == name), models[0] if models else None)
 
     # Auth: parseHeaderCert and friends ----------------------------------------------------------
@@ -344,6 +377,7 @@ class FastGPT:
             "/api/core/dataset/delete": (k.delete_dataset, one),
             "/api/core/dataset/collection/create": (k.create_collection, one),
             "/api/core/dataset/collection/create/text": (k.create_text_collection, ten),
+            "/api/core/dataset/collection/create/link": (k.create_link_collection, one),
             "/api/core/dataset/collection/create/localFile": (k.create_file_collection, None),
             "/api/core/dataset/collection/list": (k.list_collections, one),
             "/api/core/dataset/collection/detail": (k.collection_detail, one),
@@ -358,6 +392,7 @@ class FastGPT:
             "/api/core/app/del": (c.delete_app, one),
             "/api/core/app/version/publish": (c.publish_app, one),
             "/api/core/app/version/latest": (c.latest_version, one),
+            "/api/core/app/version/list": (c.list_versions, one),
             "/api/support/outLink/create": (c.create_share_link, one),
             "/api/support/outLink/list": (c.list_share_links, one),
             "/api/support/outLink/update": (c.update_share_link, one),
@@ -470,18 +505,15 @@ class FastGPT:
         app_id = body.get("appId")
         cert = self.chat.auth_app(request, app_id) if app_id else self.auth_user(request)
         with self.lock:
+            # find({tmbId, appId}): an absent appId matches the account keys only.
             count = sum(
                 1
                 for k in self.openapis.values()
-                if k["tmbId"] == cert.tmb_id and (not app_id or k.get("appId") == app_id)
+                if k["tmbId"] == cert.tmb_id and k.get("appId") == (app_id or None)
             )
-            if count >= 10:
+            if count >= OPENAPI_KEYS_PER_MEMBER:
                 raise Reject("openapiExceedLimit")
-            size = random.randint(52, 65)
-            alphabet = string.ascii_letters + string.digits
-            nanoid = random.choice(string.ascii_lowercase) + "".join(
-                random.choice(alphabet) for _ in range(size - 1)
-            )
+            nanoid = get_nanoid(random.randint(52, 65))  # noqa: S311 - as getNanoid sizes it
             prefix = self.config["systemEnv"].get("openapiPrefix") or "fastgpt"
             limit = body.get("limit") if isinstance(body.get("limit"), dict) else {}
             record = {
@@ -507,10 +539,15 @@ class FastGPT:
         else:
             cert = self.auth_user(request)
         with self.lock:
+            # Without appId: find({appId: undefined, teamId}), the account keys of the team.
             found = [
                 k
                 for k in self.openapis.values()
-                if (k.get("appId") == app_id if app_id else k["teamId"] == cert.team_id)
+                if (
+                    k.get("appId") == app_id
+                    if app_id
+                    else not k.get("appId") and k["teamId"] == cert.team_id
+                )
             ]
             return [self._shown_key(k) for k in sorted(found, key=lambda k: k["_id"], reverse=True)]
 
@@ -544,7 +581,9 @@ class FastGPT:
 
 
 def main(argv: list[str] | None = None) -> int:
-
+    """Next's standalone server listens on `$HOSTNAME` (a name is resolved), else 0.0.0.0, and
+    `$PORT`. Docker sets HOSTNAME to the container id, so without HOSTNAME=0.0.0.0 nothing
+    listens on 127.0.0.1 in the container (K12); `--host` overrides it for tests."""
     return run_main(
         "fastgpt",
         FastGPT,

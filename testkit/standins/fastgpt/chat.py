@@ -64,6 +64,10 @@ def node_input(node: dict[str, Any], key: str) -> Any:
     return None
 
 
+def _whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def message_text(message: Any) -> str:
     """The text of an OpenAI-format message: a string, or the text parts of a list."""
     content = message.get("content") if isinstance(message, dict) else None
@@ -263,6 +267,18 @@ class Chat:
         with self.app.lock:
             return self.latest(self.find_app(app_id))
 
+    def list_versions(self, request: Request, body: dict) -> Any:
+        """version/list: a page of an app's versions, newest first. V488 checks no auth here."""
+        current, page_size = body.get("current"), body.get("pageSize")
+        with self.app.lock:
+            versions = list(reversed(self.versions.get(body.get("appId"), [])))
+        if _whole_number(current) and _whole_number(page_size):
+            start = max(current - 1, 0) * page_size
+            page = versions[start : start + page_size] if page_size > 0 else versions[start:]
+        else:
+            page = versions
+        return {"total": len(versions), "list": page}
+
     def delete_app(self, request: Request, body: dict) -> Any:
         app_id = request.query.get("appId")
         if not app_id:
@@ -316,10 +332,11 @@ class Chat:
         self.auth_app(request, app_id)
         kind = request.query.get("type")
         with self.app.lock:
+            # find({appId, type}): a missing type is matched as null, so nothing is listed (K9).
             found = [
                 link
                 for link in self.share_links.values()
-                if link["appId"] == app_id and (kind is None or link["type"] == kind)
+                if link["appId"] == app_id and link["type"] == kind
             ]
             return sorted(found, key=lambda link: link["_id"], reverse=True)
 

@@ -7,8 +7,12 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import os
+import random
 import re
+import string
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -17,6 +21,9 @@ from typing import Any
 from testkit.standins.server import Response, json_response
 
 SYSTEM_VERSION = "4.8.8"
+# packages/service/common/system/log.ts: its levels, and their labels (no colours: no TTY).
+LOG_LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3}
+LOG_LABELS = {0: "[Debug]", 1: "[Info]", 2: "[Warn]", 3: "[Error]"}
 OWNER_PERMISSION = 0xFFFFFFFF
 TOKEN_COOKIE = "fastgpt_token"
 JWT_SECONDS = 60 * 60 * 24 * 7
@@ -210,3 +217,64 @@ def verify_jwt(key: str | None, token: str) -> dict[str, Any] | None:
     if not isinstance(payload, dict) or payload.get("exp", 0) <= time.time():
         return None
     return payload
+
+
+def get_nanoid(size: int = 12) -> str:
+    """getNanoid: a lowercase letter, then letters and digits."""
+    alphabet = string.ascii_letters + string.digits
+    rest = "".join(random.choice(alphabet) for _ in range(size - 1))  # noqa: S311 - an id
+    return random.choice(string.ascii_lowercase) + rest  # noqa: S311
+
+
+def js_truthy(value: Any) -> bool:
+    """JavaScript truthiness of a JSON value: empty arrays and objects are true."""
+    if value is None or value is False or value == "":
+        return False
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value != 0 and not math.isnan(value)
+    return True
+
+
+def dump_js(value: Any) -> str:
+    """JSON.stringify."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def js_inspect(value: Any) -> str:
+    """Roughly what console.log prints for a JSON value: strings in single quotes."""
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if value is None:
+        return "undefined"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{key}: {js_inspect(item)}" for key, item in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    if isinstance(value, list):
+        return "[ " + ", ".join(js_inspect(item) for item in value) + " ]" if value else "[]"
+    return dump_js(value)
+
+
+class AddLog:
+    """addLog: `[Level] YYYY-MM-DD HH:mm:ss msg obj` on stdout, below LOG_LEVEL left out; an
+    error line carries no object, which console.error then prints on stderr."""
+
+    def __init__(self, log_level: str | None) -> None:
+        self.threshold = LOG_LEVELS.get((log_level or "info").lower(), LOG_LEVELS["info"])
+
+    def info(self, message: str, obj: dict[str, Any] | None = None) -> None:
+        self._log(LOG_LEVELS["info"], message, obj or {})
+
+    def warn(self, message: str, obj: dict[str, Any] | None = None) -> None:
+        self._log(LOG_LEVELS["warn"], message, obj or {})
+
+    def error(self, message: str, error: dict[str, Any] | None = None) -> None:
+        if self._log(LOG_LEVELS["error"], message, {}):
+            print(js_inspect(error or {}), file=sys.stderr, flush=True)
+
+    def _log(self, level: int, message: str, obj: dict[str, Any]) -> bool:
+        if level < self.threshold:
+            return False
+        now = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        shown = dump_js(obj) if level != LOG_LEVELS["error"] and obj else ""
+        print(f"{LOG_LABELS[level]} {now} {message} {shown}", flush=True)
+        return True

@@ -1,32 +1,45 @@
-"""Uploaded files: the multipart form as multer/busboy read it, text out of the file, chunks.
+"""Uploaded files and fetched pages: the multipart form as multer reads it for V488's
+`.single('file')`, the text of a file by its extension (readers.py), the text of a web page,
+and chunks.
 
-Text extraction covers what a test can hand over without extra packages: txt, md, csv and html
-as text, docx/pptx/xlsx through their XML, and PDF content streams (plain or FlateDecode) through
-their `Tj`/`TJ` operators. Chunking is a plain paragraph packer, not FastGPT's splitter.
+Chunking is a plain paragraph packer, not FastGPT's splitter.
 """
 
 from __future__ import annotations
 
 import html
 import re
-import zipfile
-import zlib
 from dataclasses import dataclass
-from io import BytesIO
 from urllib.parse import unquote_to_bytes
 
-SUPPORTED = "Only support .txt, .md, .html, .pdf, .docx, pptx, .csv, .xlsx"
+from testkit.standins.fastgpt import readers
+
+UPLOAD_FIELD = "file"
+# The sign V488's xlsx reader puts between sheets; its splitter always cuts there.
+CUSTOM_SPLIT_SIGN = readers.CUSTOM_SPLIT_SIGN
+
+
+class NoAnswer(Exception):
+    """multer's callback throws, so the request is never answered (K6); the message is what
+    Node prints for the uncaught error."""
 
 
 @dataclass
-class UploadedFile:
+class Part:
     field: str
-    filename: str
+    filename: str | None  # None for a text field
     content_type: str
     data: bytes
 
 
-def _disposition_filename(raw_header: bytes) -> tuple[str, str | None]:
+@dataclass
+class UploadForm:
+    fields: dict[str, str]
+    file: Part
+    filename: str  # decodeURIComponent-ed, as multer's caller reads `originalname`
+
+
+def _disposition(raw_header: bytes) -> tuple[str, str | None]:
     """(field name, file name) from a part's Content-Disposition, decoded as busboy does:
     a plain `filename="..."` is read as latin1, `filename*=UTF-8''...` is percent-decoded."""
     text = raw_header.decode("latin-1")
@@ -42,30 +55,62 @@ def _disposition_filename(raw_header: bytes) -> tuple[str, str | None]:
     return field, None
 
 
-def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, str], list[UploadedFile]]:
-    """Fields (UTF-8) and files of a multipart/form-data body; ValueError when it is not one."""
+def _boundary(content_type: str) -> str | None:
     match = re.search(r'boundary="?([^";]+)"?', content_type, re.IGNORECASE)
-    if not content_type.lower().startswith("multipart/form-data") or not match:
-        raise ValueError("Unsupported content type: " + (content_type or "none"))
-    delimiter = b"--" + match.group(1).encode("latin-1")
-    fields: dict[str, str] = {}
-    files: list[UploadedFile] = []
-    for part in body.split(delimiter)[1:]:
-        if part.startswith(b"--"):
+    return match.group(1) if match else None
+
+
+def parse_multipart(body: bytes, boundary: str) -> list[Part]:
+    """The parts of a multipart/form-data body, in the order they were sent."""
+    delimiter = b"--" + boundary.encode("latin-1")
+    parts: list[Part] = []
+    for raw in body.split(delimiter)[1:]:
+        if raw.startswith(b"--"):
             break
-        part = part.removeprefix(b"\r\n").removesuffix(b"\r\n")
-        head, _, data = part.partition(b"\r\n\r\n")
+        raw = raw.removeprefix(b"\r\n").removesuffix(b"\r\n")
+        head, _, data = raw.partition(b"\r\n\r\n")
         headers: dict[str, bytes] = {}
         for line in head.split(b"\r\n"):
             key, _, value = line.partition(b":")
             headers[key.strip().lower().decode("latin-1")] = value.strip()
-        field, filename = _disposition_filename(headers.get("content-disposition", b""))
-        if filename is None:
-            fields[field] = data.decode("utf-8", errors="replace")
+        field, filename = _disposition(headers.get("content-disposition", b""))
+        part_type = headers.get("content-type", b"application/octet-stream").decode("latin-1")
+        parts.append(Part(field, filename, part_type, data))
+    return parts
+
+
+def read_upload_form(body: bytes, content_type: str, known_buckets: tuple[str, ...]) -> UploadForm:
+    """multer `.single('file')` and V488's doUpload callback around it.
+
+    ValueError: answered as an error ("Unexpected field", a bad bucket, no boundary).
+    NoAnswer: the request hangs: a file name that decodeURIComponent refuses (multer's storage
+    callback throws, so the upload never finishes), or no `file` part at all, or a body that is
+    not multipart (the callback then reads `originalname` of an undefined file).
+    """
+    if not content_type.lower().startswith("multipart/") or not body:
+        raise NoAnswer("TypeError: Cannot read properties of undefined (reading 'originalname')")
+    boundary = _boundary(content_type)
+    if boundary is None:
+        raise ValueError("Multipart: Boundary not found")
+    fields: dict[str, str] = {}
+    upload: Part | None = None
+    for part in parse_multipart(body, boundary):
+        if part.filename is None:
+            fields.setdefault(part.field, part.data.decode("utf-8", errors="replace"))
+        elif part.field != UPLOAD_FIELD or upload is not None:
+            raise ValueError("Unexpected field")
         else:
-            part_type = headers.get("content-type", b"application/octet-stream").decode("latin-1")
-            files.append(UploadedFile(field, filename, part_type, data))
-    return fields, files
+            try:
+                decode_uri_component(part.filename)
+            except ValueError:
+                raise NoAnswer("URIError: URI malformed") from None
+            upload = part
+    bucket = fields.get("bucketName") or known_buckets[0]
+    if bucket not in known_buckets:
+        raise ValueError("BucketName is invalid")
+    if upload is None:
+        raise NoAnswer("TypeError: Cannot read properties of undefined (reading 'originalname')")
+    return UploadForm(fields, upload, decode_uri_component(upload.filename or ""))
 
 
 def decode_uri_component(text: str) -> str:
@@ -88,90 +133,73 @@ def decode_uri_component(text: str) -> str:
         raise ValueError("URI malformed") from None
 
 
-def _decode_text(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+def file_encoding(data: bytes) -> str | None:
+    """What jschardet names for the first 200 bytes, for the plain cases: ascii or utf-8."""
+    head = data[:200]
+    if all(byte < 0x80 for byte in head):
+        return "ascii"
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("gb18030", errors="replace")
-
-
-def _xml_text(data: bytes, paragraph_tag: str) -> str:
-    text = data.decode("utf-8", errors="replace")
-    text = re.sub(rf"</{paragraph_tag}>", "\n", text)
-    return html.unescape(re.sub(r"<[^>]+>", "", text))
-
-
-def _office_text(data: bytes, extension: str) -> str:
-    with zipfile.ZipFile(BytesIO(data)) as archive:
-        names = archive.namelist()
-        if extension == "docx":
-            return _xml_text(archive.read("word/document.xml"), "w:p")
-        if extension == "pptx":
-            slides = sorted(
-                (n for n in names if re.fullmatch(r"ppt/slides/slide\d+\.xml", n)),
-                key=lambda n: int(re.findall(r"\d+", n)[-1]),
-            )
-            return "\n".join(_xml_text(archive.read(n), "a:p") for n in slides)
-        shared = "xl/sharedStrings.xml"
-        return _xml_text(archive.read(shared), "si") if shared in names else ""
-
-
-_PDF_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
-
-
-def _pdf_string(raw: bytes) -> str:
-    out = bytearray()
-    i = 0
-    while i < len(raw):
-        byte = raw[i : i + 1]
-        if byte == b"\\" and i + 1 < len(raw):
-            nxt = raw[i + 1 : i + 2]
-            octal = re.match(rb"[0-7]{1,3}", raw[i + 1 : i + 4])
-            if octal:
-                out.append(int(octal.group(), 8) & 0xFF)
-                i += 1 + len(octal.group())
-                continue
-            out.extend(_PDF_ESCAPES.get(nxt, nxt))
-            i += 2
-            continue
-        out.extend(byte)
-        i += 1
-    return out.decode("latin-1")
-
-
-def _pdf_text(data: bytes) -> str:
-    lines = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.DOTALL):
-        try:
-            content = zlib.decompress(stream)
-        except zlib.error:
-            content = stream
-        for block in re.findall(rb"BT(.*?)ET", content, re.DOTALL):
-            strings = re.findall(rb"\(((?:\\.|[^\\)])*)\)", block, re.DOTALL)
-            line = "".join(_pdf_string(s) for s in strings).strip()
-            if line:
-                lines.append(line)
-    return "\n".join(lines)
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A character cut at byte 200 is still UTF-8.
+        if error.start < len(head) - 3:
+            return None
+    return "utf-8"
 
 
 def extract_text(extension: str, data: bytes) -> str:
-    """The raw text of a file by its extension; ValueError(SUPPORTED) for other extensions."""
-    if extension in ("txt", "md", "csv"):
-        return _decode_text(data)
+    """The raw text of a file by its extension, as V488's readFile worker gives it.
+
+    ValueError: the file cannot be read (the message V488 answers with).
+    readers.ReaderMissing: a library the stand-in needs for this type is not installed.
+    """
+    if extension in ("txt", "md"):
+        return readers.decode_text(data)
     if extension == "html":
-        text = re.sub(r"(?is)<(script|style)\b.*?</\1>", "", _decode_text(data))
-        text = re.sub(r"(?i)<br\s*/?>|</(p|div|h\d|li|tr)>", "\n", text)
-        return html.unescape(re.sub(r"<[^>]+>", "", text))
+        return html_text(readers.decode_text(data))
+    if extension == "csv":
+        return readers.csv_table(readers.decode_text(data))
     if extension == "pdf":
-        return _pdf_text(data)
-    if extension in ("docx", "pptx", "xlsx"):
-        try:
-            return _office_text(data, extension)
-        except (zipfile.BadZipFile, KeyError):
-            return ""
-    raise ValueError(SUPPORTED)
+        return readers.pdf_text(data)
+    if extension == "docx":
+        return readers.docx_text(data)
+    if extension == "pptx":
+        return readers.pptx_text(data)
+    if extension == "xlsx":
+        return readers.xlsx_text(data)
+    raise ValueError(readers.SUPPORTED)
+
+
+_DROPPED_ELEMENTS = r"script|style|iframe|i|noscript|template"
+_BLOCK_END = r"p|div|h\d|li|tr|ul|ol|table|pre|blockquote|section|article|header|footer"
+
+
+def html_text(page: str) -> str:
+    """The text of an HTML document, blocks on lines of their own (not turndown's Markdown).
+    `<i>`, script and iframe elements are dropped, as V488's cheerio/turndown steps drop them."""
+    text = re.sub(rf"(?is)<({_DROPPED_ELEMENTS})\b[^>]*>.*?</\1\s*>", "", page)
+    text = re.sub(r"(?is)<!--.*?-->", "", text)
+    text = re.sub(rf"(?i)<br\s*/?>|</({_BLOCK_END})\s*>", "\n", text)
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def page_title(page: str, url: str) -> str:
+    """cheerio's `$('head title').text() || $('h1:first').text() || url`, untrimmed."""
+    head = re.search(r"(?is)<head\b[^>]*>(.*?)</head\s*>", page)
+    title = re.search(r"(?is)<title\b[^>]*>(.*?)</title\s*>", head.group(1)) if head else None
+    if title and title.group(1):
+        return html.unescape(title.group(1))
+    heading = re.search(r"(?is)<h1\b[^>]*>(.*?)</h1\s*>", page)
+    heading_text = html.unescape(re.sub(r"<[^>]+>", "", heading.group(1))) if heading else ""
+    return heading_text or url
+
+
+def page_body(page: str) -> str:
+    """The `body` element's inner HTML (cheerio adds a body to a fragment: the whole page)."""
+    body = re.search(r"(?is)<body\b[^>]*>(.*?)(?:</body\s*>|$)", page)
+    if body:
+        return body.group(1)
+    return re.sub(r"(?is)<head\b[^>]*>.*?</head\s*>", "", page)
 
 
 def simple_text(text: str) -> str:
@@ -183,27 +211,34 @@ def simple_text(text: str) -> str:
 
 def split_chunks(text: str, chunk_size: int, splitter: str = "") -> list[str]:
     """Paragraphs packed into chunks of at most `chunk_size` characters (a longer paragraph is
-    cut); a custom splitter (a regular expression, as FastGPT takes it) cuts first."""
+    cut). CUSTOM_SPLIT_SIGN always cuts, then a custom splitter (a regular expression, as
+    FastGPT takes it)."""
     chunk_size = max(int(chunk_size or 512), 1)
-    sections = re.split(splitter, text) if splitter else [text]
     chunks: list[str] = []
-    for section in sections:
-        current = ""
-        for paragraph in re.split(r"\n\s*\n", section):
-            paragraph = paragraph.strip()
-            while len(paragraph) > chunk_size:
-                if current:
-                    chunks.append(current)
-                    current = ""
-                chunks.append(paragraph[:chunk_size])
-                paragraph = paragraph[chunk_size:].strip()
-            if not paragraph:
-                continue
-            if current and len(current) + 2 + len(paragraph) > chunk_size:
+    for block in text.split(CUSTOM_SPLIT_SIGN):
+        for section in re.split(splitter, block) if splitter else [block]:
+            chunks.extend(_pack_paragraphs(section, chunk_size))
+    return chunks
+
+
+def _pack_paragraphs(section: str, chunk_size: int) -> list[str]:
+    chunks: list[str] = []
+    current = ""
+    for paragraph in re.split(r"\n\s*\n", section):
+        paragraph = paragraph.strip()
+        while len(paragraph) > chunk_size:
+            if current:
                 chunks.append(current)
-                current = paragraph
-            else:
-                current = f"{current}\n\n{paragraph}" if current else paragraph
-        if current:
+                current = ""
+            chunks.append(paragraph[:chunk_size])
+            paragraph = paragraph[chunk_size:].strip()
+        if not paragraph:
+            continue
+        if current and len(current) + 2 + len(paragraph) > chunk_size:
             chunks.append(current)
+            current = paragraph
+        else:
+            current = f"{current}\n\n{paragraph}" if current else paragraph
+    if current:
+        chunks.append(current)
     return chunks

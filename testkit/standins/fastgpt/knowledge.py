@@ -1,20 +1,26 @@
-"""Datasets (knowledge bases), collections (documents) and their training.
+"""Datasets (knowledge bases), collections (documents) and their training queue.
 
-Training is modelled with time, not with models: the chunks of a new collection leave the
-training queue one by one over STANDIN_TRAINING_SECONDS (3 by default), so `trainingAmount`
-falls to 0 while `dataAmount` rises to the chunk count. No embedding model is called.
+Each collection's chunks are rows of a training queue. Where the environment names a model
+endpoint, chunk-mode rows leave it when training.py's trainer has embedded them; QA rows (and
+every row without an endpoint) leave it one by one over STANDIN_TRAINING_SECONDS (3 by default),
+so `trainingAmount` falls to 0 while `dataAmount` rises to the row count. Only rows that left
+the queue are searched.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import time
+import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from testkit.standins.fastgpt import documents
+from testkit.standins.fastgpt import documents, readers
 from testkit.standins.fastgpt.common import (
     Reject,
+    dump_js,
+    get_nanoid,
     is_object_id,
     newest_first,
     now_iso,
@@ -30,6 +36,16 @@ if TYPE_CHECKING:
 DATASET_TYPES = ("folder", "dataset", "websiteDataset", "externalFile")
 COLLECTION_TYPES = ("folder", "virtual", "file", "link", "externalFile")
 COMMUNITY_DATASET_LIMIT = 30
+BUCKET_NAMES = ("dataset",)
+# localFile's own fields of `data`, which are not the collection's.
+FILE_ONLY_FIELDS = ("fileMetadata", "collectionMetadata")
+LINK_PATTERN = re.compile(r'(http|https)://[^ "]+')
+LINK_TIMEOUT_SECONDS = 30
+AXIOS_AGENT = "axios/1.7.2"
+HASH_OF_UNDEFINED = (
+    'The "data" argument must be of type string or an instance of Buffer, '
+    "TypedArray, or DataView. Received undefined"
+)
 COLLECTION_LIST_FIELDS = (
     "_id",
     "parentId",
@@ -43,6 +59,7 @@ COLLECTION_LIST_FIELDS = (
     "fileId",
     "rawLink",
 )
+_link_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def parent_id(value: Any) -> Any:
@@ -56,6 +73,91 @@ def words(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.lower()))
 
 
+def js_length(text: str) -> int:
+    """A JavaScript string's length: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _number_or_inf(value: Any) -> float:
+    """A model's limit; a missing one makes NaN upstream, which no length exceeds."""
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if numeric else float("inf")
+
+
+def _js_simple_text(item: dict, key: str) -> str:
+    """simpleText(item[key]) with JavaScript's errors for what is not a string."""
+    if key not in item:
+        return ""
+    value = item[key]
+    if value is None:
+        raise Reject("Cannot read properties of null (reading 'trim')")
+    if not isinstance(value, str):
+        raise Reject("text.trim is not a function")
+    return documents.simple_text(value)
+
+
+def _formatted_item(item: Any) -> Any:
+    """An item after pushDataListToTrainingQueue's formatting: q and a through simpleText (an
+    `a` added when missing), each index's text too, a missing or null `indexes` gone."""
+    if item is None:
+        raise Reject("Cannot read properties of null (reading 'q')")
+    if isinstance(item, list):
+        return item  # an array takes the properties but is written without them
+    if not isinstance(item, dict):
+        kind = "boolean" if isinstance(item, bool) else type(item).__name__
+        kind = {"str": "string", "int": "number", "float": "number"}.get(kind, kind)
+        shown = item if isinstance(item, str) else dump_js(item)
+        raise Reject(f"Cannot create property 'q' on {kind} '{shown}'")
+    formatted = dict(item)
+    formatted["q"] = _js_simple_text(item, "q")
+    formatted["a"] = _js_simple_text(item, "a")
+    indexes = formatted.pop("indexes", None)
+    if isinstance(indexes, list):
+        formatted["indexes"] = [
+            {**index, "text": _js_simple_text(index, "text")}
+            for index in indexes
+            if isinstance(index, dict)
+        ]
+    elif indexes is not None:
+        raise Reject("item.indexes?.map is not a function")
+    return formatted
+
+
+def _text_argument(body: dict) -> str:
+    """create/text's `text`: splitText2Chunks and hashStr throw for anything else."""
+    text = body.get("text")
+    if "text" not in body:
+        raise Reject(HASH_OF_UNDEFINED)
+    if text is None:
+        raise Reject("Cannot read properties of null (reading 'split')")
+    if not isinstance(text, str):
+        raise Reject("text.split is not a function")
+    return text
+
+
+def _json_object_or_empty(text: str | None) -> dict[str, Any]:
+    """doUpload's `data`: JSON.parse, and {} for anything that does not parse (K5)."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _object_or_empty(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _file_metadata(data: dict) -> dict[str, Any]:
+    """uploadFile's `metadata = {}` default, and the TypeError when it is null."""
+    if "fileMetadata" not in data:
+        return {}
+    metadata = data["fileMetadata"]
+    if metadata is None:
+        raise Reject("Cannot set properties of null (setting 'teamId')")
+    return _object_or_empty(metadata)
+
+
 class Knowledge:
     def __init__(self, app: FastGPT) -> None:
         self.app = app
@@ -64,7 +166,7 @@ class Knowledge:
     def clear(self) -> None:
         self.datasets: dict[str, dict[str, Any]] = {}
         self.collections: dict[str, dict[str, Any]] = {}
-        # Per collection: its chunks, each with the monotonic time it leaves the queue.
+        # Per collection: its training rows (see _row), trained or still queued.
         self.chunks: dict[str, list[dict[str, Any]]] = {}
 
     # Lookups -----------------------------------------------------------------------------------
@@ -88,12 +190,16 @@ class Knowledge:
         self.app.member(cert.tmb_id)
         return cert, collection, self.datasets[collection["datasetId"]]
 
+    @staticmethod
+    def _trained(row: dict[str, Any], now: float) -> bool:
+        return row["trainedAt"] is not None and row["trainedAt"] <= now
+
     def _counts(self, collection_id: str) -> tuple[int, int]:
         """(dataAmount, trainingAmount) of a collection now."""
         now = time.monotonic()
-        chunks = self.chunks.get(collection_id, [])
-        trained = sum(1 for chunk in chunks if chunk["readyAt"] <= now)
-        return trained, len(chunks) - trained
+        rows = self.chunks.get(collection_id, [])
+        trained = sum(1 for row in rows if self._trained(row, now))
+        return trained, len(rows) - trained
 
     def trained_chunks(self, dataset_ids: list[str]) -> list[dict[str, Any]]:
         """Searchable chunks of these datasets, oldest collection first."""
@@ -104,7 +210,7 @@ class Knowledge:
                 found.extend(
                     {**chunk, "collection": collection}
                     for chunk in self.chunks.get(collection["_id"], [])
-                    if chunk["readyAt"] <= now
+                    if self._trained(chunk, now)
                 )
         return found
 
@@ -286,15 +392,20 @@ class Knowledge:
 
     # Collections -------------------------------------------------------------------------------
 
-    def _new_collection(self, cert, dataset: dict, body: dict, **fields: Any) -> dict[str, Any]:
-        """createOneCollection: a collection document as Mongoose stores it."""
-        kind, name = fields.pop("type"), fields.pop("name")
+    @staticmethod
+    def _check_collection_fields(kind: Any, name: Any) -> None:
+        """The schema's validation of a new collection's type and name."""
         given = {"type": kind, "name": name}
         problems = [f"{path}: Path `{path}` is required." for path, v in given.items() if not v]
         if kind and kind not in COLLECTION_TYPES:
             problems.insert(0, f"type: `{kind}` is not a valid enum value for path `type`.")
         if problems:
             raise Reject(f"dataset_collections validation failed: {', '.join(problems)}")
+
+    def _new_collection(self, cert, dataset: dict, body: dict, **fields: Any) -> dict[str, Any]:
+        """createOneCollection: a collection document as Mongoose stores it."""
+        kind, name = fields.pop("type"), fields.pop("name")
+        self._check_collection_fields(kind, name)
         created = now_iso()
         collection = {
             "_id": object_id(),
@@ -303,7 +414,7 @@ class Knowledge:
             "tmbId": cert.tmb_id,
             "datasetId": dataset["_id"],
             "type": kind,
-            "name": name,
+            "name": name if isinstance(name, str) else dump_js(name),
             "createTime": created,
             "updateTime": created,
             "forbid": False,
@@ -319,33 +430,111 @@ class Knowledge:
         self.collections[collection["_id"]] = collection
         return collection
 
-    def _queue(self, collection: dict, items: list[dict[str, Any]]) -> dict[str, Any]:
-        """pushDataListToTrainingQueue: drop empty and repeated chunks, queue the rest."""
+    # The training queue: pushDataListToTrainingQueue -------------------------------------------
+
+    def _training_limit(self, dataset: dict, mode: Any) -> float:
+        """checkModelValid: the longest `q` (in UTF-16 units) a row of this mode may have."""
+        agent = self.app.llm_model(dataset["agentModel"])
+        if agent is None:
+            raise Reject(f"File model {dataset['agentModel']} is inValid")
+        vector = self.app.vector_model(dataset["vectorModel"])
+        if vector is None:
+            raise Reject(f"Vector model {dataset['vectorModel']} is inValid")
+        if mode == "chunk":
+            return _number_or_inf(vector.get("maxToken")) * 1.3
+        if mode in ("qa", "auto"):
+            return _number_or_inf(agent.get("maxContext")) * 0.8
+        shown = mode if isinstance(mode, str) else dump_js(mode)
+        raise Reject(f'Training mode "{shown}" is inValid')
+
+    def _row_model(self, dataset: dict, mode: str) -> str:
+        model = self.app.vector_model if mode == "chunk" else self.app.llm_model
+        name = dataset["vectorModel"] if mode == "chunk" else dataset["agentModel"]
+        return (model(name) or {}).get("model", name)
+
+    def _push(self, dataset: dict, collection: dict, items: list, mode: Any) -> dict[str, Any]:
+        """pushDataListToTrainingQueue: simpleText on q and a, then each item goes to `error`
+        (no q), `overToken` (q over the limit), `repeat` (q+a seen before in this call) or the
+        queue. The three lists hold the items as they then are."""
+        limit = self._training_limit(dataset, mode)
+        formatted = [_formatted_item(item) for item in items]
         results: dict[str, list] = {"overToken": [], "repeat": [], "error": []}
         seen: set[str] = set()
         accepted = []
-        for item in items:
-            q = documents.simple_text(str(item.get("q") or ""))
-            a = documents.simple_text(str(item.get("a") or ""))
-            if not q:
+        for item in formatted:
+            if not isinstance(item, dict) or not item["q"]:
                 results["error"].append(item)
-            elif q + a in seen:
+            elif js_length(item["q"]) > limit:
+                results["overToken"].append(item)
+            elif item["q"] + item["a"] in seen:
                 results["repeat"].append(item)
             else:
-                seen.add(q + a)
-                accepted.append({"q": q, "a": a, "chunkIndex": item.get("chunkIndex") or 0})
+                seen.add(item["q"] + item["a"])
+                accepted.append(item)
+        rows = [
+            self._row(item["q"], item["a"], item.get("chunkIndex"), mode, dataset)
+            for item in accepted
+        ]
+        self._enqueue(collection, rows)
+        return {"insertLen": len(rows), **results}
+
+    def _row(self, q: str, a: str, chunk_index: Any, mode: str, dataset: dict) -> dict[str, Any]:
+        return {
+            "q": q,
+            "a": a,
+            "chunkIndex": chunk_index if chunk_index is not None else 0,
+            "mode": mode,
+            "model": self._row_model(dataset, mode),
+            # Set when the row leaves the queue (monotonic clock); None while queued.
+            "trainedAt": None,
+            "lockedAt": float("-inf"),
+            "lockedForGood": False,
+        }
+
+    def _enqueue(self, collection: dict, rows: list[dict[str, Any]]) -> None:
+        """Rows the trainer does not take (QA rows, or every row without a model endpoint) leave
+        the queue at even steps over STANDIN_TRAINING_SECONDS; `auto` rows never do (no
+        open-source worker takes that mode)."""
+        timed = [row for row in rows if row["mode"] == "qa" or row["mode"] == "chunk"]
+        if self.app.trainer is not None:
+            timed = [row for row in timed if row["mode"] == "qa"]
         start = time.monotonic()
-        queued = self.chunks.setdefault(collection["_id"], [])
-        for index, chunk in enumerate(accepted):
-            step = self.app.training_seconds * (index + 1) / len(accepted)
-            queued.append({**chunk, "readyAt": start + step})
-        return {"insertLen": len(accepted), **results}
+        for index, row in enumerate(timed):
+            row["trainedAt"] = start + self.app.training_seconds * (index + 1) / len(timed)
+        self.chunks.setdefault(collection["_id"], []).extend(rows)
+
+    def take_vector_row(self, retry_seconds: float) -> dict[str, Any] | None:
+        """generateVector's findOneAndUpdate: a queued chunk row not locked within the lock
+        time (nor for good), which it locks now."""
+        with self.app.lock:
+            now = time.monotonic()
+            for rows in self.chunks.values():
+                for row in rows:
+                    if (
+                        row["mode"] == "chunk"
+                        and row["trainedAt"] is None
+                        and not row["lockedForGood"]
+                        and row["lockedAt"] <= now - retry_seconds
+                    ):
+                        row["lockedAt"] = now
+                        return row
+        return None
+
+    def mark_trained(self, row: dict[str, Any]) -> None:
+        with self.app.lock:
+            row["trainedAt"] = time.monotonic()
+
+    def lock_row_for_good(self, row: dict[str, Any]) -> None:
+        with self.app.lock:
+            row["lockedForGood"] = True
 
     def _chunk_items(self, text: str, body: dict) -> list[dict[str, Any]]:
         chunks = documents.split_chunks(
             text, body.get("chunkSize") or 512, body.get("chunkSplitter") or ""
         )
         return [{"q": chunk, "chunkIndex": index} for index, chunk in enumerate(chunks)]
+
+    # Creating collections ----------------------------------------------------------------------
 
     def create_collection(self, request: Request, body: dict) -> Any:
         with self.app.lock:
@@ -357,81 +546,137 @@ class Knowledge:
             return self._new_collection(cert, dataset, body, **fields)["_id"]
 
     def create_text_collection(self, request: Request, body: dict) -> Any:
+        mode = body.get("trainingType", "chunk")
         with self.app.lock:
             cert, dataset = self.auth_dataset(request, body.get("datasetId"))
-            text = body.get("text")
-            if not isinstance(text, str):
-                raise Reject(
-                    'The "data" argument must be of type string or an instance of Buffer, '
-                    "TypedArray, or DataView. Received undefined"
-                )
+            text = _text_argument(body)
+            items = self._chunk_items(text, body)
+            self._check_collection_fields("virtual", body.get("name"))
+            self._training_limit(dataset, mode)
             collection = self._new_collection(
                 cert,
                 dataset,
-                body,
+                {**body, "trainingType": mode},
                 type="virtual",
                 name=body.get("name"),
-                rawTextLength=len(text),
+                rawTextLength=js_length(text),
                 hashRawText=sha256_hex(text),
             )
-            results = self._queue(collection, self._chunk_items(text, body))
+            results = self._push(dataset, collection, items, mode)
             return {"collectionId": collection["_id"], "results": results}
 
     def create_file_collection(self, request: Request, body: dict) -> Any:
         try:
-            fields, files = documents.parse_multipart(request.body, request.header("Content-Type"))
+            form = documents.read_upload_form(
+                request.body, request.header("Content-Type"), BUCKET_NAMES
+            )
+        except documents.NoAnswer as error:
+            self.app.hang(str(error))
         except ValueError as error:
             raise Reject(str(error)) from None
-        try:
-            data = json.loads(fields.get("data") or "{}")
-        except ValueError:
-            data = {}
-        data = data if isinstance(data, dict) else {}
-        bucket = fields.get("bucketName") or "dataset"
-        if bucket not in ("dataset",):
-            raise Reject("BucketName is invalid")
-        upload = next((f for f in files if f.field == "file"), None)
-        filename = None
-        if upload is not None:
-            try:
-                filename = documents.decode_uri_component(upload.filename)
-            except ValueError as error:
-                raise Reject(str(error)) from None
+        data = _json_object_or_empty(form.fields.get("data"))
         with self.app.lock:
             cert, dataset = self.auth_dataset(request, data.get("datasetId"))
-            if upload is None or filename is None:
-                raise Reject(
-                    'The "path" argument must be of type string or an instance of Buffer or '
-                    "URL. Received undefined"
-                )
-            extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-            try:
-                raw_text = documents.extract_text(extension, upload.data)
-            except ValueError as error:
-                raise Reject(str(error)) from None
-            file_id = object_id()
+        raw_text = self._file_text(form.filename, form.file.data)
+        file_metadata = _file_metadata(data)
+        mode = data.get("trainingType", "chunk")
+        items = self._chunk_items(raw_text, data)
+        # K4: `metadata` is dropped; collectionMetadata is the collection's, with relatedImgId.
+        collection_data = {k: v for k, v in data.items() if k not in FILE_ONLY_FIELDS}
+        collection_data["metadata"] = {
+            **_object_or_empty(data.get("collectionMetadata")),
+            "relatedImgId": get_nanoid(),
+        }
+        collection_data["trainingType"] = mode
+        with self.app.lock:
+            self._check_collection_fields("file", form.filename)
+            self._training_limit(dataset, mode)
+            file_record = self._stored_file(cert, form, file_metadata)
             collection = self._new_collection(
                 cert,
                 dataset,
-                data,
+                collection_data,
                 type="file",
-                name=filename,
-                fileId=file_id,
-                rawTextLength=len(raw_text),
+                name=form.filename,
+                fileId=file_record["_id"],
+                rawTextLength=js_length(raw_text),
                 hashRawText=sha256_hex(raw_text),
             )
-            collection["metadata"] = {**collection["metadata"], "relatedImgId": object_id()}
-            collection["_file"] = {
-                "_id": file_id,
-                "length": len(upload.data),
-                "chunkSize": 261120,
-                "uploadDate": collection["createTime"],
-                "filename": filename,
-                "contentType": upload.content_type,
-                "metadata": {"teamId": cert.team_id, "tmbId": cert.tmb_id},
-            }
-            results = self._queue(collection, self._chunk_items(raw_text, data))
+            collection["_file"] = {**file_record, "uploadDate": collection["createTime"]}
+            results = self._push(dataset, collection, items, mode)
             return {"collectionId": collection["_id"], "results": results}
+
+    def _file_text(self, filename: str, data: bytes) -> str:
+        extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        try:
+            return documents.extract_text(extension, data)
+        except readers.ReaderMissing as error:
+            self.app.add_log.error(str(error))
+            raise Reject(str(error)) from None
+        except ValueError as error:
+            raise Reject(str(error)) from None
+
+    @staticmethod
+    def _stored_file(cert, form: documents.UploadForm, metadata: dict) -> dict[str, Any]:
+        """uploadFile: the GridFS record, its metadata the fileMetadata plus who and how."""
+        encoding = documents.file_encoding(form.file.data)
+        return {
+            "_id": object_id(),
+            "length": len(form.file.data),
+            "chunkSize": 261120,
+            "filename": form.filename,
+            "contentType": form.file.content_type,
+            "metadata": {
+                **metadata,
+                "teamId": cert.team_id,
+                "tmbId": cert.tmb_id,
+                **({"encoding": encoding} if encoding else {}),
+            },
+        }
+
+    def create_link_collection(self, request: Request, body: dict) -> Any:
+        """create/link: the collection is named after the link, the page fetched at once (a
+        failed fetch is an empty page), renamed after the page's title, chunked with
+        `chunkSize` only and queued without the overToken/repeat filter."""
+        link = body.get("link")
+        mode = body.get("trainingType", "chunk")
+        with self.app.lock:
+            cert, dataset = self.auth_dataset(request, body.get("datasetId"))
+        self._check_collection_fields("link", link)
+        if not (isinstance(link, str) and LINK_PATTERN.fullmatch(link)):
+            # urlsFetch drops the link, and hashing the missing text throws.
+            raise Reject(HASH_OF_UNDEFINED)
+        title, raw_text = self._fetch_page(link)
+        if mode not in ("chunk", "qa"):
+            raise Reject("Training model error")
+        body = {**body, "trainingType": mode, "chunkSize": body.get("chunkSize", 512)}
+        chunks = documents.split_chunks(raw_text, body["chunkSize"] or 512)
+        with self.app.lock:
+            collection = self._new_collection(
+                cert, dataset, body, type="link", name=link, rawLink=link
+            )
+            if title:
+                collection["name"] = title
+            collection.update(rawTextLength=js_length(raw_text), hashRawText=sha256_hex(raw_text))
+            rows = [self._row(q, "", index, mode, dataset) for index, q in enumerate(chunks)]
+            for row in rows:
+                row["model"] = dataset["vectorModel" if mode == "chunk" else "agentModel"]
+            self._enqueue(collection, rows)
+            return {"collectionId": collection["_id"], "results": {"insertLen": len(rows)}}
+
+    def _fetch_page(self, url: str) -> tuple[str, str]:
+        """urlsFetch: axios GET (30 s), the title, the body's text; ('', '') when it fails."""
+        request = urllib.request.Request(  # noqa: S310 - the link the caller asked for
+            url, headers={"Accept": "application/json, text/plain, */*", "User-Agent": AXIOS_AGENT}
+        )
+        try:
+            with _link_opener.open(request, timeout=LINK_TIMEOUT_SECONDS) as response:
+                page = response.read().decode("utf-8", errors="replace")
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            print(f"{error} fetch error", flush=True)
+            return "", ""
+        text = documents.html_text(documents.page_body(page))
+        return documents.page_title(page, url), documents.simple_text(text)
 
     @staticmethod
     def _public(collection: dict[str, Any]) -> dict[str, Any]:
@@ -519,9 +764,10 @@ class Knowledge:
             raise Reject("collectionId or data is empty")
         if len(items) > 200:
             raise Reject("Data is too long, max 200")
+        mode = body.get("trainingMode", "chunk")
         with self.app.lock:
-            _, collection, _ = self.auth_collection(request, body["collectionId"])
-            return self._queue(collection, [i for i in items if isinstance(i, dict)])
+            _, collection, dataset = self.auth_collection(request, body["collectionId"])
+            return self._push(dataset, collection, items, mode)
 
     def training_queue(self, request: Request, body: dict) -> Any:
         with self.app.lock:
