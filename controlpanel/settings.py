@@ -192,6 +192,16 @@ MODEL_LAUNCH_TIMEOUT = envint("MODEL_LAUNCH_TIMEOUT", 7200)
 MODEL_LAUNCH_POLL_SECONDS = envint("MODEL_LAUNCH_POLL_SECONDS", 1)
 # How long to wait for One API's memory cache to route a changed channel (SYNC_FREQUENCY is 10).
 ONEAPI_ROUTE_TIMEOUT = envint("ONEAPI_ROUTE_TIMEOUT", 60)
+# Documents for knowledge bases: uploads are streamed to this folder and wait there until
+# FastGPT has them. FastGPT sets no size limit of its own (it accepts any file), so the panel
+# does: DOCUMENT_UPLOAD_MAX_MB per file.
+DOCUMENT_STAGING_DIR = Path(os.environ.get("DOCUMENT_STAGING_DIR", VAR_DIR / "uploads"))
+DOCUMENT_UPLOAD_MAX_MB = envint("DOCUMENT_UPLOAD_MAX_MB", 1024)
+# Training is followed this often; a document whose counts stand still for
+# TRAINING_STALL_SECONDS fails, with the reason read from FastGPT's log (FastGPT retries a
+# failing chunk about once a minute and reports nothing through its API).
+TRAINING_POLL_SECONDS = envint("TRAINING_POLL_SECONDS", 1)
+TRAINING_STALL_SECONDS = envint("TRAINING_STALL_SECONDS", 600)
 # Compose project names are this prefix plus the stack's id: two panels that manage the
 # same server need different prefixes. Lower-case letters, digits, "-" and "_".
 STACK_PROJECT_PREFIX = os.environ.get("STACK_PROJECT_PREFIX", "llmstack")

@@ -10,6 +10,8 @@ class DeploymentsConfig(AppConfig):
 
         # The product's pipelines register themselves on import, in web and worker alike.
         from .pipelines import (  # noqa: F401
+            chatbot_publish,
+            dataset_import,
             model_launch,
             server_prepare,
             stack_deploy,

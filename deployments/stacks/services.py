@@ -31,6 +31,26 @@ def stack_containers(client: SSHClient, stack: Stack) -> list[dict]:
     return json.loads(inspected)
 
 
+def service_container(client: SSHClient, stack: Stack, service: str) -> str | None:
+    """The name of the stack's container for a compose service, if it has one."""
+    for container in stack_containers(client, stack):
+        labels = container["Config"].get("Labels") or {}
+        if labels.get("com.docker.compose.service") == service:
+            return container["Name"].lstrip("/")
+    return None
+
+
+def service_log(stack: Stack, service: str, tail: int | None = None) -> str | None:
+    """A service container's log (its last TAIL lines), or None without a container."""
+    with open_session(stack.server) as ssh:
+        name = service_container(ssh, stack, service)
+        if not name:
+            return None
+        argv = ["docker", "logs", *(["--tail", str(tail)] if tail else []), name]
+        logs = ssh.run(argv, sudo=True, check=False, timeout=60)
+    return logs.stdout + logs.stderr
+
+
 def record_services(stack: Stack, containers: list[dict]) -> dict[str, dict]:
     """Update the stack's Service rows from `docker inspect`; return them by service."""
     seen = {}

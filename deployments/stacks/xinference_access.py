@@ -14,10 +14,9 @@ import re
 from ..clients.ssh import SSHClient
 from ..clients.xinference import XinferenceClient, XinferenceError
 from ..models import Stack
-from ..servers.sessions import open_session
 from .endpoints import xinference_url
 from .secrets import XINFERENCE_API_KEY, new_secret, save_obtained_secret, stack_secrets
-from .services import stack_containers
+from .services import service_container, service_log
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "XINFERENCE_ADMIN_PASSWORD"  # noqa: S105 (a secret's name, not a value)
@@ -63,22 +62,12 @@ def _admin_password(stack: Stack) -> str:
 
 def xinference_container(ssh: SSHClient, stack: Stack) -> str | None:
     """The name of the stack's xinference container on the server, if it has one."""
-    for container in stack_containers(ssh, stack):
-        labels = container["Config"].get("Labels") or {}
-        if labels.get("com.docker.compose.service") == XINFERENCE_SERVICE:
-            return container["Name"].lstrip("/")
-    return None
+    return service_container(ssh, stack, XINFERENCE_SERVICE)
 
 
 def xinference_log(stack: Stack, tail: int | None = None) -> str | None:
     """The Xinference container's log (its last TAIL lines); None without a container."""
-    with open_session(stack.server) as ssh:
-        name = xinference_container(ssh, stack)
-        if not name:
-            return None
-        argv = ["docker", "logs", *(["--tail", str(tail)] if tail else []), name]
-        logs = ssh.run(argv, sudo=True, check=False, timeout=60)
-    return logs.stdout + logs.stderr
+    return service_log(stack, XINFERENCE_SERVICE, tail)
 
 
 def setup_token(stack: Stack) -> str:
