@@ -13,6 +13,7 @@ class DeploymentsConfig(AppConfig):
             chatbot_publish,
             dataset_import,
             model_launch,
+            providers_sync,
             server_prepare,
             stack_deploy,
             stack_restart,

@@ -101,7 +101,11 @@ class PipelineKind(models.TextChoices):
 
 
 # Runs that use a stack's models: a deploy must not recreate services under them.
-MODEL_RUN_KINDS = (PipelineKind.MODEL_LAUNCH, PipelineKind.MODEL_TERMINATE)
+MODEL_RUN_KINDS = (
+    PipelineKind.MODEL_LAUNCH,
+    PipelineKind.MODEL_TERMINATE,
+    PipelineKind.PROVIDERS_SYNC,
+)
 
 
 class DeploymentAction(models.TextChoices):

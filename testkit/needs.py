@@ -68,6 +68,7 @@ TESTKIT_NEEDS: dict[str, set[str]] = {
     "testkit.images.stack": {"stack"},
     "testkit.images.stack.__main__": {"stack"},
     "testkit.logwriter": {"images"},  # a container of the base image
+    "testkit.real_launches": {"stack", "xinference"},
     "testkit.registry": {"registry"},
     "testkit.sshd": {"sshd"},
     "testkit.stacks": {"stack", "xinference"},

@@ -7,6 +7,7 @@ FastGPT is the stand-in, served from a thread; the stack's server is this machin
 
 import hashlib
 import io
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -347,3 +348,40 @@ def test_a_knowledge_base_a_chat_app_answers_from_is_not_deleted(
         do_delete_knowledge_base(base, confirm_name="handbook", user=operator)
     assert KnowledgeBase.objects.filter(pk=base.pk).exists()
     assert not recorded(fastgpt_stack.standin, "/api/core/dataset/delete")
+
+
+def test_the_search_box_shows_the_chunks_found_with_their_source_and_scores(
+    transactional_db, fastgpt_stack, operator, client, queued
+):
+    base = make_base(fastgpt_stack, operator)
+    document = stage(base, operator, "lighthouse.md", HANDBOOK.encode())
+    do_start_import(
+        base,
+        document_ids=[document.pk],
+        training_type=TrainingType.CHUNK,
+        chunk_size=300,
+        user=operator,
+    )
+    run_queued(queued)
+    client.force_login(operator)
+    url = reverse("knowledge_search", args=[base.pk])
+    found = client.get(
+        url, {"text": "Where are the spare wicks kept?"}, headers={"HX-Request": "true"}
+    )
+    html = found.content.decode()
+    assert 'id="search-results"' in html and "blue cabinet" in html
+    assert "lighthouse.md" in html
+    nothing = client.get(url, {"text": "zebra quantum"}, headers={"HX-Request": "true"})
+    assert "Nothing in this knowledge base matches" in nothing.content.decode()
+
+
+def test_every_label_on_the_knowledge_base_page_names_a_field_of_its_own(
+    transactional_db, fastgpt_stack, operator, client
+):
+    base = make_base(fastgpt_stack, operator)
+    client.force_login(operator)
+    html = client.get(reverse("knowledge_detail", args=[base.pk])).content.decode()
+    ids = re.findall(r' id="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    for target in re.findall(r'<label for="([^"]+)"', html):
+        assert target in ids

@@ -18,7 +18,6 @@ from django.db import connection
 from deployments.actions.launches import do_cancel_launch, do_launch_model, do_terminate_model
 from deployments.actions.llm import do_create_model_config
 from deployments.actions.pipelines import do_retry_run
-from deployments.actions.stacks import do_deploy_stack
 from deployments.choices import LaunchStatus, RunStatus
 from deployments.clients.xinference import XinferenceClient, XinferenceError
 from deployments.llm.wiring import CHANNEL_NAME, FASTGPT_TOKEN_NAME
@@ -33,19 +32,25 @@ from deployments.stacks.xinference_access import (
     xinference_client,
 )
 from testkit.docker_engine import docker
-from testkit.stacks import deployable_stack, project_containers, stack_target, write_override
+from testkit.real_launches import (
+    CPU,
+    WORKER,
+    chat_config,
+    deployed,
+    embedding_config,
+    launched,
+    output_of,
+    rerank_config,
+    run_to_end,
+)
+from testkit.stacks import project_containers
 from testkit.workers import wait_until
 from testkit.xinference_models import (
     MINILM_DIMENSIONS,
     make_tiny_chat_model,
-    minilm_embedding_form,
-    minilm_weights_dir,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-WORKER = "test-worker:1"
-CPU = {"device": "cpu", "gpu_count": 0}
 
 
 @pytest.fixture
@@ -58,86 +63,6 @@ def models_dir(data_dir) -> Path:
     folder = data_dir.parent / "models"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def deployed(ssh_target_image, team, operator, data_dir, models_dir, *, auth: bool):
-    """A context manager: a deployed stack whose Xinference sees MODELS_DIR and MiniLM."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def manager():
-        with (
-            stack_target(ssh_target_image, data_dir) as target,
-            deployable_stack(team, target, data_dir) as stack,
-        ):
-            write_override(data_dir, xinference_auth=auth, mounts=(models_dir,))
-            run_to_end(do_deploy_stack(stack, user=operator).run)
-            stack.refresh_from_db()
-            yield stack
-
-    return manager()
-
-
-def run_to_end(run, expect=RunStatus.SUCCEEDED):
-    runner.run(run.pk, WORKER)
-    run.refresh_from_db()
-    assert run.status == expect, run.error
-    return run
-
-
-def launched(config, stack, operator, expect=RunStatus.SUCCEEDED) -> ModelLaunch:
-    launch = do_launch_model(config, stack=stack, user=operator)
-    run_to_end(launch.run, expect)
-    launch.refresh_from_db()
-    return launch
-
-
-def output_of(run) -> str:
-    return "\n".join(step.output + step.error for step in run.steps.all())
-
-
-def chat_config(team, operator, folder: Path):
-    return do_create_model_config(
-        "llm",
-        team=team,
-        user=operator,
-        data={
-            "model": "tiny-chat",
-            "display_name": "Tiny chat",
-            "xinference_model_name": "qwen2.5-instruct",
-            "model_engine": "transformers",
-            "model_format": "pytorch",
-            "model_size_in_billions": "0_001",
-            "quantization": "none",
-            "local_path": str(folder),
-            "max_context": 512,
-            "max_response": 128,
-            "quote_max_token": 256,
-            **CPU,
-        },
-    )
-
-
-def embedding_config(team, operator):
-    return do_create_model_config(
-        "embedding", team=team, user=operator, data=minilm_embedding_form("minilm")
-    )
-
-
-def rerank_config(team, operator):
-    return do_create_model_config(
-        "rerank",
-        team=team,
-        user=operator,
-        data={
-            "model": "minilm-rerank",
-            "display_name": "MiniLM rerank",
-            "xinference_model_name": "minilm-rerank",
-            "model_engine": "sentence_transformers",
-            "local_path": str(minilm_weights_dir()),
-            **CPU,
-        },
-    )
 
 
 def secrets_of(stack) -> dict[str, str]:

@@ -9,6 +9,7 @@ import pytest
 from deployments.choices import LaunchStatus
 from deployments.clients.oneapi import OneAPIClient
 from deployments.errors import WaitTimedOut
+from deployments.llm import wiring
 from deployments.llm.presets import PRESETS
 from deployments.llm.wiring import WiringFailed, update_oneapi
 from deployments.models import ModelLaunch
@@ -16,7 +17,7 @@ from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, ONEAPI_FASTGPT_KEY, 
 from testkit.factories import make_server, make_stack
 from testkit.standins.client import call
 from testkit.standins.oneapi import OneAPI
-from testkit.standins.server import RunningStandin
+from testkit.standins.server import RunningStandin, json_response
 
 pytestmark = pytest.mark.django_db
 
@@ -310,6 +311,7 @@ def test_routes_that_never_come_fail_the_step_naming_sync_frequency(team, standi
     assert "'m3e-base'" in message
     assert "after 1 s" in message
     assert "SYNC_FREQUENCY" in message
+    assert "no channel for 'm3e-base' yet" in message
     assert "无可用渠道" in message  # One API's own reason
 
 
@@ -331,3 +333,33 @@ def test_a_cancel_stops_the_wait_for_routes(team, standins, settings):
         update_oneapi(stack, [].append, None, check_cancel)
     # Cancelled at the first pause, not after the ten minutes of the deadline.
     assert asked == [1]
+
+
+class BusyXinference:
+    """Xinference with no free slot: every request is answered 503."""
+
+    def handle(self, request):
+        return json_response({"detail": "No available slot found for the model"}, 503)
+
+    def reset(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_503_of_the_model_server_itself_is_named_as_such_not_as_a_missing_route(
+    stack, oneapi, monkeypatch
+):
+    with RunningStandin(BusyXinference()) as xinference:
+        monkeypatch.setattr(wiring, "XINFERENCE_URL", xinference.url)
+        ready(stack, "m3e-base")
+
+        said, lines = wire(stack)
+
+    assert "m3e-base" in said
+    (warning,) = [line for line in lines if line.startswith("Warning:")]
+    assert "One API routes 'm3e-base', but the model server itself answered HTTP 503" in warning
+    assert "One API routes 'm3e-base'." not in lines
+    # Routed at the first probe: One API's cache is not what failed.
+    assert len(received(oneapi, "POST", "/v1/embeddings")) == 1

@@ -10,6 +10,7 @@ from deployments.clients.oneapi import (
     OneAPIClient,
     OneAPIError,
     first_run_setup,
+    read_relay_503,
     xinference_channel,
 )
 from testkit.sshd import free_port
@@ -333,3 +334,88 @@ def test_secrets_echoed_by_the_server_are_masked_in_errors():
 
     assert NEW_PASSWORD not in str(raised.value)
     assert NEW_PASSWORD not in raised.value.oneapi_message
+
+
+# The relay's 503: no channel yet, or the model server's own -----------------------------------
+
+
+class BusyUpstream:
+    """A model server that answers every request 503, as Xinference does with no free slot."""
+
+    def handle(self, request):
+        return json_response({"detail": "No available slot found for the model"}, 503)
+
+    def reset(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_relay_503_for_a_model_without_a_channel_is_not_routed_yet(client):
+    key = client.add_token("fastgpt")["key"]
+
+    routed, why = client.relay_routes(key, "nobody-serves-this", embedding=False)
+
+    assert routed is False
+    assert why.startswith("One API has no channel for 'nobody-serves-this' yet")
+    assert "无可用渠道" in why
+    assert key not in why
+
+
+def test_a_503_of_the_model_server_passed_on_by_one_api_means_the_route_exists(client):
+    key = client.add_token("fastgpt")["key"]
+    with RunningStandin(BusyUpstream()) as upstream:
+        client.add_channel(xinference_channel("xinference", upstream.url, ["busy-chat"]))
+
+        routed, why = client.relay_routes(key, "busy-chat", embedding=False)
+
+    assert routed is True
+    assert "One API routes 'busy-chat', but the model server itself answered HTTP 503" in why
+    assert "no channel" not in why
+
+
+@pytest.mark.parametrize(
+    ("body", "no_channel", "from_oneapi"),
+    [
+        (
+            {
+                "error": {
+                    "message": "当前分组 default 下对于模型 x 无可用渠道 (request id: 1)",
+                    "type": "one_api_error",
+                }
+            },
+            True,
+            True,
+        ),
+        # One API's own type says it is One API's refusal, whatever the words.
+        ({"error": {"message": "channel gone", "type": "one_api_error"}}, True, True),
+        (
+            {
+                "error": {
+                    "message": "bad response status code 503 (request id: 2)",
+                    "type": "upstream_error",
+                    "code": "bad_response_status_code",
+                }
+            },
+            False,
+            True,
+        ),
+        ({"error": {"message": "overloaded", "type": "server_error"}}, False, True),
+    ],
+)
+def test_a_relay_503_is_told_apart_by_one_apis_text_or_error_type(body, no_channel, from_oneapi):
+    read = read_relay_503(json.dumps(body, ensure_ascii=False))
+    assert (read.no_channel, read.from_oneapi) == (no_channel, from_oneapi)
+    assert read.said == body["error"]["message"]
+    sentence = read.sentence("m")
+    if no_channel:
+        assert "no channel for 'm' yet" in sentence
+    else:
+        assert "the model server itself answered HTTP 503" in sentence
+
+
+def test_a_503_without_one_apis_error_body_came_from_in_front_of_it():
+    read = read_relay_503("<html>503 Service Temporarily Unavailable</html>")
+    assert not read.no_channel and not read.from_oneapi
+    assert "in front of One API" in read.sentence("m")

@@ -229,3 +229,11 @@ def test_docker_compose_accepts_the_rendered_files(stack, tmp_path):
     )
     # $$ stays a literal $ for the container's shell.
     assert "$MONGO_INITDB_ROOT_PASSWORD" in resolved["services"]["mongo"]["entrypoint"][2]
+
+
+def test_fastgpt_listens_on_every_interface_so_its_own_health_check_reaches_it(stack):
+    """Next's standalone server binds to $HOSTNAME, which Docker sets to the container id; the
+    health check asks 127.0.0.1 inside the container."""
+    fastgpt = compose_of(rendered(stack))["services"]["fastgpt"]
+    assert fastgpt["environment"]["HOSTNAME"] == "0.0.0.0"  # noqa: S104
+    assert "http://127.0.0.1:3000/" in " ".join(fastgpt["healthcheck"]["test"])

@@ -11,6 +11,7 @@ from ..choices import LaunchStatus, PipelineKind, Role, RunStatus
 from ..llm import kind_of
 from ..llm.launch import LAUNCHABLE
 from ..models import Deployment, ModelLaunch, PipelineRun, Stack
+from ..stacks.files import provider_models
 from . import ActionError
 from .pipelines import do_cancel_run, do_start_run
 
@@ -33,6 +34,12 @@ def do_launch_model(config, *, stack: Stack, user, request=None) -> ModelLaunch:
         if Deployment.objects.filter(stack=stack, run__status__in=UNDER_WAY).exists():
             raise ActionError(
                 f"An action on stack “{stack.name}” is under way: launch once it has finished."
+            )
+        served_by = provider_models(stack).get(config.model)
+        if served_by:
+            raise ActionError(
+                f"Remote provider “{served_by}” already serves a model called “{config.model}” "
+                f"on stack “{stack.name}”: One API would have two channels for it."
             )
         same_uid = list(
             ModelLaunch.objects.filter(stack=stack, model_uid=config.model)

@@ -6,6 +6,7 @@ the body, not the status code. The management credential is root's access token,
 """
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -64,6 +65,11 @@ class OneAPIClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def hide(self, secret: str) -> None:
+        """Keep `secret` (a channel's key, say) out of every error this client raises."""
+        if secret:
+            self._secrets.add(secret)
 
     # Plumbing ------------------------------------------------------------------------------------
 
@@ -169,6 +175,13 @@ class OneAPIClient:
         )
         return [channel for channel in found or [] if channel.get("name") == name]
 
+    def get_channel(self, channel_id: int) -> dict[str, Any] | None:
+        """One channel's row (its key left out), or None when there is no such channel."""
+        body = self._send("GET", f"/api/channel/{channel_id}", f"reading channel {channel_id}")
+        if body.get("success") is not True:
+            return None
+        return body.get("data")
+
     def add_channel(self, channel: dict[str, Any]) -> dict[str, Any]:
         """Create one channel and return its row, found by its name (the answer has no id)."""
         name = channel.get("name")
@@ -257,8 +270,9 @@ class OneAPIClient:
 
         With the memory cache on, a new or changed channel is routed only after One API's next
         sync (SYNC_FREQUENCY): until then the relay answers 503 "no channel available". Any
-        other answer, an upstream error included, means the route exists. (False, why) or
-        (True, "").
+        other answer, an upstream error included, means the route exists. (False, why) while
+        it is not routed; (True, "") once it is, or (True, note) when it is routed but the
+        model server itself answered 503, which One API passes on unchanged.
         """
         self._secrets.add(key)
         if embedding:
@@ -274,12 +288,121 @@ class OneAPIClient:
         except httpx.TransportError as error:
             return False, f"no answer ({type(error).__name__})"
         if response.status_code == 503:
-            try:
-                said = str(response.json()["error"]["message"])
-            except (ValueError, KeyError, TypeError):
-                said = response.text[:200]
-            return False, said
+            unavailable = read_relay_503(response.text)
+            sentence = unavailable.sentence(model)
+            for secret in self._secrets:
+                sentence = sentence.replace(secret, REDACTED)
+            return (not unavailable.no_channel and unavailable.from_oneapi), sentence
         return True, ""
+
+
+# One API's relay answers 503 when no channel serves a model (type one_api_error,
+# "当前分组 default 下对于模型 X 无可用渠道"), and passes an upstream's 503 on unchanged
+# (controller/relay.go).
+NO_CHANNEL_TEXT = "无可用渠道"
+ONE_API_ERROR_TYPE = "one_api_error"
+
+
+@dataclass(frozen=True)
+class Relay503:
+    """What a 503 from One API's relay means.
+
+    `no_channel`: One API itself has no channel for the model (yet). Otherwise, when
+    `from_oneapi` (the body is One API's error envelope), the model server behind the channel
+    answered 503 and One API passed it on; a 503 without that envelope came from something in
+    front of One API. `said` is the error's own text.
+    """
+
+    no_channel: bool
+    from_oneapi: bool
+    said: str
+
+    def sentence(self, model: str) -> str:
+        if self.no_channel:
+            return f"One API has no channel for {model!r} yet; it said: {self.said}"
+        if self.from_oneapi:
+            return (
+                f"One API routes {model!r}, but the model server itself answered HTTP 503: "
+                f"{self.said}"
+            )
+        return f"an HTTP 503 came from something in front of One API, not from it: {self.said}"
+
+
+def read_relay_503(text: str) -> Relay503:
+    """Tell apart One API's "no channel for this model" from an upstream 503 it passed on."""
+    try:
+        error = json.loads(text)["error"]
+        said = str(error.get("message") or "")
+        kind = str(error.get("type") or "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        said = text[:200]
+        return Relay503(no_channel=NO_CHANNEL_TEXT in said, from_oneapi=False, said=said)
+    no_channel = NO_CHANNEL_TEXT in said or kind == ONE_API_ERROR_TYPE
+    return Relay503(no_channel=no_channel, from_oneapi=True, said=said[:500])
+
+
+# One API v0.6.7's channel types (relay/channeltype/define.go; the names its web UI shows),
+# limited to chat services that need only a key and at most a base URL: Azure, Xunfei, AWS
+# Claude, Coze and Cloudflare need settings of their own, and the rest are proxies, knowledge
+# bases or translation.
+CHANNEL_TYPES: dict[int, str] = {
+    1: "OpenAI",
+    8: "Custom (OpenAI-compatible)",
+    14: "Anthropic Claude",
+    15: "Baidu ERNIE (Qianfan)",
+    16: "Zhipu ChatGLM",
+    17: "Alibaba Qwen (DashScope)",
+    19: "360 AI",
+    20: "OpenRouter",
+    23: "Tencent Hunyuan",
+    24: "Google Gemini",
+    25: "Moonshot AI",
+    26: "Baichuan",
+    27: "MiniMax",
+    28: "Mistral AI",
+    29: "Groq",
+    30: "Ollama",
+    31: "01.AI (Lingyiwanwu)",
+    32: "StepFun",
+    35: "Cohere",
+    36: "DeepSeek",
+    39: "together.ai",
+    40: "Doubao (Volcengine Ark)",
+}
+# Types One API sends through an adaptor of their own (relay/channeltype/helper.go ToAPIType);
+# every other type speaks OpenAI's protocol to base_url + /v1/...
+OWN_ADAPTOR_TYPES = frozenset({3, 11, 14, 15, 16, 17, 18, 21, 23, 24, 30, 33, 34, 35, 37, 38})
+# What a channel key looks like for the types that take several parts in one key.
+CHANNEL_KEY_FORMATS: dict[int, str] = {15: "APIKey|SecretKey", 23: "AppId|SecretId|SecretKey"}
+
+
+def provider_channel(
+    name: str, channel_type: int, base_url: str, models: list[str], key: str
+) -> dict[str, Any]:
+    """The body of a channel for a remote provider: its type, key, base URL and models.
+
+    An empty base URL leaves One API's default for the type. The first model is the one One
+    API's channel test asks, unless the type's own first model is in the list.
+    """
+    if not key or "\n" in key:
+        raise ValueError("A channel key must be one non-empty line: One API makes one per line.")
+    names = [model.strip() for model in models]
+    if not names or any(not m or "," in m or any(c.isspace() for c in m) for m in names):
+        raise ValueError(f"Model names must be non-empty, without commas or spaces: {models!r}")
+    base_url = base_url.rstrip("/")
+    if channel_type not in OWN_ADAPTOR_TYPES:
+        # One API appends /v1/chat/completions itself.
+        base_url = base_url.removesuffix("/v1")
+    return {
+        "type": channel_type,
+        "name": name,
+        "key": key,
+        "base_url": base_url,
+        "models": ",".join(names),
+        "group": "default",
+        "model_mapping": "",
+        "config": json.dumps({}),
+    }
 
 
 def xinference_channel(

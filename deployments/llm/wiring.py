@@ -6,6 +6,10 @@ uses. FastGPT gets a config.json listing the ready models (rerank ones point at 
 directly), and since V4.8 reads it once, its container is recreated, then asked through
 getInitData which models it loaded.
 
+A team's remote providers (cloud model services) get one channel each, named after the
+provider; their chat models are listed in config.json next to the launched ones. The channel
+named "xinference" is the launched models' own, and no provider may take that name.
+
 Everything is computed from the launches that are ready now, so each function can run again
 after any launch or termination and leaves the same result. A lock per stack keeps two model
 runs from writing the channel or the files at the same moment. Every wait honours the
@@ -13,19 +17,31 @@ caller's `check_cancel`.
 """
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import redis
 from django.conf import settings
+from django.utils import timezone
 
 from ..clients.fastgpt import FastGPTClient, FastGPTError
-from ..clients.oneapi import OneAPIClient, OneAPIError, first_run_setup, xinference_channel
+from ..clients.oneapi import (
+    OneAPIClient,
+    OneAPIError,
+    first_run_setup,
+    provider_channel,
+    xinference_channel,
+)
 from ..errors import PanelError
-from ..models import Stack
+from ..models import RemoteProvider, Stack
 from ..servers.sessions import open_session
 from ..stacks.compose import compose_argv, server_facts
 from ..stacks.endpoints import fastgpt_url, oneapi_url
-from ..stacks.files import files_diff, launched_configs, stack_files
+from ..stacks.files import (
+    fastgpt_configs,
+    files_diff,
+    launched_configs,
+    stack_files,
+)
 from ..stacks.render import CONFIG_FILE, ENV_FILE, XINFERENCE_URL
 from ..stacks.secrets import (
     ONEAPI_ACCESS_TOKEN,
@@ -160,8 +176,10 @@ def _wait_for_routes(
     model is asked for, since the models routed before the change answer at once."""
     probes = [(model, False) for model in chat] + [(model, True) for model in embedding]
     for model, is_embedding in probes:
-        _wait_until_routed(client, key, model, is_embedding, check_cancel)
-        log(f"One API routes {model!r}.")
+        note = _wait_until_routed(client, key, model, is_embedding, check_cancel)
+        # Routed, but the model server behind the channel answered 503: say so, it is not
+        # One API's cache.
+        log(f"Warning: {note}." if note else f"One API routes {model!r}.")
 
 
 def _wait_until_routed(
@@ -170,7 +188,9 @@ def _wait_until_routed(
     model: str,
     is_embedding: bool,
     check_cancel: Callable[[], None],
-) -> None:
+) -> str:
+    """Wait until One API routes MODEL; "" or, when the model server itself answered 503
+    through the route, a sentence saying so."""
     timeout = settings.ONEAPI_ROUTE_TIMEOUT
     why = ""
 
@@ -189,6 +209,164 @@ def _wait_until_routed(
             "cache refreshes every SYNC_FREQUENCY seconds; restart the oneapi service to "
             "refresh it now."
         ),
+    )
+    return why
+
+
+# Remote providers ----------------------------------------------------------------------------
+# Each provider of a stack has one One API channel named after it. The channel named
+# CHANNEL_NAME is the launched models' alone: these functions never touch it, and
+# update_oneapi touches no other name.
+
+MASK = "********"
+# Parts of a multi-part key ("APIKey|SecretKey") shorter than this are not masked on their own.
+KEY_PART_MIN = 6
+
+
+def mask_key(text: str, key: str) -> str:
+    """`text` with a provider's key, and each part of a key made of several, masked."""
+    if not key:
+        return text
+    text = text.replace(key, MASK)
+    for part in key.split("|"):
+        if len(part) >= KEY_PART_MIN:
+            text = text.replace(part, MASK)
+    return text
+
+
+def _providers(stack: Stack) -> list[RemoteProvider]:
+    return list(RemoteProvider.objects.filter(stack_id=stack.pk, team_id=stack.team_id))
+
+
+def update_provider_channels(
+    stack: Stack,
+    log: Log,
+    removed: Iterable[dict] = (),
+    check_cancel: Callable[[], None] = never_cancelled,
+) -> str:
+    """Create or update one channel per remote provider of the stack, delete the channels of
+    providers removed since (`removed`: their {"id", "name"}), make sure FastGPT has its relay
+    token, and wait until One API routes the providers' models."""
+    providers = _providers(stack)
+    keys = [provider.api_key for provider in providers]
+    try:
+        with _oneapi(stack) as client:
+            for key in keys:
+                client.hide(key)
+            for provider in providers:
+                _sync_provider_channel(client, provider, log)
+            held = {provider.oneapi_channel_id for provider in providers}
+            for channel in removed:
+                _delete_removed_channel(client, channel, held, log)
+            if providers:
+                relay_key = _fastgpt_token(stack, client, log)
+                chat = [model for provider in providers for model in provider.model_names]
+                chat = list(dict.fromkeys(chat))
+                _wait_for_routes(client, relay_key, chat, [], log, check_cancel)
+    except OneAPIError as error:
+        message = str(error)
+        for key in keys:
+            message = mask_key(message, key)
+        raise WiringFailed(message) from error
+    if not providers:
+        return "This stack has no remote providers: One API has no channel of theirs."
+    names = ", ".join(provider.name for provider in providers)
+    return f"One API has a channel for each remote provider: {names}."
+
+
+def _sync_provider_channel(client: OneAPIClient, provider: RemoteProvider, log: Log) -> None:
+    if provider.name == CHANNEL_NAME:
+        raise WiringFailed(
+            f"A remote provider may not be called {CHANNEL_NAME!r}: that channel is the "
+            "launched models'. Rename the provider."
+        )
+    body = provider_channel(
+        provider.name,
+        provider.channel_type,
+        provider.base_url,
+        provider.model_names,
+        provider.api_key,
+    )
+    models = ", ".join(provider.model_names)
+    rows = client.channels_named(provider.name)
+    kept = next((row for row in rows if row["id"] == provider.oneapi_channel_id), None)
+    kept = kept or (rows[0] if rows else None)
+    if kept is not None:
+        # Enabled again if One API disabled it: a disabled channel routes nothing.
+        client.update_channel({**body, "id": kept["id"], "status": CHANNEL_ENABLED})
+        for extra in rows:
+            if extra["id"] != kept["id"]:
+                client.delete_channel(extra["id"])
+        channel_id = kept["id"]
+        log(f"Channel {provider.name!r} (id {channel_id}) now serves {models}.")
+    else:
+        channel_id = client.add_channel(body)["id"]
+        log(f"Channel {provider.name!r} (id {channel_id}) created for {models}.")
+    if provider.oneapi_channel_id != channel_id:
+        provider.oneapi_channel_id = channel_id
+        RemoteProvider.objects.filter(pk=provider.pk).update(oneapi_channel_id=channel_id)
+
+
+def _delete_removed_channel(
+    client: OneAPIClient, channel: dict, held: set[int | None], log: Log
+) -> None:
+    """Delete a removed provider's channel: only that id, and only while it still bears the
+    provider's name and no provider holds it now."""
+    channel_id, name = channel.get("id"), channel.get("name")
+    if not channel_id or not name or name == CHANNEL_NAME or channel_id in held:
+        return
+    row = client.get_channel(channel_id)
+    if row is None or row.get("name") != name:
+        log(f"Channel {name!r} (id {channel_id}) is gone already.")
+        return
+    client.delete_channel(channel_id)
+    log(f"Channel {name!r} (id {channel_id}) deleted: its provider was removed.")
+
+
+def check_provider_channels(stack: Stack, log: Log) -> str:
+    """Have One API test each provider's channel (a short chat request to its first model),
+    record each result on the provider, and fail naming every channel that failed."""
+    providers = _providers(stack)
+    if not providers:
+        return "No remote provider to test."
+    failed = []
+    with _oneapi(stack) as client:
+        for provider in providers:
+            client.hide(provider.api_key)
+            ok, message = _test_provider(client, provider)
+            provider.last_test_ok, provider.last_test_message = ok, message
+            provider.last_tested_at = timezone.now()
+            RemoteProvider.objects.filter(pk=provider.pk).update(
+                last_test_ok=ok,
+                last_test_message=message,
+                last_tested_at=provider.last_tested_at,
+            )
+            log(message)
+            if not ok:
+                failed.append(message)
+    if failed:
+        raise WiringFailed(" ".join(failed))
+    return f"Every remote provider's channel passed One API's test ({len(providers)})."
+
+
+def _test_provider(client: OneAPIClient, provider: RemoteProvider) -> tuple[bool, str]:
+    key = provider.api_key
+    if provider.oneapi_channel_id is None:
+        return False, f"{provider.name}: One API has no channel for it yet; sync it again."
+    try:
+        result = client.test_channel(provider.oneapi_channel_id)
+    except OneAPIError as error:
+        return False, mask_key(f"{provider.name}: {error}", key)
+    first = provider.model_names[0] if provider.model_names else ""
+    if result["success"]:
+        return True, (
+            f"{provider.name}: channel test passed ({first!r} answered through One API in "
+            f"{result['time']:.2f} s)."
+        )
+    said = mask_key(result["message"] or "no reason given", key)
+    return False, (
+        f"{provider.name}: One API's test of the channel (a chat request to {first!r}) failed: "
+        f"{said}"
     )
 
 
@@ -230,7 +408,8 @@ def update_fastgpt(stack: Stack, log: Log) -> str:
 
 
 def expected_in_fastgpt(stack: Stack) -> dict[str, list[str]]:
-    configs = launched_configs(stack)
+    """What FastGPT must list: the ready launched models and the remote providers' models."""
+    configs = fastgpt_configs(stack)
     return {
         "llmModels": [config.model for config in configs["llms"]],
         "vectorModels": [config.model for config in configs["embeddings"]],

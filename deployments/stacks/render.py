@@ -157,6 +157,10 @@ def compose_document(stack: Stack) -> dict:
                 "SANDBOX_URL": "http://sandbox:3000",
                 "LOG_LEVEL": "info",
                 "STORE_LOG_LEVEL": "warn",
+                # Next's standalone server binds to $HOSTNAME, which Docker sets to the
+                # container id: without this nothing listens on 127.0.0.1 inside the container
+                # and the health check below never passes.
+                "HOSTNAME": "0.0.0.0",  # noqa: S104
             },
             "volumes": ["./config.json:/app/data/config.json"],
             "healthcheck": _healthcheck(

@@ -1,0 +1,145 @@
+"""Documents imported for real on a deployed stack: the FastGPT stand-in in the stack's own
+container trains each chunk by calling the embedding model through One API (the stand-in) and
+the real Xinference running MiniLM on the CPU, as FastGPT does.
+
+A real PDF and a real Word file, made by libraries now, are imported and their sentences found
+by the search test; once One API no longer routes the embedding model, training stops moving
+and the panel fails the document with the reason it reads from the fastgpt container's log.
+"""
+
+from pathlib import Path
+
+import docx
+import pytest
+from fpdf import FPDF
+
+from deployments.actions.knowledge import (
+    do_add_source,
+    do_create_knowledge_base,
+    do_search,
+    do_stage_upload,
+    do_start_import,
+)
+from deployments.choices import DocumentSource, DocumentStatus, RunStatus, TrainingType
+from deployments.clients.oneapi import OneAPIClient
+from deployments.llm.wiring import CHANNEL_NAME
+from deployments.models import Document
+from deployments.stacks.endpoints import oneapi_url
+from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, stack_secrets
+from testkit.real_launches import (
+    chat_config,
+    deployed,
+    embedding_config,
+    launched,
+    output_of,
+    run_to_end,
+)
+from testkit.xinference_models import make_tiny_chat_model
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+# One API's status of a channel switched off by hand.
+CHANNEL_DISABLED = 2
+
+PDF_SENTENCE = "The lighthouse keeper winds the clockwork lamp every evening at dusk."
+DOCX_SENTENCE = "Spare wicks are kept in the blue cabinet beside the spiral stairs."
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    return tmp_path / "stack"
+
+
+@pytest.fixture
+def models_dir(data_dir) -> Path:
+    folder = data_dir.parent / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def make_pdf(path: Path) -> Path:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    # Away from the top and bottom of the page, which FastGPT's PDF reader drops.
+    pdf.set_y(60)
+    pdf.multi_cell(0, 8, PDF_SENTENCE)
+    pdf.output(str(path))
+    return path
+
+
+def make_docx(path: Path) -> Path:
+    document = docx.Document()
+    document.add_heading("Keeper's handbook", level=1)
+    document.add_paragraph(DOCX_SENTENCE)
+    document.save(str(path))
+    return path
+
+
+def stage_file(base, operator, path: Path) -> Document:
+    with path.open("rb") as stream:
+        return do_stage_upload(base, read=stream.read, name=path.name, user=operator)
+
+
+def test_real_files_are_trained_through_the_embedding_model_and_found_by_search(
+    ssh_target_image, team, operator, data_dir, models_dir, settings, tmp_path
+):
+    settings.STACK_HEALTH_TIMEOUT = 300
+    settings.DOCUMENT_STAGING_DIR = tmp_path / "staging"
+    settings.TRAINING_STALL_SECONDS = 20
+    tiny = make_tiny_chat_model(models_dir / "tiny-chat")
+    with deployed(ssh_target_image, team, operator, data_dir, models_dir, auth=False) as stack:
+        # FastGPT needs a chat model to make a knowledge base, and MiniLM to embed its chunks.
+        launched(chat_config(team, operator, tiny["folder"]), stack, operator)
+        launched(embedding_config(team, operator), stack, operator)
+
+        base = do_create_knowledge_base(
+            stack,
+            name="handbook",
+            intro="",
+            embedding_model="minilm",
+            agent_model="tiny-chat",
+            user=operator,
+        )
+        pdf = stage_file(base, operator, make_pdf(tmp_path / "keeper.pdf"))
+        word = stage_file(base, operator, make_docx(tmp_path / "wicks.docx"))
+        run = do_start_import(
+            base,
+            document_ids=[pdf.pk, word.pk],
+            training_type=TrainingType.CHUNK,
+            chunk_size=200,
+            user=operator,
+        )
+        run_to_end(run)
+        for document in (pdf, word):
+            document.refresh_from_db()
+            assert document.status == DocumentStatus.READY, document.error
+            assert document.data_amount >= 1 and document.training_amount == 0
+        assert "ready" in output_of(run)
+
+        hits = do_search(base, "Where are the spare wicks kept?", user=operator)
+        assert any("blue cabinet" in hit.q for hit in hits), hits
+        hits = do_search(base, "When does the keeper wind the lamp?", user=operator)
+        assert any("clockwork lamp" in hit.q for hit in hits), hits
+
+        # Someone switches the model's channel off in One API's own pages: FastGPT still lists
+        # MiniLM, its training calls get One API's "no channel" 503 and are retried, and the
+        # panel notices that nothing moves and reads why in the fastgpt container's log.
+        with OneAPIClient(oneapi_url(stack), stack_secrets(stack)[ONEAPI_ACCESS_TOKEN]) as oneapi:
+            (channel,) = oneapi.channels_named(CHANNEL_NAME)
+            oneapi.update_channel({"id": channel["id"], "status": CHANNEL_DISABLED})
+        stuck_run = do_add_source(
+            base,
+            source=DocumentSource.TEXT,
+            name="notes",
+            text="A sentence that will never be embedded.",
+            training_type=TrainingType.CHUNK,
+            chunk_size=200,
+            user=operator,
+        )
+        run_to_end(stuck_run, expect=RunStatus.FAILED)
+        stuck = base.documents.get(name="notes")
+        assert stuck.status == DocumentStatus.FAILED
+        assert "no progress" in stuck.error
+        assert "One API has no channel for the model “minilm”" in stuck.error, stuck.error
+        assert "notes" in stuck_run.error
