@@ -25,7 +25,7 @@ from deployments.clients.oneapi import OneAPIClient
 from deployments.llm.wiring import CHANNEL_NAME
 from deployments.models import Document
 from deployments.stacks.endpoints import oneapi_url
-from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, stack_secrets
+from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, ONEAPI_FASTGPT_KEY, stack_secrets
 from testkit.real_launches import (
     chat_config,
     deployed,
@@ -34,6 +34,7 @@ from testkit.real_launches import (
     output_of,
     run_to_end,
 )
+from testkit.workers import wait_until
 from testkit.xinference_models import make_tiny_chat_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -128,6 +129,14 @@ def test_real_files_are_trained_through_the_embedding_model_and_found_by_search(
         with OneAPIClient(oneapi_url(stack), stack_secrets(stack)[ONEAPI_ACCESS_TOKEN]) as oneapi:
             (channel,) = oneapi.channels_named(CHANNEL_NAME)
             oneapi.update_channel({"id": channel["id"], "status": CHANNEL_DISABLED})
+            # One API's relay reads channels from a cache it syncs every 10 s.
+            relay_key = stack_secrets(stack)[ONEAPI_FASTGPT_KEY]
+            wait_until(
+                lambda: not oneapi.relay_routes(relay_key, "minilm", embedding=True)[0],
+                timeout=60,
+                what="One API to stop routing minilm",
+                interval=1,
+            )
         stuck_run = do_add_source(
             base,
             source=DocumentSource.TEXT,
