@@ -385,3 +385,110 @@ def test_every_label_on_the_knowledge_base_page_names_a_field_of_its_own(
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
     for target in re.findall(r'<label for="([^"]+)"', html):
         assert target in ids
+
+
+def send_pieces(client, url: str, name: str, content: bytes, piece: int, **headers):
+    """Send `content` as the page does: in pieces, each with the token the last answer gave."""
+    offset, token, answer = 0, "", None
+    while offset < len(content) or offset == 0:
+        answer = client.post(
+            url,
+            data=content[offset : offset + piece],
+            content_type="application/octet-stream",
+            headers={
+                "X-Upload-Name": quote(name),
+                "X-Upload-Size": str(len(content)),
+                "X-Upload-Offset": str(offset),
+                "X-Upload-Token": token,
+                **headers,
+            },
+        )
+        body = answer.json()
+        if answer.status_code != 200 or "next" not in body:
+            return answer
+        offset, token = body["received"], body["next"]
+    return answer
+
+
+def test_a_file_sent_in_pieces_is_put_together_in_order(
+    transactional_db, fastgpt_stack, operator, client
+):
+    base = make_base(fastgpt_stack, operator)
+    client.force_login(operator)
+    content = HANDBOOK.encode() * 50
+    answer = send_pieces(
+        client, reverse("knowledge_upload", args=[base.pk]), "notes.md", content, piece=1000
+    )
+    assert answer.status_code == 200, answer.content
+    document = base.documents.get(pk=answer.json()["id"])
+    assert document.size_bytes == len(content)
+    assert staging.staged_path(document.staged_file).read_bytes() == content
+
+
+def test_pieces_out_of_order_or_with_someone_elses_token_keep_nothing(
+    transactional_db, fastgpt_stack, operator, client, team
+):
+    base = make_base(fastgpt_stack, operator)
+    url = reverse("knowledge_upload", args=[base.pk])
+    client.force_login(operator)
+    headers = {"X-Upload-Name": "notes.md", "X-Upload-Size": "10"}
+    first = client.post(
+        url,
+        data=b"12345",
+        content_type="application/octet-stream",
+        headers={**headers, "X-Upload-Offset": "0"},
+    ).json()
+    skipped = client.post(
+        url,
+        data=b"890",
+        content_type="application/octet-stream",
+        headers={**headers, "X-Upload-Offset": "7", "X-Upload-Token": first["next"]},
+    )
+    assert skipped.status_code == 400 and "out of order" in skipped.json()["error"]
+    assert not list(staging.staging_dir().iterdir())
+
+    first = client.post(
+        url,
+        data=b"12345",
+        content_type="application/octet-stream",
+        headers={**headers, "X-Upload-Offset": "0"},
+    ).json()
+    colleague = add_member(team, role=Role.OPERATOR)
+    client.force_login(colleague)
+    stolen = client.post(
+        url,
+        data=b"67890",
+        content_type="application/octet-stream",
+        headers={**headers, "X-Upload-Offset": "5", "X-Upload-Token": first["next"]},
+    )
+    assert stolen.status_code == 400 and "no longer known" in stolen.json()["error"]
+    assert not base.documents.exists()
+
+
+def test_a_file_declared_over_the_limit_is_refused_before_any_piece_is_kept(
+    transactional_db, fastgpt_stack, operator, client, settings
+):
+    settings.DOCUMENT_UPLOAD_MAX_MB = 1
+    base = make_base(fastgpt_stack, operator)
+    client.force_login(operator)
+    answer = client.post(
+        reverse("knowledge_upload", args=[base.pk]),
+        data=b"x" * 100,
+        content_type="application/octet-stream",
+        headers={
+            "X-Upload-Name": "big.txt",
+            "X-Upload-Size": str(2 * 1024 * 1024),
+            "X-Upload-Offset": "0",
+        },
+    )
+    assert answer.status_code == 400 and "upload limit of 1 MB" in answer.json()["error"]
+    assert not list(staging.staging_dir().iterdir())
+    # A piece that runs past the declared size is refused too.
+    overrun = client.post(
+        reverse("knowledge_upload", args=[base.pk]),
+        data=b"x" * 100,
+        content_type="application/octet-stream",
+        headers={"X-Upload-Name": "small.txt", "X-Upload-Size": "10", "X-Upload-Offset": "0"},
+    )
+    assert overrun.status_code == 400 and "more arrived" in overrun.json()["error"]
+    assert not list(staging.staging_dir().iterdir())

@@ -126,6 +126,7 @@ def test_real_files_are_trained_through_the_embedding_model_and_found_by_search(
         # Someone switches the model's channel off in One API's own pages: FastGPT still lists
         # MiniLM, its training calls get One API's "no channel" 503 and are retried, and the
         # panel notices that nothing moves and reads why in the fastgpt container's log.
+        stack.refresh_from_db()  # the secrets the launches' wiring kept
         with OneAPIClient(oneapi_url(stack), stack_secrets(stack)[ONEAPI_ACCESS_TOKEN]) as oneapi:
             (channel,) = oneapi.channels_named(CHANNEL_NAME)
             oneapi.update_channel({"id": channel["id"], "status": CHANNEL_DISABLED})

@@ -26,6 +26,22 @@ def do_stage_for_publish(
     return {"id": staging.token_for(staged, stack.pk, name, size), "name": name, "size": size}
 
 
+def do_stage_piece_for_publish(
+    stack: Stack, *, read: Callable[[int], bytes], piece: staging.Piece, user
+) -> dict[str, object]:
+    """One piece of a file sent in pieces: the token for the next piece, or once the last is
+    in, the token the publish form sends back for the file."""
+    access.require_role(user, stack.team_id, Role.OPERATOR)
+    try:
+        received = staging.take_piece(read, piece, target=f"publish:{stack.pk}", user_id=user.pk)
+    except staging.BadUpload as error:
+        raise ActionError(str(error)) from error
+    if not received.done:
+        return {"next": received.token, "received": received.size}
+    token = staging.token_for(received.staged, stack.pk, piece.name, received.size)
+    return {"id": token, "name": piece.name, "size": received.size}
+
+
 def do_publish_chatbot(
     stack: Stack,
     *,

@@ -134,6 +134,28 @@ def do_stage_upload(
     )
 
 
+def do_stage_piece(
+    base: KnowledgeBase, *, read: Callable[[int], bytes], piece: staging.Piece, user
+) -> tuple[Document | None, staging.Received]:
+    """One piece of a file sent in pieces; its document once the last piece is in."""
+    access.require_role(user, base.team_id, Role.OPERATOR)
+    try:
+        received = staging.take_piece(read, piece, target=f"knowledge:{base.pk}", user_id=user.pk)
+    except staging.BadUpload as error:
+        raise ActionError(str(error)) from error
+    if not received.done:
+        return None, received
+    document = Document.objects.create(
+        knowledge_base=base,
+        source=DocumentSource.FILE,
+        name=piece.name,
+        size_bytes=received.size,
+        staged_file=received.staged,
+        uploaded_by=user,
+    )
+    return document, received
+
+
 def _start_import(base: KnowledgeBase, picked: list[Document], *, user, request) -> PipelineRun:
     run = do_start_run(
         team=base.team,

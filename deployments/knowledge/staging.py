@@ -9,6 +9,7 @@ import os
 import unicodedata
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -99,6 +100,64 @@ def receive(read: Callable[[int], bytes], name: str) -> tuple[str, int]:
     return staged, size
 
 
+# The browser sends a large file in pieces: an ASGI server holds a request's whole body in
+# memory before the view runs, so one request per file would cost the panel the file's size.
+PIECE_BYTES = 8 * 1024 * 1024
+PIECE_MAX_BYTES = 2 * PIECE_BYTES
+
+
+def _too_large(name: str) -> BadUpload:
+    return BadUpload(
+        _("“%(name)s” is larger than the panel's upload limit of %(limit)s.")
+        % {"name": name, "limit": limit_text()}
+    )
+
+
+def check_upload(name: str, total: int) -> None:
+    """Refuse a file by its name and declared size before any of it is kept."""
+    extension_of(name)
+    if total <= 0:
+        raise BadUpload(_("“%(name)s” is empty.") % {"name": name})
+    if total > limit_bytes():
+        raise _too_large(name)
+
+
+def receive_piece(
+    read: Callable[[int], bytes], *, name: str, total: int, offset: int, staged: str = ""
+) -> tuple[str, int]:
+    """Append one piece of a file sent in order; the staged name and its size so far. The
+    first piece (offset 0) starts the staged file; a piece out of order, too large or running
+    past the declared size is refused, and a refused upload keeps nothing."""
+    check_upload(name, total)
+    if offset == 0:
+        staged = f"{uuid.uuid4().hex}.{extension_of(name)}"
+        staged_path(staged).touch(mode=0o600, exist_ok=False)
+    path = staged_path(staged)
+    if not path.exists():
+        raise BadUpload(_("An uploaded file is no longer known: upload it again."))
+    try:
+        size = path.stat().st_size
+        if size != offset:
+            raise BadUpload(
+                _("“%(name)s”: a piece arrived out of order; upload the file again.")
+                % {"name": name}
+            )
+        with open(path, "ab") as out:
+            received = 0
+            while chunk := read(CHUNK_BYTES):
+                received += len(chunk)
+                if received > PIECE_MAX_BYTES or size + received > total:
+                    raise BadUpload(
+                        _("“%(name)s”: more arrived than the file's size; upload it again.")
+                        % {"name": name}
+                    )
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return staged, size + received
+
+
 def staged_path(staged: str) -> Path:
     """Where a staged file is; only names this module made are accepted."""
     if not staged or os.path.basename(staged) != staged or staged.startswith("."):
@@ -133,3 +192,65 @@ def staged_from_token(token: str, stack_id: int) -> dict:
     if found.get("stack") != stack_id or not staged_path(found.get("staged", "")).exists():
         raise BadUpload(_("An uploaded file is no longer known: upload it again."))
     return {"staged": found["staged"], "name": found["name"], "size": found["size"]}
+
+
+def piece_token(staged: str, *, name: str, total: int, target: str, user_id: int) -> str:
+    """Names a file being uploaded in pieces, for the next piece's request: only this panel can
+    make it, and it holds only for the same file, destination and user."""
+    return signing.dumps(
+        {"staged": staged, "name": name, "total": total, "target": target, "user": user_id},
+        salt=SIGNING_SALT + ".piece",
+    )
+
+
+def staged_from_piece_token(token: str, *, name: str, total: int, target: str, user_id: int) -> str:
+    try:
+        found = signing.loads(token, salt=SIGNING_SALT + ".piece", max_age=TOKEN_MAX_AGE)
+    except signing.BadSignature:
+        found = {}
+    expected = {"name": name, "total": total, "target": target, "user": user_id}
+    if any(found.get(key) != value for key, value in expected.items()):
+        raise BadUpload(_("An uploaded file is no longer known: upload it again."))
+    return found["staged"]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One request of a file sent in pieces: which file, its size, where this piece starts, and
+    the token the previous piece's answer gave (empty for the first)."""
+
+    name: str
+    total: int
+    offset: int
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class Received:
+    staged: str
+    size: int
+    # For the next piece; empty once the whole file is here.
+    token: str
+
+    @property
+    def done(self) -> bool:
+        return not self.token
+
+
+def take_piece(
+    read: Callable[[int], bytes], piece: Piece, *, target: str, user_id: int
+) -> Received:
+    """Append a piece to the upload it belongs to (`target` names where it goes, e.g. a
+    knowledge base), checking that it continues that upload."""
+    staged = ""
+    if piece.offset:
+        staged = staged_from_piece_token(
+            piece.token, name=piece.name, total=piece.total, target=target, user_id=user_id
+        )
+    staged, size = receive_piece(
+        read, name=piece.name, total=piece.total, offset=piece.offset, staged=staged
+    )
+    if size == piece.total:
+        return Received(staged, size, "")
+    token = piece_token(staged, name=piece.name, total=piece.total, target=target, user_id=user_id)
+    return Received(staged, size, token)

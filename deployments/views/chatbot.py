@@ -1,8 +1,6 @@
 """The one-click chatbot: drop files, pick the models, name it; one run does the rest and this
 page follows it to the public URL."""
 
-from urllib.parse import unquote
-
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -11,7 +9,11 @@ from django.views.decorators.http import require_POST
 
 from .. import access
 from ..actions import ActionError
-from ..actions.chatbot import do_publish_chatbot, do_stage_for_publish
+from ..actions.chatbot import (
+    do_publish_chatbot,
+    do_stage_for_publish,
+    do_stage_piece_for_publish,
+)
 from ..choices import PipelineKind, Role, RunStatus
 from ..clients.fastgpt import FastGPTError
 from ..forms.chatbot import PublishChatbotForm
@@ -20,6 +22,7 @@ from ..knowledge.apps import embed_snippet, public_url, qr_svg
 from ..knowledge.bases import stack_models
 from ..models import ChatApp, PipelineRun, ShareLink, Stack
 from .common import HtmxHttpRequest, form_data
+from .knowledge import BadUploadHeaders, upload_piece
 from .runs import steps_context
 
 
@@ -70,6 +73,7 @@ def chatbot_publish(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "missing": missing,
             "extensions": ",".join(f".{kind}" for kind in staging.EXTENSIONS),
             "limit_bytes": staging.limit_bytes(),
+        "piece_bytes": staging.PIECE_BYTES,
             "limit_text": staging.limit_text(),
         },
     )
@@ -78,14 +82,18 @@ def chatbot_publish(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def chatbot_upload(request: HtmxHttpRequest, pk: int) -> JsonResponse:
-    """One file as the raw body (as the knowledge base page sends them); a token for the form."""
+    """A file as the raw body, whole or in pieces (as the knowledge base page sends them); once
+    it is all in, a token for the form."""
     stack = _operable_stack(request, pk)
     try:
-        name = unquote(request.headers.get("X-Upload-Name", ""), errors="strict")
-        answer = do_stage_for_publish(stack, read=request.read, name=name, user=request.user)
-    except UnicodeDecodeError:
-        return JsonResponse({"error": _("The file name is not valid UTF-8.")}, status=400)
-    except ActionError as error:
+        name, piece = upload_piece(request)
+        if piece is None:
+            answer = do_stage_for_publish(stack, read=request.read, name=name, user=request.user)
+        else:
+            answer = do_stage_piece_for_publish(
+                stack, read=request.read, piece=piece, user=request.user
+            )
+    except (BadUploadHeaders, ActionError) as error:
         return JsonResponse({"error": str(error)}, status=400)
     return JsonResponse(answer)
 

@@ -21,6 +21,7 @@ from ..actions.knowledge import (
     do_delete_knowledge_base,
     do_reimport_document,
     do_search,
+    do_stage_piece,
     do_stage_upload,
     do_start_import,
 )
@@ -137,6 +138,7 @@ def detail_context(request, base: KnowledgeBase) -> dict:
         "search_form": SearchForm(auto_id="search_%s"),
         "extensions": ",".join(f".{kind}" for kind in staging.EXTENSIONS),
         "limit_bytes": staging.limit_bytes(),
+        "piece_bytes": staging.PIECE_BYTES,
         "limit_text": staging.limit_text(),
     }
 
@@ -155,31 +157,45 @@ def _operable_base(request, pk: int) -> KnowledgeBase:
     return base
 
 
-def _upload_name(request) -> str:
-    # The browser sends the name URI-encoded, so any file name fits in a header.
-    return unquote(request.headers.get("X-Upload-Name", ""), errors="strict")
+class BadUploadHeaders(ValueError):
+    pass
+
+
+def upload_piece(request) -> tuple[str, staging.Piece | None]:
+    """The file name of an upload request and, when the body is one piece of a larger file,
+    which piece. The page sends the name URI-encoded, so any file name fits in a header."""
+    try:
+        name = unquote(request.headers.get("X-Upload-Name", ""), errors="strict")
+    except UnicodeDecodeError:
+        raise BadUploadHeaders(_("The file name is not valid UTF-8.")) from None
+    total = request.headers.get("X-Upload-Size")
+    if total is None:
+        return name, None
+    offset = request.headers.get("X-Upload-Offset", "0")
+    if not (total.isdigit() and offset.isdigit()):
+        raise BadUploadHeaders(_("The upload's size or offset is not a number."))
+    token = request.headers.get("X-Upload-Token", "")
+    return name, staging.Piece(name, int(total), int(offset), token)
 
 
 @login_required
 @require_POST
 def knowledge_upload(request: HtmxHttpRequest, pk: int) -> JsonResponse:
-    """One file as the raw request body, streamed to the staging folder. The page sends each
-    dropped file this way, with its own progress bar; the answer is JSON."""
+    """A file as the raw request body, streamed to the staging folder: whole, or in pieces
+    (X-Upload-Size, X-Upload-Offset, and the token the previous piece's answer gave), as the
+    page sends each dropped file with its own progress bar. The answer is JSON."""
     base = _operable_base(request, pk)
     try:
-        name = _upload_name(request)
-    except UnicodeDecodeError:
-        return JsonResponse({"error": _("The file name is not valid UTF-8.")}, status=400)
-    declared = request.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > staging.limit_bytes():
-        message = _("“%(name)s” is larger than the panel's upload limit of %(limit)s.") % {
-            "name": name,
-            "limit": staging.limit_text(),
-        }
-        return JsonResponse({"error": message}, status=413)
-    try:
-        document = do_stage_upload(base, read=request.read, name=name, user=request.user)
-    except ActionError as error:
+        name, piece = upload_piece(request)
+        if piece is None:
+            document = do_stage_upload(base, read=request.read, name=name, user=request.user)
+        else:
+            document, received = do_stage_piece(
+                base, read=request.read, piece=piece, user=request.user
+            )
+            if document is None:
+                return JsonResponse({"next": received.token, "received": received.size})
+    except (BadUploadHeaders, ActionError) as error:
         return JsonResponse({"error": str(error)}, status=400)
     return JsonResponse({"id": document.pk, "name": document.name, "size": document.size_bytes})
 

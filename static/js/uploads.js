@@ -1,5 +1,5 @@
-// Knowledge base uploads: every dropped or chosen file goes to the panel on its own request
-// (the raw file as the body, its name URI-encoded in a header), with its own progress bar.
+// Knowledge base uploads: every dropped or chosen file goes to the panel in pieces of its own
+// requests (the raw bytes as the body, the name URI-encoded in a header), with a progress bar.
 // Each file that arrives becomes a ticked box in the import form; one that is refused says why.
 (function () {
   "use strict";
@@ -44,6 +44,7 @@
     var input = zone.querySelector("input[type=file]");
     var limit = Number(zone.dataset.limit);
     var kinds = zone.dataset.extensions.split(",");
+    var pieceBytes = Number(zone.dataset.piece);
     var pending = 0;
 
     function settle() {
@@ -61,19 +62,31 @@
       }
       pending += 1;
       button.disabled = true;
+      sendPiece(file, shown, 0, "");
+    }
+
+    // A file goes in pieces, one request each, so the panel never holds more than a piece.
+    function sendPiece(file, shown, offset, token) {
+      var end = Math.min(offset + pieceBytes, file.size);
       var request = new XMLHttpRequest();
       request.open("POST", zone.dataset.uploadUrl);
       request.setRequestHeader("X-CSRFToken", csrfToken(form));
       request.setRequestHeader("X-Upload-Name", encodeURIComponent(file.name));
+      request.setRequestHeader("X-Upload-Size", String(file.size));
+      request.setRequestHeader("X-Upload-Offset", String(offset));
+      if (token) {
+        request.setRequestHeader("X-Upload-Token", token);
+      }
       request.setRequestHeader("Content-Type", "application/octet-stream");
       request.upload.addEventListener("progress", function (event) {
-        if (event.lengthComputable) {
-          shown.bar.value = Math.round((100 * event.loaded) / event.total);
-        }
+        shown.bar.value = Math.round((100 * (offset + event.loaded)) / file.size);
       });
       request.addEventListener("load", function () {
         var answer = {};
         try { answer = JSON.parse(request.responseText); } catch (error) { answer = {}; }
+        if (request.status === 200 && answer.next) {
+          return sendPiece(file, shown, answer.received, answer.next);
+        }
         if (request.status === 200 && answer.id) {
           shown.bar.value = 100;
           shown.item.classList.add("uploaded");
@@ -94,7 +107,7 @@
         refuse(shown, zone.dataset.interrupted);
         settle();
       });
-      request.send(file);
+      request.send(file.slice(offset, end));
     }
 
     function sendAll(files) {
