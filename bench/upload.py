@@ -45,6 +45,7 @@ from urllib.parse import quote
 
 from bench.deploy import median, parse_bench_args, say, seconds, table
 from bench.logs import free_port
+from deployments.knowledge.staging import PIECE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -497,23 +498,34 @@ def open_page(browser, panel: Panel, base) -> str:
     return found.group(1)
 
 
-def upload(browser, panel: Panel, base, path: Path, csrf: str) -> tuple[int, float]:
-    """The page's XMLHttpRequest: the raw file as the body, streamed from disk. The document's
-    id and when the last byte was handed to the socket."""
-    with TimedFile(path, "rb") as body:
-        answer = browser.post(
-            panel.url("knowledge_upload", base.pk),
-            content=body,
-            headers={
-                "Content-Type": "application/octet-stream",
-                "X-CSRFToken": csrf,
-                "X-Upload-Name": quote(UPLOAD_NAME, safe=""),
-            },
-        )
-        sent = body.finished_at
-    if answer.status_code != 200:
-        raise RuntimeError(f"The upload failed: HTTP {answer.status_code} {answer.text[:500]}")
-    return answer.json()["id"], sent
+def upload(browser, panel: Panel, base, path: Path, csrf: str) -> int:
+    """The page's uploads: the file in pieces of PIECE_BYTES, one request each, every piece
+    after the first with the token the last answer gave. The document's id."""
+    size = path.stat().st_size
+    offset, token = 0, ""
+    with path.open("rb") as stream:
+        while True:
+            piece = stream.read(PIECE_BYTES)
+            answer = browser.post(
+                panel.url("knowledge_upload", base.pk),
+                content=piece,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "X-CSRFToken": csrf,
+                    "X-Upload-Name": quote(UPLOAD_NAME, safe=""),
+                    "X-Upload-Size": str(size),
+                    "X-Upload-Offset": str(offset),
+                    "X-Upload-Token": token,
+                },
+            )
+            if answer.status_code != 200:
+                raise RuntimeError(
+                    f"The upload failed: HTTP {answer.status_code} {answer.text[:500]}"
+                )
+            body = answer.json()
+            if "next" not in body:
+                return body["id"]
+            offset, token = body["received"], body["next"]
 
 
 def start_import(browser, panel: Panel, base, document_id: int, csrf: str) -> None:
@@ -613,7 +625,6 @@ def training_done(fastgpt, dataset_id: str, collection_id: str):
 class PanelRound:
     size: int
     started: float  # the browser began sending
-    sent: float  # its last byte handed to the socket
     uploaded: float  # the panel's answer: staged
     step_started: float  # the worker began "send documents to FastGPT"
     worker_sent: float | None  # the worker's last byte handed to the socket
@@ -749,7 +760,7 @@ def through_panel(panel: Panel, path: Path, size: int) -> PanelRound:
             "worker": PeakMemory(panel.worker_pids()),
         }
         started = time.time()
-        document_id, sent = upload(browser, panel, base, path, csrf)
+        document_id = upload(browser, panel, base, path, csrf)
         uploaded = time.time()
         handed = watch_worker_reading(panel, document_id, size)
         start_import(browser, panel, base, document_id, csrf)
@@ -765,7 +776,6 @@ def through_panel(panel: Panel, path: Path, size: int) -> PanelRound:
     return PanelRound(
         size=size,
         started=started,
-        sent=sent,
         uploaded=uploaded,
         step_started=step.started_at.timestamp(),
         worker_sent=handed.seen,
@@ -852,7 +862,6 @@ def round_rows(panels: list[PanelRound], directs: list[DirectRound]) -> list[tup
                 seconds(b.seconds),
                 f"{b.seconds / a.seconds:.2f}",
                 seconds(a.browser_leg),
-                seconds(a.uploaded - a.sent),
                 seconds(a.between_legs),
                 seconds(a.worker_leg),
                 seconds(a.standin_own),
@@ -929,9 +938,8 @@ MB = 2^20 bytes. Before each round (untimed): the stand-in restarted empty, the 
 done (sync), a new knowledge base. (a) the panel: from the browser's first byte until the
 worker's step '{step}' finished (its StepRun row); (b) direct: the same multipart request from
 this script, until the stand-in's answer. Medians of the rounds; the ratio (b's time / a's, i.e.
-a's MB/s over b's) is per round: median, range. Leg 1: the browser's upload until the panel's
-JSON answer (the file is staged on disk then), 'of it after' the part after the browser's last
-byte went to the socket (the panel's own work on the received body); leg 2: the step (sign-in,
+a's MB/s over b's) is per round: median, range. Leg 1: the browser's upload, in pieces of 8 MiB,
+until the answer to the last one (the file is staged on disk then); leg 2: the step (sign-in,
 the multipart upload of the staged file, the stand-in's answer); 'between': the import form, the
 Celery queue and the worker starting the run. 'stand-in s': from the last byte handed to the
 socket to the stand-in's answer, its own work (it reads, splits and queues the chunks in
@@ -949,7 +957,7 @@ machine's CPUs and disk: figures move between runs.
 def report(panels: list[PanelRound], directs: list[DirectRound]) -> None:
     print(f"\nImporting one {panels[0].size // MB} MB text file, {len(panels)} rounds of each:\n")
     header = ("round", "(a) panel s", "(b) direct s", "b/a")
-    header += ("leg 1 s", "of it after", "between s", "leg 2 s", "stand-in s (a)")
+    header += ("leg 1 s", "between s", "leg 2 s", "stand-in s (a)")
     header += ("stand-in s (b)", "daphne MB", "worker MB", "trained->shown s")
     table(header, round_rows(panels, directs))
     table(("measure", "panel", "direct", "panel/direct", "aim", ""), summary_rows(panels, directs))

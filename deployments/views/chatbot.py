@@ -73,7 +73,7 @@ def chatbot_publish(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "missing": missing,
             "extensions": ",".join(f".{kind}" for kind in staging.EXTENSIONS),
             "limit_bytes": staging.limit_bytes(),
-        "piece_bytes": staging.PIECE_BYTES,
+            "piece_bytes": staging.PIECE_BYTES,
             "limit_text": staging.limit_text(),
         },
     )
