@@ -218,6 +218,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.reap_stale_runs",
         "schedule": schedule(envint("PIPELINE_REAP_EVERY", 30)),
     },
+    "sweep-staged-uploads": {
+        "task": "deployments.tasks.sweep_staged_uploads",
+        "schedule": schedule(3600),
+    },
 }
 if SERVER_CHECK_MINUTES:
     CELERY_BEAT_SCHEDULE["check-servers"] = {

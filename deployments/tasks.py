@@ -5,7 +5,9 @@ import socket
 
 from celery import shared_task
 
-from .models import Server
+from .choices import PipelineKind
+from .knowledge import staging
+from .models import Document, PipelineRun, Server
 from .pipelines import reaper, runner
 from .servers.check import check_server
 
@@ -35,6 +37,18 @@ def check_all_servers() -> int:
     for server_id in ids:
         check_server_task.delay(server_id)
     return len(ids)
+
+
+@shared_task
+def sweep_staged_uploads() -> int:
+    """Delete staged files nothing will import: a document's file, or one named in a run's
+    params (a one-click chatbot that has yet to make its documents), is kept."""
+    kept = set(Document.objects.exclude(staged_file="").values_list("staged_file", flat=True))
+    for params in PipelineRun.objects.filter(kind=PipelineKind.CHATBOT_PUBLISH).values_list(
+        "params", flat=True
+    ):
+        kept.update(file.get("staged", "") for file in params.get("files", []))
+    return len(staging.sweep(kept))
 
 
 def _worker_name(node: str | None) -> str:

@@ -7,7 +7,9 @@ FastGPT is the stand-in, served from a thread; the stack's server is this machin
 
 import hashlib
 import io
+import os
 import re
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -30,7 +32,7 @@ from deployments.knowledge.documents import retry_options
 from deployments.knowledge.training import stall_from_log
 from deployments.models import AuditEvent, ChatApp, Document, KnowledgeBase
 from deployments.stacks.secrets import stack_secrets
-from deployments.tasks import run_pipeline
+from deployments.tasks import run_pipeline, sweep_staged_uploads
 from testkit.factories import add_member, make_server, make_stack
 from testkit.knowledge import CHAT, EMBEDDING, recorded, run_queued, standin_fastgpt
 from testkit.standins.client import call
@@ -492,3 +494,19 @@ def test_a_file_declared_over_the_limit_is_refused_before_any_piece_is_kept(
     )
     assert overrun.status_code == 400 and "more arrived" in overrun.json()["error"]
     assert not list(staging.staging_dir().iterdir())
+
+
+def test_staged_files_nothing_will_import_are_swept_once_their_tokens_expire(
+    transactional_db, fastgpt_stack, operator
+):
+    base = make_base(fastgpt_stack, operator)
+    waiting = stage(base, operator, "waiting.txt", b"kept for its import")
+    abandoned, _ = staging.receive_piece(
+        io.BytesIO(b"half").read, name="half.txt", total=10, offset=0
+    )
+    old = time.time() - staging.TOKEN_MAX_AGE - 60
+    for name in (waiting.staged_file, abandoned):
+        os.utime(staging.staged_path(name), (old, old))
+    assert sweep_staged_uploads() == 1
+    assert staging.staged_path(waiting.staged_file).exists()
+    assert not staging.staged_path(abandoned).exists()

@@ -6,6 +6,7 @@ kept; the staged copy gets a name of the panel's own, so nothing a user sends be
 """
 
 import os
+import time
 import unicodedata
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from ..errors import PanelError
 EXTENSIONS = ("pdf", "docx", "pptx", "xlsx", "csv", "md", "txt", "html")
 CHUNK_BYTES = 1024 * 1024
 NAME_MAX_CHARS = 255
+# How long an upload's token holds: a staged file no document keeps goes after this.
+TOKEN_MAX_AGE = 24 * 3600
 
 
 class BadUpload(PanelError):
@@ -165,6 +168,18 @@ def staged_path(staged: str) -> Path:
     return staging_dir() / staged
 
 
+def sweep(kept: set[str], older_than_seconds: int = TOKEN_MAX_AGE) -> list[str]:
+    """Delete staged files no document keeps (uploads abandoned half-way, or never imported
+    into a one-click chatbot) once their tokens have expired; the names deleted."""
+    deadline = time.time() - older_than_seconds
+    swept = []
+    for path in staging_dir().iterdir():
+        if path.name not in kept and path.is_file() and path.stat().st_mtime < deadline:
+            path.unlink(missing_ok=True)
+            swept.append(path.name)
+    return swept
+
+
 def discard(staged: str) -> None:
     if staged:
         staged_path(staged).unlink(missing_ok=True)
@@ -173,7 +188,6 @@ def discard(staged: str) -> None:
 # A staged file can be named in a later request (the one-click publish form) by a token that
 # only this panel can make, bound to the stack it was uploaded for.
 SIGNING_SALT = "deployments.staged-upload"
-TOKEN_MAX_AGE = 24 * 3600
 
 
 def token_for(staged: str, stack_id: int, name: str, size: int) -> str:
