@@ -56,6 +56,10 @@ FIXTURE_NEEDS: dict[str, set[str]] = {
     "ssh_target": {"images"},
     "page": {"chromium"},
     "eager_tasks": set(),
+    "fastgpt_stack": set(),
+    "queued": set(),
+    "data_dir": set(),
+    "models_dir": set(),
 }
 
 # testkit modules whose use needs something, with what the modules they import need (checked by

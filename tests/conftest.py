@@ -4,8 +4,10 @@ import os
 
 import pytest
 
-from deployments.choices import Role
-from testkit.factories import add_member, make_team
+from deployments.choices import Role, StackStatus
+from deployments.tasks import run_pipeline
+from testkit.factories import add_member, make_server, make_stack, make_team
+from testkit.knowledge import standin_fastgpt
 
 # Compose projects of this test process get their own names, so two test runs on one
 # Docker engine never share containers; worker processes inherit it from the environment.
@@ -86,3 +88,37 @@ def eager_tasks():
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def fastgpt_stack(team, tmp_path, settings):
+    """A running stack whose FastGPT is the stand-in, served from a thread on loopback; its
+    `standin` is the running stand-in. Uploads are staged under tmp_path."""
+    settings.DOCUMENT_STAGING_DIR = tmp_path / "staging"
+    settings.TRAINING_POLL_SECONDS = 0
+    stack = make_stack(make_server(team, host="127.0.0.1"), status=StackStatus.RUNNING)
+    with standin_fastgpt(stack, tmp_path) as running:
+        stack.standin = running
+        yield stack
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """The ids of the runs actions queue, for testkit.knowledge.run_queued to run here."""
+    ids: list[int] = []
+    monkeypatch.setattr(run_pipeline, "delay_on_commit", ids.append)
+    return ids
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A stack's data directory, seen at the same path by an SSH target (testkit/stacks.py)."""
+    return tmp_path / "stack"
+
+
+@pytest.fixture
+def models_dir(data_dir):
+    """A folder of model weights beside the stack's data, mounted into its Xinference."""
+    folder = data_dir.parent / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -6,12 +6,12 @@ FastGPT is the stand-in, served from a thread; the stack's server is this machin
 """
 
 import pytest
-from fpdf import FPDF
 from playwright.sync_api import expect
 
 from deployments.choices import Role, StackStatus
 from deployments.models import ShareLink
 from testkit.browser import log_in
+from testkit.documents import make_pdf
 from testkit.factories import add_member, make_server, make_stack, make_team, make_user
 from testkit.knowledge import CHAT, EMBEDDING, standin_fastgpt
 from testkit.workers import Worker
@@ -20,16 +20,6 @@ pytestmark = pytest.mark.slow
 
 PDF_SENTENCE = "The lighthouse keeper winds the clockwork lamp every evening at dusk."
 NOTES = "Spare wicks are kept in the blue cabinet beside the stairs."
-
-
-def make_pdf(path):
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("Helvetica", size=12)
-    pdf.set_y(60)
-    pdf.multi_cell(0, 8, PDF_SENTENCE)
-    pdf.output(str(path))
-    return path
 
 
 @pytest.fixture
@@ -52,7 +42,7 @@ def test_two_dropped_files_become_a_published_chatbot(live_server, worker, page,
     )
     notes = tmp_path / "wicks.md"
     notes.write_text(f"# Wicks\n\n{NOTES}\n")
-    pdf = make_pdf(tmp_path / "keeper.pdf")
+    pdf = make_pdf(tmp_path / "keeper.pdf", PDF_SENTENCE)
     with standin_fastgpt(stack, tmp_path, training_seconds=2) as fastgpt:
         log_in(page, live_server.url, "ops-alice", operator.raw_password)
         page.goto(f"{live_server.url}/stacks/{stack.pk}/")
@@ -63,19 +53,23 @@ def test_two_dropped_files_become_a_published_chatbot(live_server, worker, page,
         page.get_by_role("button", name="Create knowledge base").click()
         expect(page.get_by_role("heading", name="Keeper handbook")).to_be_visible()
 
+        expect(page.locator(".dropzone[data-ready]")).to_have_count(1)
         # Both files go up at once, each with its own progress bar, then into one import.
         page.get_by_label("Files to upload").set_input_files([str(pdf), str(notes)])
-        expect(page.locator(".uploads li.uploaded")).to_have_count(2)
+        # Generous waits: the machine may be busy with other tests' services.
+        settled = page.locator(".uploads li.uploaded, .uploads li.failed")
+        expect(settled).to_have_count(2, timeout=30_000)
+        assert page.locator(".uploads li.failed").all_inner_texts() == []
         expect(page.locator(".staged input:checked")).to_have_count(2)
         page.locator("#upload").get_by_label("Chunk size (characters)").fill("300")
         page.get_by_role("button", name="Import the uploaded files").click()
         documents = page.locator("#documents tr[data-document]")
-        expect(documents).to_have_count(2)
+        expect(documents).to_have_count(2, timeout=30_000)
         expect(page.locator('#documents tr[data-status="ready"]')).to_have_count(2, timeout=60_000)
 
         page.locator("#search").get_by_label("Question").fill("Where are the spare wicks kept?")
         page.get_by_role("button", name="Search").click()
-        expect(page.locator("#search-results")).to_contain_text("blue cabinet")
+        expect(page.locator("#search-results")).to_contain_text("blue cabinet", timeout=30_000)
         expect(page.locator("#search-results")).to_contain_text("wicks.md")
 
         page.goto(f"{live_server.url}/stacks/{stack.pk}/apps/new/")
@@ -88,7 +82,7 @@ def test_two_dropped_files_become_a_published_chatbot(live_server, worker, page,
         chat = page.locator("#chat-test")
         chat.get_by_label("Question").fill("When does the keeper wind the lamp?")
         chat.get_by_role("button", name="Ask").click()
-        expect(page.locator("#chat-test")).to_contain_text("clockwork lamp")
+        expect(page.locator("#chat-test")).to_contain_text("clockwork lamp", timeout=30_000)
 
         links = page.locator("#new-share-link")
         links.get_by_label("Name").fill("Website")

@@ -332,9 +332,7 @@ def test_a_stack_that_is_not_running_refuses_apps_with_a_sentence(
     Stack.objects.filter(pk=stack.pk).update(status=status)
     with pytest.raises(ActionError) as refused:
         do_create_app(stack, data=app_data(facts), user=operator)
-    assert str(refused.value) == (
-        f"Stack “prod” is {said}: deploy it before working with its chat apps."
-    )
+    assert str(refused.value) == (f"Stack “prod” is {said}: deploy it first.")
     assert not ChatApp.objects.exists()
 
 

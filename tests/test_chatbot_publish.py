@@ -5,39 +5,20 @@ from it, making nothing twice."""
 
 from urllib.parse import quote
 
-import pytest
 from django.urls import reverse
 
 from deployments.actions.pipelines import do_retry_run
 from deployments.choices import DocumentStatus, RunStatus, StackStatus
 from deployments.knowledge.session import signed_in_fastgpt
 from deployments.models import ChatApp, Document, KnowledgeBase, ShareLink
-from deployments.tasks import run_pipeline
 from testkit.factories import make_server, make_stack
-from testkit.knowledge import CHAT, EMBEDDING, PLAIN_CHAT, recorded, run_queued, standin_fastgpt
+from testkit.knowledge import CHAT, EMBEDDING, PLAIN_CHAT, recorded, run_queued
 from testkit.standins.client import call
 
 HANDBOOK = (
     "The lighthouse keeper winds the clockwork lamp every evening at dusk.\n\n"
     "Spare wicks are kept in the blue cabinet beside the stairs."
 )
-
-
-@pytest.fixture
-def fastgpt_stack(team, tmp_path, settings):
-    settings.DOCUMENT_STAGING_DIR = tmp_path / "staging"
-    settings.TRAINING_POLL_SECONDS = 0
-    stack = make_stack(make_server(team, host="127.0.0.1"), status=StackStatus.RUNNING)
-    with standin_fastgpt(stack, tmp_path) as running:
-        stack.standin = running
-        yield stack
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    ids: list[int] = []
-    monkeypatch.setattr(run_pipeline, "delay_on_commit", ids.append)
-    return ids
 
 
 def upload(client, stack, name: str, content: bytes):

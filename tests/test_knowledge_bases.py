@@ -32,34 +32,15 @@ from deployments.knowledge.documents import retry_options
 from deployments.knowledge.training import stall_from_log
 from deployments.models import AuditEvent, ChatApp, Document, KnowledgeBase
 from deployments.stacks.secrets import stack_secrets
-from deployments.tasks import run_pipeline, sweep_staged_uploads
+from deployments.tasks import sweep_staged_uploads
 from testkit.factories import add_member, make_server, make_stack
-from testkit.knowledge import CHAT, EMBEDDING, recorded, run_queued, standin_fastgpt
+from testkit.knowledge import CHAT, EMBEDDING, recorded, run_queued
 from testkit.standins.client import call
 
 HANDBOOK = (
     "The lighthouse keeper winds the clockwork lamp every evening at dusk.\n\n"
     "Spare wicks are kept in the blue cabinet beside the stairs."
 )
-
-
-@pytest.fixture
-def fastgpt_stack(team, tmp_path, settings):
-    """A running stack whose FastGPT is the stand-in on loopback."""
-    settings.DOCUMENT_STAGING_DIR = tmp_path / "staging"
-    settings.TRAINING_POLL_SECONDS = 0
-    stack = make_stack(make_server(team, host="127.0.0.1"), status=StackStatus.RUNNING)
-    with standin_fastgpt(stack, tmp_path) as running:
-        stack.standin = running
-        yield stack
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    """Runs the actions queue, to be run in this process by `run_queued`."""
-    ids: list[int] = []
-    monkeypatch.setattr(run_pipeline, "delay_on_commit", ids.append)
-    return ids
 
 
 def make_base(stack, user, name="handbook") -> KnowledgeBase:

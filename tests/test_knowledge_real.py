@@ -9,9 +9,7 @@ and the panel fails the document with the reason it reads from the fastgpt conta
 
 from pathlib import Path
 
-import docx
 import pytest
-from fpdf import FPDF
 
 from deployments.actions.knowledge import (
     do_add_source,
@@ -26,6 +24,7 @@ from deployments.llm.wiring import CHANNEL_NAME
 from deployments.models import Document
 from deployments.stacks.endpoints import oneapi_url
 from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, ONEAPI_FASTGPT_KEY, stack_secrets
+from testkit.documents import make_docx, make_pdf
 from testkit.real_launches import (
     chat_config,
     deployed,
@@ -44,37 +43,6 @@ CHANNEL_DISABLED = 2
 
 PDF_SENTENCE = "The lighthouse keeper winds the clockwork lamp every evening at dusk."
 DOCX_SENTENCE = "Spare wicks are kept in the blue cabinet beside the spiral stairs."
-
-
-@pytest.fixture
-def data_dir(tmp_path) -> Path:
-    return tmp_path / "stack"
-
-
-@pytest.fixture
-def models_dir(data_dir) -> Path:
-    folder = data_dir.parent / "models"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def make_pdf(path: Path) -> Path:
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("Helvetica", size=12)
-    # Away from the top and bottom of the page, which FastGPT's PDF reader drops.
-    pdf.set_y(60)
-    pdf.multi_cell(0, 8, PDF_SENTENCE)
-    pdf.output(str(path))
-    return path
-
-
-def make_docx(path: Path) -> Path:
-    document = docx.Document()
-    document.add_heading("Keeper's handbook", level=1)
-    document.add_paragraph(DOCX_SENTENCE)
-    document.save(str(path))
-    return path
 
 
 def stage_file(base, operator, path: Path) -> Document:
@@ -102,8 +70,10 @@ def test_real_files_are_trained_through_the_embedding_model_and_found_by_search(
             agent_model="tiny-chat",
             user=operator,
         )
-        pdf = stage_file(base, operator, make_pdf(tmp_path / "keeper.pdf"))
-        word = stage_file(base, operator, make_docx(tmp_path / "wicks.docx"))
+        pdf = stage_file(base, operator, make_pdf(tmp_path / "keeper.pdf", PDF_SENTENCE))
+        word = stage_file(
+            base, operator, make_docx(tmp_path / "wicks.docx", "Keeper's handbook", DOCX_SENTENCE)
+        )
         run = do_start_import(
             base,
             document_ids=[pdf.pk, word.pk],

@@ -9,7 +9,6 @@ test and with 4.x's default, auth on, in the other.
 
 import json
 import threading
-from pathlib import Path
 
 import httpx
 import pytest
@@ -51,18 +50,6 @@ from testkit.xinference_models import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def data_dir(tmp_path) -> Path:
-    return tmp_path / "stack"
-
-
-@pytest.fixture
-def models_dir(data_dir) -> Path:
-    folder = data_dir.parent / "models"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def secrets_of(stack) -> dict[str, str]:

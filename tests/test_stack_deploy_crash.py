@@ -35,11 +35,6 @@ SERVICES = {"pg", "mongo", "sandbox", "fastgpt", "mysql", "oneapi", "xinference"
 
 
 @pytest.fixture
-def data_dir(tmp_path):
-    return tmp_path / "stack"
-
-
-@pytest.fixture
 def target(ssh_target_image, data_dir):
     with stack_target(ssh_target_image, data_dir) as target:
         yield target

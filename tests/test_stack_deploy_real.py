@@ -20,11 +20,6 @@ WORKER = "test-worker:1"
 
 
 @pytest.fixture
-def data_dir(tmp_path):
-    return tmp_path / "stack"
-
-
-@pytest.fixture
 def target(ssh_target_image, data_dir):
     with stack_target(ssh_target_image, data_dir) as target:
         yield target

@@ -2,8 +2,6 @@
 first-run setup), restart one service, upgrade to another version line, roll back, tear down
 keeping the data, then tear down deleting it."""
 
-from pathlib import Path
-
 import httpx
 import pytest
 
@@ -28,11 +26,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 WORKER = "test-worker:1"
 NEXT_TAG = "v0.6.7-next"
-
-
-@pytest.fixture
-def data_dir(tmp_path) -> Path:
-    return tmp_path / "stack"
 
 
 @pytest.fixture

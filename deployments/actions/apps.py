@@ -13,15 +13,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import access, audit
-from ..choices import Role, StackStatus
+from ..choices import Role
 from ..clients.fastgpt import ChatAnswer, FastGPTError
 from ..knowledge import apps as domain
 from ..knowledge.apps import AppSettings
 from ..knowledge.bases import stack_models
+from ..llm.launch import LAUNCHABLE
 from ..models import ChatApp, KnowledgeBase, ShareLink, Stack
-from . import ActionError
+from . import ActionError, require_deployed
 
-RUNNING = (StackStatus.RUNNING, StackStatus.DEGRADED)
+RUNNING = LAUNCHABLE
 SIMILARITY_RANGE = (0.0, 1.0)
 QUOTE_LIMIT_RANGE = (100, 20000)
 QPM_RANGE = (1, 10000)
@@ -39,15 +40,6 @@ def _validate(field: str, validator, value: str) -> None:
         validator(value)
     except ValidationError as error:
         raise ValidationError({field: error.messages}) from error
-
-
-def _require_running(stack: Stack) -> None:
-    stack.refresh_from_db(fields=["status"])
-    if stack.status not in RUNNING:
-        raise ActionError(
-            _("Stack “%(stack)s” is %(status)s: deploy it before working with its chat apps.")
-            % {"stack": stack.name, "status": stack.get_status_display().lower()}
-        )
 
 
 def _checked_knowledge_bases(stack: Stack, chosen) -> list[KnowledgeBase]:
@@ -172,7 +164,7 @@ def do_create_app(stack: Stack, *, data: dict, user, request=None) -> ChatApp:
     """Make a chat app in the stack's FastGPT from `data` (the fields of ChatAppForm) and keep
     its row. Operators may."""
     access.require_role(user, stack.team_id, Role.OPERATOR)
-    _require_running(stack)
+    require_deployed(stack)
     name = data.get("name") or ""
     _validate("name", domain.validate_display_name, name)
     knowledge_bases = _checked_knowledge_bases(stack, data.get("knowledge_bases"))
@@ -212,7 +204,7 @@ def do_update_app(app: ChatApp, *, data: dict, user, request=None) -> bool:
     graph); False when nothing changed. FastGPT keeps an app's name, so it does not change."""
     access.require_role(user, app.team_id, Role.OPERATOR)
     stack = app.stack
-    _require_running(stack)
+    require_deployed(stack)
     if data.get("name") not in (None, app.name):
         raise ValidationError({"name": _("An app's name cannot be changed once it is made.")})
     knowledge_bases = _checked_knowledge_bases(stack, data.get("knowledge_bases"))
@@ -260,7 +252,7 @@ def do_delete_app(app: ChatApp, *, confirm_name: str, user, request=None) -> Non
             }
         )
     if app.fastgpt_app_id:
-        _require_running(app.stack)
+        require_deployed(app.stack)
         try:
             domain.delete_app(app)
         except FastGPTError as error:
@@ -291,7 +283,7 @@ def do_chat_test(app: ChatApp, *, question: str, user, request=None) -> ChatAnsw
             {"question": _("Ask a question of 1 to %(max)s characters.") % {"max": QUESTION_MAX}}
         )
     _validate("question", domain.validate_text, question)
-    _require_running(app.stack)
+    require_deployed(app.stack)
     if not app.fastgpt_app_id:
         raise ActionError(
             _("App “%(name)s” is not in FastGPT yet: save it first.") % {"name": app.name}
@@ -326,7 +318,7 @@ def do_create_share_link(app: ChatApp, *, data: dict, user, request=None) -> Sha
     expires_at = data.get("expires_at")
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": _("Choose an expiry in the future.")})
-    _require_running(app.stack)
+    require_deployed(app.stack)
     if not app.fastgpt_app_id:
         raise ActionError(
             _("App “%(name)s” is not in FastGPT yet: save it first.") % {"name": app.name}
@@ -364,7 +356,7 @@ def do_revoke_share_link(link: ShareLink, *, user, request=None) -> None:
     """Delete the link in FastGPT (by its `_id`), so its page stops answering, then its row."""
     app = link.app
     access.require_role(user, app.team_id, Role.OPERATOR)
-    _require_running(app.stack)
+    require_deployed(app.stack)
     # The row as it was, for the audit trail: deleting it clears its id.
     revoked = copy.copy(link)
     try:

@@ -8,9 +8,8 @@ from django.utils.translation import gettext as _
 from .. import access
 from ..choices import PipelineKind, Role
 from ..knowledge import staging
-from ..llm.launch import LAUNCHABLE
 from ..models import ChatApp, KnowledgeBase, PipelineRun, Stack
-from . import ActionError
+from . import ActionError, require_deployed
 from .pipelines import do_start_run
 
 
@@ -58,11 +57,7 @@ def do_publish_chatbot(
 ) -> PipelineRun:
     """Start the publish run. `files` are the tokens the uploads answered."""
     access.require_role(user, stack.team_id, Role.OPERATOR)
-    if stack.status not in LAUNCHABLE:
-        raise ActionError(
-            _("Stack “%(name)s” is %(status)s: deploy it first.")
-            % {"name": stack.name, "status": stack.get_status_display().lower()}
-        )
+    require_deployed(stack)
     if (
         KnowledgeBase.objects.filter(stack=stack, name=name).exists()
         or ChatApp.objects.filter(stack=stack, name=name).exists()

@@ -12,20 +12,11 @@ from ..choices import DocumentSource, DocumentStatus, PipelineKind, Role, RunSta
 from ..clients.fastgpt import FastGPTError, SearchHit
 from ..errors import PanelError
 from ..knowledge import bases, documents, staging
-from ..llm.launch import LAUNCHABLE
 from ..models import Document, KnowledgeBase, PipelineRun, Stack
-from . import ActionError
+from . import ActionError, require_deployed
 from .pipelines import do_start_run
 
 UNDER_WAY = (RunStatus.QUEUED, RunStatus.RUNNING)
-
-
-def _require_running(stack: Stack) -> None:
-    if stack.status not in LAUNCHABLE:
-        raise ActionError(
-            _("Stack “%(name)s” is %(status)s: deploy it first.")
-            % {"name": stack.name, "status": stack.get_status_display().lower()}
-        )
 
 
 def _imports_under_way(base: KnowledgeBase) -> bool:
@@ -48,7 +39,7 @@ def do_create_knowledge_base(
 ) -> KnowledgeBase:
     """Make the dataset in FastGPT, then keep its row."""
     access.require_role(user, stack.team_id, Role.OPERATOR)
-    _require_running(stack)
+    require_deployed(stack)
     if KnowledgeBase.objects.filter(stack=stack, name=name).exists():
         raise ActionError(
             _("Stack “%(stack)s” already has a knowledge base called “%(name)s”.")
@@ -187,7 +178,7 @@ def do_start_import(
 ) -> PipelineRun:
     """Import staged documents with these chunk settings, in one run."""
     access.require_role(user, base.team_id, Role.OPERATOR)
-    _require_running(base.stack)
+    require_deployed(base.stack)
     with transaction.atomic():
         picked = list(
             Document.objects.select_for_update().filter(
@@ -219,7 +210,7 @@ def do_add_source(
 ) -> PipelineRun:
     """Import pasted text (named `name`) or a web page (its URL in `name`) at once."""
     access.require_role(user, base.team_id, Role.OPERATOR)
-    _require_running(base.stack)
+    require_deployed(base.stack)
     with transaction.atomic():
         document = Document.objects.create(
             knowledge_base=base,
@@ -242,7 +233,7 @@ def do_reimport_document(
     FastGPT, and a new document takes its place (and its staged file)."""
     base = document.knowledge_base
     access.require_role(user, base.team_id, Role.OPERATOR)
-    _require_running(base.stack)
+    require_deployed(base.stack)
     if document.status != DocumentStatus.FAILED:
         raise ActionError(_("Only a failed document can be imported again."))
     if document.source == DocumentSource.FILE and not document.staged_file:

@@ -91,6 +91,7 @@ class LinkSourceForm(ChunkingForm):
     link = forms.URLField(
         label=_("Web page"),
         max_length=1000,
+        assume_scheme="https",
         validators=[URLValidator(schemes=["http", "https"])],
         help_text=_("FastGPT's server fetches the page itself."),
     )

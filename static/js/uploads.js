@@ -133,6 +133,8 @@
     staged.addEventListener("change", function () {
       button.disabled = pending > 0 || !staged.querySelector("input:checked");
     });
+    // Files chosen before this point would not be sent: say when the zone takes them.
+    zone.dataset.ready = "true";
   }
 
   document.querySelectorAll(".dropzone[data-upload-url]").forEach(setUp);
