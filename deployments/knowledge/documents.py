@@ -79,11 +79,17 @@ def record_counts(document: Document, found: Collection | None, stall_after: tim
         document.status = DocumentStatus.READY
         document.finished_at = now
         document.save(update_fields=["status", "finished_at"])
-        staging.discard(document.staged_file)
-        Document.objects.filter(pk=document.pk).update(staged_file="")
+        drop_staged_copy(document)
         return False
     since = document.progressed_at or document.created_at
     return now - since > stall_after
+
+
+def drop_staged_copy(document: Document) -> None:
+    """FastGPT has the file (or will never take it): the panel's copy goes."""
+    staging.discard(document.staged_file)
+    document.staged_file = ""
+    Document.objects.filter(pk=document.pk).update(staged_file="")
 
 
 def fail(document: Document, reason: str) -> None:

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from ..choices import DocumentStatus, PipelineKind
 from ..clients.fastgpt import FastGPTError
-from ..knowledge import documents, staging
+from ..knowledge import documents
 from ..knowledge.session import signed_in_fastgpt
 from ..knowledge.training import stall_reason
 from ..models import Document, KnowledgeBase
@@ -48,8 +48,7 @@ def _send_one(ctx: StepContext, fastgpt, document: Document) -> None:
             document.save(update_fields=["status"])
             raise StepFailed(str(error)) from error
         documents.fail(document, str(error))
-        staging.discard(document.staged_file)
-        Document.objects.filter(pk=document.pk).update(staged_file="")
+        documents.drop_staged_copy(document)
         ctx.log(_("%(name)s: refused: %(error)s") % {"name": document.name, "error": error})
         return
     documents.record_created(document, result)

@@ -32,12 +32,18 @@ from ..actions.apps import (
     do_update_app,
 )
 from ..choices import Role
-from ..clients.fastgpt import ChatAnswer, FastGPTError
+from ..clients.fastgpt import ChatAnswer
 from ..forms.apps import AppDeleteForm, ChatAppForm, ChatTestForm, ShareLinkForm
 from ..knowledge.apps import AppState, app_state, embed_snippet, public_url, qr_svg
-from ..knowledge.bases import StackModels, stack_models
+from ..knowledge.bases import StackModels
 from ..models import ChatApp, ShareLink, Stack
-from .common import HtmxHttpRequest, add_action_errors, form_data, wants_partial
+from .common import (
+    HtmxHttpRequest,
+    add_action_errors,
+    fastgpt_models,
+    form_data,
+    wants_partial,
+)
 
 DETAIL = "deployments/app_detail.html"
 
@@ -78,10 +84,7 @@ def _models(stack: Stack) -> tuple[StackModels | None, str]:
     stack that is not running is not asked: its page says so)."""
     if stack.status not in RUNNING:
         return None, ""
-    try:
-        return stack_models(stack), ""
-    except FastGPTError as error:
-        return None, str(error)
+    return fastgpt_models(stack)
 
 
 def _when(value) -> object:

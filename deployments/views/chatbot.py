@@ -15,13 +15,11 @@ from ..actions.chatbot import (
     do_stage_piece_for_publish,
 )
 from ..choices import PipelineKind, Role, RunStatus
-from ..clients.fastgpt import FastGPTError
 from ..forms.chatbot import PublishChatbotForm
 from ..knowledge import staging
 from ..knowledge.apps import embed_snippet, public_url, qr_svg
-from ..knowledge.bases import stack_models
 from ..models import ChatApp, PipelineRun, ShareLink, Stack
-from .common import HtmxHttpRequest, form_data
+from .common import HtmxHttpRequest, fastgpt_models, form_data
 from .knowledge import BadUploadHeaders, upload_piece
 from .runs import steps_context
 
@@ -37,13 +35,12 @@ def _operable_stack(request, pk: int) -> Stack:
 @login_required
 def chatbot_publish(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     stack = _operable_stack(request, pk)
-    try:
-        models = stack_models(stack)
-    except FastGPTError as error:
+    models, models_error = fastgpt_models(stack)
+    if models is None:
         return render(
             request,
             "deployments/chatbot_publish.html",
-            {"stack": stack, "models_error": str(error)},
+            {"stack": stack, "models_error": models_error},
         )
     form = PublishChatbotForm(form_data(request), models=models)
     if request.method == "POST" and form.is_valid():

@@ -8,6 +8,10 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django_htmx.middleware import HtmxDetails
 
+from ..clients.fastgpt import FastGPTError
+from ..knowledge.bases import StackModels, stack_models
+from ..models import Stack
+
 PAGE_SIZE = 25
 
 
@@ -46,3 +50,11 @@ def add_action_errors(form: forms.Form, error: ValidationError) -> None:
 def form_data(request: HttpRequest):
     """The POSTed data to bind a form to, or None for a blank form on GET."""
     return request.POST if request.method == "POST" else None
+
+
+def fastgpt_models(stack: Stack) -> tuple[StackModels | None, str]:
+    """The models the stack's FastGPT lists, or the sentence saying why it could not tell."""
+    try:
+        return stack_models(stack), ""
+    except FastGPTError as error:
+        return None, str(error)

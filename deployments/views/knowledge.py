@@ -26,7 +26,6 @@ from ..actions.knowledge import (
     do_start_import,
 )
 from ..choices import DocumentSource, DocumentStatus, Role
-from ..clients.fastgpt import FastGPTError
 from ..forms.knowledge import (
     ChunkingForm,
     DeleteKnowledgeBaseForm,
@@ -37,10 +36,9 @@ from ..forms.knowledge import (
     TextSourceForm,
 )
 from ..knowledge import staging
-from ..knowledge.bases import StackModels, stack_models
 from ..knowledge.documents import retry_options
 from ..models import Document, KnowledgeBase, Stack
-from .common import HtmxHttpRequest, form_data, render_page_or_partial
+from .common import HtmxHttpRequest, fastgpt_models, form_data, render_page_or_partial
 
 UNFINISHED = (DocumentStatus.PENDING, DocumentStatus.UPLOADING, DocumentStatus.TRAINING)
 
@@ -57,13 +55,6 @@ def _visible_base(request, pk: int) -> KnowledgeBase:
     )
 
 
-def _models_or_none(stack: Stack) -> tuple[StackModels | None, str]:
-    try:
-        return stack_models(stack), ""
-    except FastGPTError as error:
-        return None, str(error)
-
-
 @login_required
 def knowledge_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """A stack's knowledge bases with their state, and the form to create one."""
@@ -72,7 +63,7 @@ def knowledge_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     models, models_error = (None, "")
     form = None
     if can_operate:
-        models, models_error = _models_or_none(stack)
+        models, models_error = fastgpt_models(stack)
         if models is not None:
             form = KnowledgeBaseForm(form_data(request), models=models)
     if request.method == "POST" and form is not None and form.is_valid():
