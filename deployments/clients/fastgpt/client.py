@@ -15,7 +15,7 @@ import mimetypes
 import pathlib
 from datetime import UTC, datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -45,6 +45,7 @@ TRAINING_TYPES = ("chunk", "qa")  # `auto` is in FastGPT's commercial build only
 SEARCH_MODES = ("embedding", "fullTextRecall", "mixedRecall")
 COLLECTION_PAGE_SIZE = 30  # the most collection/list gives per page
 VERSION_PAGE_SIZE = 30
+UPLOAD_READ_BYTES = 1024 * 1024
 # Answers a proxy or a restarting FastGPT gives; asking again later may get a real one.
 RETRYABLE_STATUSES = (408, 429, 502, 503, 504)
 
@@ -82,6 +83,31 @@ def _training_fields(
         "chunkSplitter": chunk_splitter,
         "qaPrompt": qa_prompt,
     }
+
+
+class _LargeReads:
+    """A file whose reads are at least `block` bytes.
+
+    httpx sends a multipart file in reads of 64 KiB; for a file of hundreds of megabytes that
+    is thousands of small reads and writes, and the upload went a fifth slower than the same
+    file sent by curl. The length stays known (fileno), so the body is not chunked.
+    """
+
+    def __init__(self, stream: BinaryIO, block: int) -> None:
+        self._stream = stream
+        self._block = block
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size if size < 0 else max(size, self._block))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
 
 
 def _no_cookies() -> CookieJar:
@@ -330,13 +356,14 @@ class FastGPTClient:
         }
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         with pathlib.Path(path).open("rb") as stream:
-            # httpx reads an open file in small chunks as it sends: never all in memory.
+            # Read and sent a block at a time: never all in memory.
+            body = _LargeReads(stream, UPLOAD_READ_BYTES)
             result = self._call(
                 "POST",
                 "/api/core/dataset/collection/create/localFile",
                 f"upload {filename!r}",
                 data={"data": json.dumps(data)},
-                files={"file": (uri_component(filename), stream, content_type)},
+                files={"file": (uri_component(filename), body, content_type)},
                 timeout=self.upload_timeout,
             )
         return create_result(result)
