@@ -106,6 +106,9 @@ MODEL_RUN_KINDS = (
     PipelineKind.MODEL_TERMINATE,
     PipelineKind.PROVIDERS_SYNC,
 )
+# Runs that talk to a stack's FastGPT: a deploy that recreated it would cut an import off
+# half-sent, or leave a chatbot half-made.
+KNOWLEDGE_RUN_KINDS = (PipelineKind.DATASET_IMPORT, PipelineKind.CHATBOT_PUBLISH)
 
 
 class DeploymentAction(models.TextChoices):

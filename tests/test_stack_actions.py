@@ -269,3 +269,63 @@ def test_an_action_while_the_broker_is_down_keeps_its_run_queued_for_the_reaper(
     assert response.url == reverse("deployment_detail", args=[deployment.pk])
     deployment.run.refresh_from_db()
     assert deployment.run.status == RunStatus.QUEUED
+
+
+@pytest.mark.parametrize("start", [do_deploy_stack, do_teardown_stack], ids=["deploy", "teardown"])
+def test_a_deploy_or_teardown_waits_for_an_import_on_the_stacks_knowledge_base(
+    stack, operator, start
+):
+    from deployments.choices import PipelineKind
+    from deployments.models import KnowledgeBase
+    from testkit.factories import make_run
+
+    base = KnowledgeBase.objects.create(
+        team=stack.team, stack=stack, name="Handbook", embedding_model="m3e", agent_model="qwen"
+    )
+    # Imports queued before runs carried their stack id name only the knowledge base.
+    run = make_run(
+        stack.team,
+        status=RunStatus.RUNNING,
+        kind=PipelineKind.DATASET_IMPORT,
+        params={"knowledge_base_id": base.pk},
+    )
+    with pytest.raises(ActionError, match="“Import documents” is under way on this stack"):
+        start(stack, user=operator)
+    assert not Deployment.objects.exists()
+    run.status = RunStatus.SUCCEEDED
+    run.save()
+    assert start(stack, user=operator).run.status == RunStatus.QUEUED
+
+
+def test_a_deploy_waits_for_a_chatbot_being_published_on_the_stack_only(stack, operator):
+    from deployments.choices import PipelineKind
+    from testkit.factories import make_run
+
+    other = make_stack(stack.server, name="other", data_dir="/srv/other")
+    make_run(
+        stack.team,
+        status=RunStatus.QUEUED,
+        kind=PipelineKind.CHATBOT_PUBLISH,
+        params={"stack_id": other.pk},
+    )
+    assert do_deploy_stack(stack, user=operator).run.status == RunStatus.QUEUED
+    with pytest.raises(ActionError, match="“Publish a chatbot” is under way on this stack"):
+        do_deploy_stack(other, user=operator)
+
+
+def test_knowledge_work_waits_for_a_deploy_of_the_stack(stack, operator):
+    from deployments.actions.knowledge import do_create_knowledge_base
+    from deployments.choices import StackStatus
+
+    stack.status = StackStatus.RUNNING
+    stack.save()
+    do_deploy_stack(stack, user=operator)
+    with pytest.raises(ActionError, match="An action on stack “.*” is under way"):
+        do_create_knowledge_base(
+            stack,
+            name="Handbook",
+            intro="",
+            embedding_model="m3e",
+            agent_model="qwen",
+            user=operator,
+        )

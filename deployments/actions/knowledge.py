@@ -151,7 +151,7 @@ def _start_import(base: KnowledgeBase, picked: list[Document], *, user, request)
     run = do_start_run(
         team=base.team,
         kind=PipelineKind.DATASET_IMPORT,
-        params={"knowledge_base_id": base.pk},
+        params={"knowledge_base_id": base.pk, "stack_id": base.stack_id},
         user=user,
         request=request,
     )

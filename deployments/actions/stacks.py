@@ -2,11 +2,20 @@
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from .. import access, audit
-from ..choices import MODEL_RUN_KINDS, DeploymentAction, PipelineKind, Role, RunStatus
+from ..choices import (
+    KNOWLEDGE_RUN_KINDS,
+    MODEL_RUN_KINDS,
+    DeploymentAction,
+    PipelineKind,
+    Role,
+    RunStatus,
+)
 from ..clients.ssh import SSHError
-from ..models import Deployment, PipelineRun, Server, Stack
+from ..models import Deployment, KnowledgeBase, PipelineRun, Server, Stack
 from ..stacks.render import RenderedStack
 from ..stacks.secrets import stack_secrets
 from ..stacks.services import refresh_services
@@ -44,6 +53,20 @@ def do_create_stack(*, server: Server, data: dict, user, request=None) -> Stack:
     return stack
 
 
+def knowledge_runs(stack: Stack):
+    """Imports and chatbot publishes under way on the stack's FastGPT."""
+    return PipelineRun.objects.filter(
+        Q(params__stack_id=stack.pk)
+        | Q(
+            params__knowledge_base_id__in=list(
+                KnowledgeBase.objects.filter(stack=stack).values_list("pk", flat=True)
+            )
+        ),
+        kind__in=KNOWLEDGE_RUN_KINDS,
+        status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
+    )
+
+
 def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request, details=None):
     """Start a pipeline run on the stack as a Deployment: one at a time per stack."""
     with transaction.atomic():
@@ -66,6 +89,12 @@ def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request,
             raise ActionError(
                 "A model is being launched or terminated on this stack: wait for it, or cancel "
                 "the launch."
+            )
+        knowledge_run = knowledge_runs(stack).first()
+        if knowledge_run is not None:
+            raise ActionError(
+                _("“%(run)s” is under way on this stack: wait for it, or cancel it.")
+                % {"run": knowledge_run.kind_label}
             )
         run = do_start_run(
             team=stack.team,
