@@ -69,3 +69,59 @@ def test_deleting_the_data_forgets_obtained_credentials_and_keeps_generated_ones
     assert {name: secrets[name] for name in SECRET_NAMES} == generated
     for name in (ONEAPI_ACCESS_TOKEN, ONEAPI_FASTGPT_KEY, XINFERENCE_API_KEY):
         assert name not in secrets
+
+
+@pytest.fixture
+def staging_dir(settings, tmp_path):
+    settings.DOCUMENT_STAGING_DIR = tmp_path / "staging"
+    settings.DOCUMENT_STAGING_DIR.mkdir()
+    return settings.DOCUMENT_STAGING_DIR
+
+
+def knowledge_of(stack, staging_dir):
+    """A knowledge base with a document whose staged copy is on disk, a chat app answering
+    from it with a share link, and a remote provider with its One API channel."""
+    from deployments.models import ChatApp, Document, KnowledgeBase, RemoteProvider, ShareLink
+
+    base = KnowledgeBase.objects.create(
+        team=stack.team, stack=stack, name="Handbook", embedding_model="m3e", agent_model="qwen"
+    )
+    (staging_dir / "abc.pdf").write_bytes(b"%PDF-1.4")
+    Document.objects.create(knowledge_base=base, name="guide.pdf", staged_file="abc.pdf")
+    app = ChatApp.objects.create(team=stack.team, stack=stack, name="Helpdesk", chat_model="qwen")
+    app.knowledge_bases.add(base)
+    ShareLink.objects.create(app=app, name="public", fastgpt_share_id="s1")
+    provider = RemoteProvider.objects.create(
+        team=stack.team, stack=stack, name="cloud", api_key="sk-1", oneapi_channel_id=7
+    )
+    return base, app, provider
+
+
+def test_deleting_the_data_forgets_the_stacks_knowledge_bases_apps_and_channels(stack, staging_dir):
+    from deployments.models import ChatApp, Document, KnowledgeBase, ShareLink
+
+    _, _, provider = knowledge_of(stack, staging_dir)
+    output = tear_down(stack, delete_data=True)
+
+    assert not KnowledgeBase.objects.filter(stack=stack).exists()
+    assert not Document.objects.exists()
+    assert not ChatApp.objects.filter(stack=stack).exists()
+    assert not ShareLink.objects.exists()
+    assert not (staging_dir / "abc.pdf").exists()
+    provider.refresh_from_db()
+    assert (provider.oneapi_channel_id, provider.api_key) == (None, "sk-1")
+    assert "torn down" in output
+
+
+def test_a_teardown_keeping_the_data_keeps_knowledge_bases_and_apps(stack, staging_dir):
+    from deployments.models import ChatApp, Document, KnowledgeBase
+
+    base, app, provider = knowledge_of(stack, staging_dir)
+    tear_down(stack, delete_data=False)
+
+    assert KnowledgeBase.objects.get(pk=base.pk).documents.count() == 1
+    assert ChatApp.objects.get(pk=app.pk).share_links.count() == 1
+    assert Document.objects.get().staged_file == "abc.pdf"
+    assert (staging_dir / "abc.pdf").exists()
+    provider.refresh_from_db()
+    assert provider.oneapi_channel_id == 7

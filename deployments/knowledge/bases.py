@@ -3,8 +3,9 @@
 from dataclasses import dataclass
 
 from ..clients.fastgpt import FastGPTClient, SearchHit
-from ..models import KnowledgeBase, Stack
+from ..models import ChatApp, Document, KnowledgeBase, Stack
 from ..stacks.endpoints import fastgpt_url
+from . import staging
 from .session import signed_in_fastgpt
 
 
@@ -68,3 +69,19 @@ def delete_dataset(base: KnowledgeBase) -> None:
 def search(base: KnowledgeBase, text: str, *, using_rerank: bool = False) -> list[SearchHit]:
     with signed_in_fastgpt(base.stack) as fastgpt:
         return fastgpt.search_test(base.fastgpt_dataset_id, text, using_rerank=using_rerank)
+
+
+def forget_stack(stack: Stack) -> tuple[int, int]:
+    """The stack's FastGPT data is deleted: its knowledge bases (with their documents and the
+    staged copies) and its chat apps (with their share links) go from the panel too.
+    Returns how many knowledge bases and apps went."""
+    staged = Document.objects.filter(knowledge_base__stack=stack).exclude(staged_file="")
+    for name in staged.values_list("staged_file", flat=True):
+        staging.discard(name)
+    apps = ChatApp.objects.filter(stack=stack)
+    app_count = apps.count()
+    apps.delete()
+    bases = KnowledgeBase.objects.filter(stack=stack)
+    base_count = bases.count()
+    bases.delete()
+    return base_count, app_count

@@ -9,7 +9,8 @@ import posixpath
 import yaml
 
 from ..choices import LaunchStatus, PipelineKind, StackStatus
-from ..models import ModelLaunch, Stack
+from ..knowledge.bases import forget_stack
+from ..models import ModelLaunch, RemoteProvider, Stack
 from ..servers.sessions import open_session
 from ..stacks.compose import compose_argv, server_facts
 from ..stacks.render import COMPOSE_FILE, CONFIG_FILE, ENV_FILE, project_name
@@ -93,6 +94,14 @@ def record_teardown(ctx: StepContext) -> str:
         # One API and Xinference gave the panel went with their databases.
         fields["rendered_files"] = {}
         forget_obtained_secrets(stack)
+        # FastGPT's databases went too: what the panel knew of them names nothing now.
+        bases, apps = forget_stack(stack)
+        if bases or apps:
+            ctx.log(f"{bases} knowledge base(s) and {apps} chat app(s) forgotten with the data.")
+        # One API's channels went with its database; the providers stay, to be added again.
+        RemoteProvider.objects.filter(stack=stack).update(
+            oneapi_channel_id=None, last_test_ok=None, last_test_message="", last_tested_at=None
+        )
     Stack.objects.filter(pk=stack.pk).update(**fields)
     # Xinference went with its container: no model of the stack runs any more.
     ended = ModelLaunch.objects.filter(
