@@ -366,7 +366,7 @@ def test_an_update_publishes_the_whole_graph_as_a_new_version_and_chat_answers_f
         user=operator,
     )
 
-    assert changed is True
+    assert changed.published and not changed.renamed_from
     (published,) = recorded(fastgpt, "/api/core/app/version/publish")
     assert published["path"].endswith(f"?appId={app.fastgpt_app_id}")
     body = published["json"]
@@ -389,7 +389,7 @@ def test_an_update_publishes_the_whole_graph_as_a_new_version_and_chat_answers_f
 
 
 def test_saving_unchanged_settings_publishes_nothing(client, stack, fastgpt, app, facts, operator):
-    assert do_update_app(app, data=app_data(facts), user=operator) is False
+    assert not do_update_app(app, data=app_data(facts), user=operator)
     client.force_login(operator)
     response = client.post(
         reverse("app_edit", args=[app.pk]), form_post(app_data(facts)), follow=True
@@ -400,19 +400,55 @@ def test_saving_unchanged_settings_publishes_nothing(client, stack, fastgpt, app
     assert app.versions_published == 1
 
 
-def test_editing_from_the_page_publishes_and_keeps_the_name(client, stack, app, facts, operator):
+def test_editing_from_the_page_renames_the_app_in_fastgpt_and_publishes_its_settings(
+    client, stack, fastgpt, app, facts, operator
+):
     client.force_login(operator)
     url = reverse("app_edit", args=[app.pk])
-    page = client.get(url).content.decode()
-    assert "Answer from the documents." in page and "disabled" in page
+    assert "Answer from the documents." in client.get(url).content.decode()
 
-    data = form_post(app_data(facts, name="Renamed", chat_model=OTHER_CHAT_MODEL))
+    data = form_post(app_data(facts, name="Renamed desk", chat_model=OTHER_CHAT_MODEL))
     response = client.post(url, data, follow=True)
 
+    page = response.content.decode()
+    assert "Chat app “Helpdesk” is now called “Renamed desk”." in page
+    assert "saved and published as version 2." in page
     app.refresh_from_db()
-    assert app.name == "Helpdesk" and app.chat_model == OTHER_CHAT_MODEL
-    assert app.versions_published == 2
-    assert "saved and published as version 2." in response.content.decode()
+    assert (app.name, app.chat_model, app.versions_published) == (
+        "Renamed desk",
+        OTHER_CHAT_MODEL,
+        2,
+    )
+    (renamed,) = recorded(fastgpt, "/api/core/app/update")
+    assert renamed["path"].endswith(f"?appId={app.fastgpt_app_id}")
+    assert renamed["json"] == {"name": "Renamed desk"}
+    with signed_in_fastgpt(stack) as fastgpt_client:
+        assert [a["name"] for a in fastgpt_client.apps()] == ["Renamed desk"]
+    event = AuditEvent.objects.get(action="app.update")
+    assert event.details["renamed_from"] == "Helpdesk" and event.details["version"] == 2
+
+
+def test_a_rename_alone_publishes_no_version(stack, fastgpt, app, facts, operator):
+    update = do_update_app(app, data=app_data(facts, name="Front desk"), user=operator)
+
+    assert (update.renamed_from, update.published) == ("Helpdesk", False)
+    assert recorded(fastgpt, "/api/core/app/version/publish") == []
+    app.refresh_from_db()
+    assert (app.name, app.versions_published) == ("Front desk", 1)
+
+
+def test_a_rename_to_another_apps_name_is_refused_and_changes_nothing(
+    stack, fastgpt, app, facts, operator
+):
+    other = do_create_app(stack, data=app_data(facts, name="Sales"), user=operator)
+    with pytest.raises(ValidationError) as refused:
+        do_update_app(other, data=app_data(facts, name="Helpdesk"), user=operator)
+    assert refused.value.message_dict["name"] == [
+        "Stack “prod” already has a chat app named “Helpdesk”."
+    ]
+    assert recorded(fastgpt, "/api/core/app/update") == []
+    other.refresh_from_db()
+    assert other.name == "Sales"
 
 
 def test_the_app_page_lists_the_versions_fastgpt_keeps_newest_first(

@@ -6,6 +6,7 @@ keyed by field; refusals about the state of things, and FastGPT's own, are Actio
 """
 
 import copy
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -199,44 +200,65 @@ def do_create_app(stack: Stack, *, data: dict, user, request=None) -> ChatApp:
     return app
 
 
-def do_update_app(app: ChatApp, *, data: dict, user, request=None) -> bool:
-    """Change an app's settings and publish them as its newest version (always the whole
-    graph); False when nothing changed. FastGPT keeps an app's name, so it does not change."""
+@dataclass(frozen=True)
+class AppUpdate:
+    """What saving an app's form did: renamed it (from this name), published a version."""
+
+    renamed_from: str = ""
+    published: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.renamed_from) or self.published
+
+
+def do_update_app(app: ChatApp, *, data: dict, user, request=None) -> AppUpdate:
+    """Rename the app, and publish changed settings as its newest version (always the whole
+    graph). Nothing is sent where nothing changed."""
     access.require_role(user, app.team_id, Role.OPERATOR)
     stack = app.stack
     require_deployed(stack)
-    if data.get("name") not in (None, app.name):
-        raise ValidationError({"name": _("An app's name cannot be changed once it is made.")})
+    name = data.get("name") or app.name
+    if name != app.name:
+        _validate("name", domain.validate_display_name, name)
+        if ChatApp.objects.filter(stack=stack, name=name).exclude(pk=app.pk).exists():
+            raise _name_taken(stack, name)
     knowledge_bases = _checked_knowledge_bases(stack, data.get("knowledge_bases"))
     settings = _checked_settings(stack, data, knowledge_bases)
     before = AppSettings.of(app)
-    if app.fastgpt_app_id and settings == before:
-        return False
+    renamed_from = app.name if name != app.name else ""
+    publishing = not app.fastgpt_app_id or settings != before
+    if not renamed_from and not publishing:
+        return AppUpdate()
     try:
         if app.fastgpt_app_id:
-            domain.publish(app, settings)
+            if renamed_from:
+                domain.rename(app, name)
+            if publishing:
+                domain.publish(app, settings)
         else:
             # Its creation was cut short: make it in FastGPT now, with these settings.
+            app.name = name
             _save_settings(app, settings)
             domain.create_app(app)
     except FastGPTError as error:
         raise _fastgpt_refused(error) from error
+    except IntegrityError as error:
+        raise _name_taken(stack, name) from error
     _save_settings(app, settings)
-    audit.record(
-        "app.update",
-        actor=user,
-        request=request,
-        target=app,
-        details={**_details(app, settings), "version": app.versions_published},
-    )
-    return True
+    details = _details(app, settings)
+    if renamed_from:
+        details["renamed_from"] = renamed_from
+    if publishing:
+        details["version"] = app.versions_published
+    audit.record("app.update", actor=user, request=request, target=app, details=details)
+    return AppUpdate(renamed_from=renamed_from, published=publishing)
 
 
 def _save_settings(app: ChatApp, settings: AppSettings) -> None:
     with transaction.atomic():
         for field in SETTINGS:
             setattr(app, field, getattr(settings, field))
-        app.save(update_fields=[*SETTINGS, "updated_at"])
+        app.save(update_fields=["name", *SETTINGS, "updated_at"])
         app.knowledge_bases.set(settings.knowledge_bases)
 
 

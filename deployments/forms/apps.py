@@ -95,9 +95,9 @@ class ChatAppForm(forms.Form):
         )
         knowledge_bases.label_from_instance = lambda kb: f"{kb.name} ({kb.embedding_model})"
         if app is not None:
-            # FastGPT keeps an app's name: it is shown, not changed.
-            self.fields["name"].disabled = True
-            self.fields["name"].help_text = _("An app's name cannot be changed once it is made.")
+            self.fields["name"].help_text = _(
+                "A new name shows at once, on share links too; it needs no new version."
+            )
         if not rerank:
             del self.fields["using_rerank"]
 

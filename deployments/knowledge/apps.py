@@ -136,6 +136,14 @@ def create_app(app: ChatApp) -> str:
     return app_id
 
 
+def rename(app: ChatApp, name: str) -> None:
+    """Rename the app in FastGPT, then its row."""
+    with signed_in_fastgpt(app.stack) as fastgpt:
+        fastgpt.rename_app(app.fastgpt_app_id, name)
+    ChatApp.objects.filter(pk=app.pk).update(name=name)
+    app.name = name
+
+
 def publish(app: ChatApp, settings: AppSettings) -> None:
     """Publish `settings` as the app's newest version: always the whole graph (K8)."""
     graph = settings.graph()

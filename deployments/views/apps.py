@@ -219,7 +219,7 @@ def app_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         model_gone = app.chat_model not in {model for model, _label in models.chat}
         if request.method == "POST" and form.is_valid():
             try:
-                changed = do_update_app(
+                update = do_update_app(
                     app, data=form.cleaned_data, user=request.user, request=request
                 )
             except ValidationError as error:
@@ -227,13 +227,19 @@ def app_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             except ActionError as error:
                 form.add_error(None, str(error))
             else:
-                if changed:
+                if update.renamed_from:
+                    messages.success(
+                        request,
+                        _("Chat app “%(old)s” is now called “%(name)s”.")
+                        % {"old": update.renamed_from, "name": app.name},
+                    )
+                if update.published:
                     messages.success(
                         request,
                         _("Chat app “%(name)s” saved and published as version %(version)s.")
                         % {"name": app.name, "version": app.versions_published},
                     )
-                else:
+                if not update:
                     messages.info(request, _("Nothing changed, so no new version was published."))
                 return redirect("app_detail", pk=app.pk)
     context = {

@@ -516,6 +516,22 @@ class FastGPTClient:
         }
         return str(self._call("POST", "/api/core/app/create", f"create app {name!r}", json=body))
 
+    def apps(self) -> list[dict[str, Any]]:
+        """The team's apps at the top level, as FastGPT lists them ({_id, name, ...})."""
+        data = self._call("POST", "/api/core/app/list", "list apps", json={})
+        return [app for app in data or [] if isinstance(app, dict)]
+
+    def rename_app(self, app_id: str, name: str) -> None:
+        """Change the app's name. Only the name is sent, so the draft's graph stays, and chat
+        runs the published versions anyway."""
+        self._call(
+            "PUT",
+            "/api/core/app/update",
+            f"rename app {app_id}",
+            params={"appId": app_id},
+            json={"name": name},
+        )
+
     def publish_app(self, app_id: str, graph: AppGraph) -> None:
         """Make `graph` the version chat and share links run. Always the whole graph: a publish
         without nodes stores an empty one that chat then runs (K8)."""
