@@ -5,9 +5,8 @@ import socket
 
 from celery import shared_task
 
-from .choices import PipelineKind
-from .knowledge import staging
-from .models import Document, PipelineRun, Server
+from .knowledge import retention, staging
+from .models import Server
 from .pipelines import reaper, runner
 from .servers.check import check_server
 
@@ -41,14 +40,9 @@ def check_all_servers() -> int:
 
 @shared_task
 def sweep_staged_uploads() -> int:
-    """Delete staged files nothing will import: a document's file, or one named in a run's
-    params (a one-click chatbot that has yet to make its documents), is kept."""
-    kept = set(Document.objects.exclude(staged_file="").values_list("staged_file", flat=True))
-    for params in PipelineRun.objects.filter(kind=PipelineKind.CHATBOT_PUBLISH).values_list(
-        "params", flat=True
-    ):
-        kept.update(file.get("staged", "") for file in params.get("files", []))
-    return len(staging.sweep(kept))
+    """Delete staged files nothing will import any more (see knowledge/retention.py)."""
+    retention.expire_failed_copies()
+    return len(staging.sweep(retention.kept_files()))
 
 
 def _worker_name(node: str | None) -> str:

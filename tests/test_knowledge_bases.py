@@ -10,12 +10,14 @@ import io
 import os
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
+from django.utils import timezone
 
 from deployments.actions import ActionError
 from deployments.actions.knowledge import (
@@ -491,3 +493,63 @@ def test_staged_files_nothing_will_import_are_swept_once_their_tokens_expire(
     assert sweep_staged_uploads() == 1
     assert staging.staged_path(waiting.staged_file).exists()
     assert not staging.staged_path(abandoned).exists()
+
+
+def failed(document: Document, hours_ago: float) -> Document:
+    document.status = DocumentStatus.FAILED
+    document.error = "Training stood still."
+    document.finished_at = timezone.now() - timedelta(hours=hours_ago)
+    document.save()
+    return document
+
+
+def test_a_failed_documents_copy_is_kept_for_an_import_again_then_swept(
+    transactional_db, client, fastgpt_stack, operator, settings
+):
+    settings.DOCUMENT_RETRY_HOURS = 24
+    base = make_base(fastgpt_stack, operator)
+    recent = failed(stage(base, operator, "recent.txt", b"failed an hour ago"), hours_ago=1)
+    stale = failed(stage(base, operator, "stale.txt", b"failed two days ago"), hours_ago=48)
+    stale_file = staging.staged_path(stale.staged_file)
+
+    sweep_staged_uploads()
+
+    recent.refresh_from_db()
+    stale.refresh_from_db()
+    assert staging.staged_path(recent.staged_file).exists()
+    assert retry_options(recent)
+    assert stale.staged_file == "" and not stale_file.exists()
+    assert retry_options(stale) == []
+    client.force_login(operator)
+    page = client.get(reverse("knowledge_detail", args=[base.pk])).content.decode()
+    assert "The file is kept until" in page
+    assert "upload it again to import it with other settings" in page
+    assert page.count("Import again") == len(retry_options(recent))
+
+
+def test_a_failed_chatbots_files_are_kept_for_its_retry_then_swept(
+    transactional_db, fastgpt_stack, operator, settings
+):
+    from deployments.choices import PipelineKind
+    from testkit.factories import make_run
+
+    settings.DOCUMENT_RETRY_HOURS = 24
+    names = []
+    for hours_ago in (1, 48):
+        staged, _ = staging.receive_piece(
+            io.BytesIO(b"chatbot file").read, name="bot.txt", total=12, offset=0
+        )
+        old = time.time() - staging.TOKEN_MAX_AGE - 60
+        os.utime(staging.staged_path(staged), (old, old))
+        make_run(
+            fastgpt_stack.team,
+            status=RunStatus.FAILED,
+            kind=PipelineKind.CHATBOT_PUBLISH,
+            params={"stack_id": fastgpt_stack.pk, "files": [{"staged": staged}]},
+            finished_at=timezone.now() - timedelta(hours=hours_ago),
+        )
+        names.append(staged)
+
+    assert sweep_staged_uploads() == 1
+    assert staging.staged_path(names[0]).exists()
+    assert not staging.staged_path(names[1]).exists()

@@ -37,6 +37,7 @@ from ..forms.knowledge import (
 )
 from ..knowledge import staging
 from ..knowledge.documents import retry_options
+from ..knowledge.retention import kept_until
 from ..models import Document, KnowledgeBase, Stack
 from .common import HtmxHttpRequest, fastgpt_models, form_data, render_page_or_partial
 
@@ -105,6 +106,11 @@ def _document_rows(base: KnowledgeBase, can_operate: bool) -> list[dict]:
                 "document": document,
                 "percent": round(100 * document.data_amount / total) if total else 0,
                 "retries": retry_options(document) if can_operate else [],
+                "kept_until": kept_until(document),
+                # The staged copy is gone: importing it with other settings needs the file.
+                "upload_again": document.status == DocumentStatus.FAILED
+                and document.source == DocumentSource.FILE
+                and not document.staged_file,
             }
         )
     return rows
