@@ -37,6 +37,8 @@ def make_server(team: Team, **fields) -> Server:
 
 def make_stack(server: Server, **fields) -> Stack:
     fields.setdefault("name", f"stack-{next(_counter)}")
+    # Each stack has a directory of its own, as the panel requires.
+    fields.setdefault("data_dir", f"/opt/fastgpt-{fields['name']}")
     return Stack.objects.create(team=server.team, server=server, **fields)
 
 

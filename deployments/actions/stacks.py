@@ -16,6 +16,7 @@ from ..choices import (
 )
 from ..clients.ssh import SSHError
 from ..models import Deployment, KnowledgeBase, PipelineRun, Server, Stack
+from ..stacks.data_dirs import data_dir_problems, stacks_sharing
 from ..stacks.render import RenderedStack
 from ..stacks.secrets import stack_secrets
 from ..stacks.services import refresh_services
@@ -35,6 +36,9 @@ def do_create_stack(*, server: Server, data: dict, user, request=None) -> Stack:
         if field in data:
             setattr(stack, field, data[field])
     stack.full_clean(validate_constraints=False)
+    problems = data_dir_problems(stack)
+    if problems:
+        raise ValidationError({"data_dir": problems})
     if Stack.objects.filter(server=server, name=stack.name).exists():
         raise ValidationError({"name": f"Server {server.name} already has a stack “{stack.name}”."})
     try:
@@ -89,6 +93,18 @@ def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request,
             raise ActionError(
                 "A model is being launched or terminated on this stack: wait for it, or cancel "
                 "the launch."
+            )
+        # Stacks made before each had to have its own directory may still share one.
+        writes_data = kind == PipelineKind.STACK_DEPLOY or params.get("delete_data")
+        sharing = stacks_sharing(stack) if writes_data else []
+        if sharing:
+            raise ActionError(
+                _(
+                    "Stack “%(other)s” on this server keeps its data in %(dir)s, inside or around "
+                    "this stack's %(own)s: this would write or delete its files too. Tear one of "
+                    "them down and create it again with a directory of its own."
+                )
+                % {"other": sharing[0].name, "dir": sharing[0].data_dir, "own": stack.data_dir}
             )
         knowledge_run = knowledge_runs(stack).first()
         if knowledge_run is not None:

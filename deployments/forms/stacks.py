@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 from .. import access
 from ..choices import Role
 from ..models import Server, Stack
+from ..stacks.data_dirs import data_dir_problems
 from ..stacks.ports import (
     DATABASE_SETTING,
     PORT_SETTINGS,
@@ -62,7 +63,15 @@ class StackForm(forms.ModelForm):
             if same_name.exists():
                 self.add_error("name", f"Server {server.name} already has a stack “{name}”.")
         self._clean_ports(cleaned)
+        self._clean_data_dir(cleaned)
         return cleaned
+
+    def _clean_data_dir(self, cleaned: dict) -> None:
+        if not cleaned.get("server") or not cleaned.get("data_dir"):
+            return
+        stack = Stack(pk=self.instance.pk, server=cleaned["server"], data_dir=cleaned["data_dir"])
+        for problem in data_dir_problems(stack):
+            self.add_error("data_dir", problem)
 
     def _clean_ports(self, cleaned: dict) -> None:
         # The stack as it would be saved, so that its ports are those a deploy would publish.
