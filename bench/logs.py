@@ -281,7 +281,7 @@ def over_ssh(panel: "Panel", writer, count: int) -> Run:
 
     key = panel.target.key.private_openssh
     with (
-        SSHClient(panel.ssh_host, panel.ssh_port, "root", private_key=key) as ssh,
+        SSHClient(panel.ssh_host, panel.ssh_port, "root", private_key=key, allow_local=True) as ssh,
         ssh.stream(follow_command(writer.name, 1)) as stream,
     ):
         while not stream.read(30)[0]:

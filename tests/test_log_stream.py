@@ -125,7 +125,11 @@ def test_a_character_split_between_two_network_chunks_is_decoded_whole(ssh_targe
     script = "printf 'x \\342\\202'; sleep 0.5; printf '\\254 y\\n'"
     with (
         SSHClient(
-            ssh_target.host, ssh_target.port, "root", private_key=ssh_target.key.private_openssh
+            ssh_target.host,
+            ssh_target.port,
+            "root",
+            private_key=ssh_target.key.private_openssh,
+            allow_local=True,
         ) as client,
         client.stream(["sh", "-c", script]) as stream,
     ):

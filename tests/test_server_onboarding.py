@@ -16,6 +16,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 def server_data(target, **fields) -> dict:
     data = {"name": "gpu-1", "host": target.host, "ssh_port": target.port, "ssh_user": "root"}
+    # The target listens on this machine's loopback: an owner allows it.
+    data["allow_local_address"] = True
     return {**data, **fields}
 
 
@@ -169,6 +171,7 @@ def test_an_unreachable_host_is_marked_so_with_the_reason(team, owner):
         team=team,
         name="nowhere",
         host="127.0.0.1",
+        allow_local_address=True,
         ssh_port=free_port(),
         ssh_private_key=KeyPair.generate().private_openssh,
     )

@@ -46,6 +46,7 @@ def own_sshd(keypair, tmp_path):
 
 def client_for(server: Sshd, private_key: str, **kwargs) -> SSHClient:
     kwargs.setdefault("connect_timeout", 5)
+    kwargs.setdefault("allow_local", True)  # the test server listens on loopback
     return SSHClient("127.0.0.1", server.port, "root", private_key=private_key, **kwargs)
 
 
@@ -170,7 +171,7 @@ def test_an_unknown_key_is_refused_with_kind_auth(sshd):
 
 
 def test_no_key_and_no_password_is_an_auth_error_before_connecting():
-    client = SSHClient("127.0.0.1", free_port(), "root")
+    client = SSHClient("127.0.0.1", free_port(), "root", allow_local=True)
 
     with pytest.raises(SSHError) as caught:
         client.connect()
@@ -184,7 +185,7 @@ def test_a_closed_port_is_unreachable_at_once(keypair):
     started = time.monotonic()
 
     with pytest.raises(SSHError) as caught:
-        SSHClient("127.0.0.1", port, "root", private_key=keypair[0]).connect()
+        SSHClient("127.0.0.1", port, "root", private_key=keypair[0], allow_local=True).connect()
 
     assert time.monotonic() - started < 2
     assert caught.value.kind == "unreachable"
@@ -210,7 +211,9 @@ def test_a_port_that_never_sends_a_banner_times_out_within_the_connect_timeout(k
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         port = silent.getsockname()[1]
-        client = SSHClient("127.0.0.1", port, "root", private_key=keypair[0], connect_timeout=1)
+        client = SSHClient(
+            "127.0.0.1", port, "root", private_key=keypair[0], connect_timeout=1, allow_local=True
+        )
         started = time.monotonic()
 
         with pytest.raises(SSHError) as caught:
@@ -225,7 +228,12 @@ def test_a_port_that_never_sends_a_banner_times_out_within_the_connect_timeout(k
 
 def test_a_pinned_key_that_is_not_a_key_is_refused_before_connecting(keypair):
     client = SSHClient(
-        "127.0.0.1", free_port(), "root", private_key=keypair[0], pinned_host_key="nonsense"
+        "127.0.0.1",
+        free_port(),
+        "root",
+        private_key=keypair[0],
+        pinned_host_key="nonsense",
+        allow_local=True,
     )
 
     with pytest.raises(SSHError) as caught:

@@ -12,14 +12,19 @@ from ..tasks import check_server_task
 from . import ActionError
 from .pipelines import do_start_run
 
-EDITABLE_FIELDS = ("name", "host", "ssh_port", "ssh_user", "hourly_price")
+EDITABLE_FIELDS = ("name", "host", "ssh_port", "ssh_user", "hourly_price", "allow_local_address")
 KEY_FIELD = "ssh_private_key"
+LOCAL_FIELD = "allow_local_address"
 
 
-def _check_key_permission(user, team: Team, data: dict) -> None:
+def _check_key_permission(user, team: Team, data: dict, server: Server | None = None) -> None:
     wants_key = data.get(KEY_FIELD) or data.get("key_mode") not in (None, "", "keep")
     if wants_key and not access.has_role(user, team, Role.OWNER):
         raise PermissionDenied("Only owners of the team can set the SSH key.")
+    current = server.allow_local_address if server is not None else False
+    changes_local = LOCAL_FIELD in data and bool(data[LOCAL_FIELD]) != current
+    if changes_local and not access.has_role(user, team, Role.OWNER):
+        raise PermissionDenied("Only owners of the team can allow local addresses.")
 
 
 def _name_taken(name: str) -> ValidationError:
@@ -36,7 +41,9 @@ def _validate(server: Server) -> None:
         raise _name_taken(server.name)
 
 
-def _key_fields(data: dict, *, host: str, port: int, user: str, pinned: str = "") -> dict:
+def _key_fields(
+    data: dict, *, host: str, port: int, user: str, pinned: str = "", allow_local: bool = False
+) -> dict:
     """The key fields to store for the key mode in `data`; {} keeps the current key.
 
     "paste" stores the given private key, "generate" a new pair of the panel's, and
@@ -64,7 +71,12 @@ def _key_fields(data: dict, *, host: str, port: int, user: str, pinned: str = ""
     if mode == "password":
         try:
             private_key, public_key, host_key = sessions.install_panel_key(
-                host, port, user, data["ssh_password"], pinned_host_key=pinned or None
+                host,
+                port,
+                user,
+                data["ssh_password"],
+                pinned_host_key=pinned or None,
+                allow_local=allow_local,
             )
         except ssh.SSHError as error:
             raise ValidationError(
@@ -94,7 +106,13 @@ def do_create_server(*, team: Team, data: dict, user, request=None) -> Server:
         setattr(server, field, data[field])
     _validate(server)
     # Validated first: a password login is attempted only for a server that will be saved.
-    key_fields = _key_fields(data, host=server.host, port=server.ssh_port, user=server.ssh_user)
+    key_fields = _key_fields(
+        data,
+        host=server.host,
+        port=server.ssh_port,
+        user=server.ssh_user,
+        allow_local=server.allow_local_address,
+    )
     for field, value in key_fields.items():
         setattr(server, field, value)
     if key_fields:
@@ -121,7 +139,7 @@ def do_update_server(server: Server, *, data: dict, user, request=None) -> list[
     Key mode "keep" (or none) keeps the stored key; only owners may replace it.
     """
     access.require_role(user, server.team, Role.OPERATOR)
-    _check_key_permission(user, server.team, data)
+    _check_key_permission(user, server.team, data, server)
     target = {field: data.get(field, getattr(server, field)) for field in EDITABLE_FIELDS}
     key_fields = _key_fields(
         data,
@@ -129,6 +147,7 @@ def do_update_server(server: Server, *, data: dict, user, request=None) -> list[
         port=target["ssh_port"],
         user=target["ssh_user"],
         pinned=server.host_key,
+        allow_local=target[LOCAL_FIELD],
     )
     try:
         with transaction.atomic():

@@ -62,8 +62,13 @@ class ServerForm(forms.ModelForm):
 
     class Meta:
         model = Server
-        fields = ["name", "host", "ssh_port", "ssh_user", "hourly_price"]
-        labels = {"ssh_port": "SSH port", "ssh_user": "SSH user", "hourly_price": "Hourly price"}
+        fields = ["name", "host", "ssh_port", "ssh_user", "hourly_price", "allow_local_address"]
+        labels = {
+            "ssh_port": "SSH port",
+            "ssh_user": "SSH user",
+            "hourly_price": "Hourly price",
+            "allow_local_address": "Allow a local address",
+        }
 
     def __init__(self, *args, user, teams: list[Team] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -83,7 +88,7 @@ class ServerForm(forms.ModelForm):
         if self.fixed_team is not None:
             del self.fields["team"]
         if not self.owned_team_ids:
-            for name in ("key_mode", "ssh_password", "ssh_private_key"):
+            for name in ("key_mode", "ssh_password", "ssh_private_key", "allow_local_address"):
                 del self.fields[name]
             return
         self.fields[

@@ -34,6 +34,16 @@ class Server(models.Model):
     )
     ssh_port = models.PositiveIntegerField(default=22, validators=PORT_VALIDATORS)
     ssh_user = models.CharField(max_length=32, default="root", validators=[validate_unix_user])
+    # Set by an owner only: the panel connects to its own machine (loopback, its own addresses)
+    # or a link-local address (cloud metadata) only where this says so.
+    allow_local_address = models.BooleanField(
+        default=False,
+        help_text=(
+            "Let the panel connect when the address is its own machine (loopback or one of its "
+            "addresses) or link-local (where cloud metadata services answer). Off unless the "
+            "server really runs there."
+        ),
+    )
     ssh_private_key = EncryptedTextField(blank=True)
     # Not secret: shown so it can be put in the server's authorized_keys.
     ssh_public_key = models.TextField(blank=True)

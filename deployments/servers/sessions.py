@@ -59,7 +59,13 @@ def _keep_pending(server: Server, offered: HostKey) -> None:
 
 
 def install_panel_key(
-    host: str, port: int, user: str, password: str, *, pinned_host_key: str | None = None
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    *,
+    pinned_host_key: str | None = None,
+    allow_local: bool = False,
 ) -> tuple[str, str, HostKey]:
     """Log in once with `password`, install a new key pair of the panel's, and prove it works.
 
@@ -67,12 +73,24 @@ def install_panel_key(
     and kept nowhere. A server whose host key is pinned must still offer that key.
     """
     private_key, public_key = generate_keypair()
-    with SSHClient(host, port, user, password=password, pinned_host_key=pinned_host_key) as client:
+    with SSHClient(
+        host,
+        port,
+        user,
+        password=password,
+        pinned_host_key=pinned_host_key,
+        allow_local=allow_local,
+    ) as client:
         host_key = client.connect()
         client.install_public_key(public_key)
     # The key must work on its own before the password is forgotten.
     with SSHClient(
-        host, port, user, private_key=private_key, pinned_host_key=host_key.line
+        host,
+        port,
+        user,
+        private_key=private_key,
+        pinned_host_key=host_key.line,
+        allow_local=allow_local,
     ) as check:
         check.connect()
         check.run(["true"], timeout=30)

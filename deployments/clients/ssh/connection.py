@@ -7,6 +7,7 @@ from typing import Self
 
 import paramiko
 
+from ... import addresses
 from .errors import SSHError, _address
 from .keys import HOST_KEY_ALGORITHMS, HostKey, HostKeyChanged, load_private_key
 
@@ -45,6 +46,7 @@ class SSHConnection:
         pinned_host_key: str | None = None,
         connect_timeout: float = 10,
         command_timeout: float = 600,
+        allow_local: bool = False,
     ) -> None:
         self.host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         self.port = port
@@ -54,6 +56,8 @@ class SSHConnection:
         self.pinned_host_key = pinned_host_key
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
+        # The panel's own machine and link-local addresses only where an owner allowed them.
+        self.allow_local = allow_local
         self.host_key: HostKey | None = None
         self._transport: paramiko.Transport | None = None
 
@@ -66,6 +70,7 @@ class SSHConnection:
             private_key=server.ssh_private_key or None,
             password=password,
             pinned_host_key=server.host_key or None,
+            allow_local=server.allow_local_address,
         )
 
     @property
@@ -116,35 +121,52 @@ class SSHConnection:
 
     def _open_socket(self) -> socket.socket:
         try:
-            return socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
-        except socket.gaierror:
+            resolved = addresses.resolve(self.host, self.port)
+        except (socket.gaierror, UnicodeError):
             raise SSHError(
                 f"Cannot find the host {self.host}: the name does not resolve. Check its "
                 "spelling and the DNS.",
                 kind="unreachable",
             ) from None
-        except TimeoutError:
-            raise SSHError(
+        if not self.allow_local:
+            try:
+                addresses.refuse_local(resolved)
+            except addresses.LocalAddress as error:
+                raise SSHError(str(error), kind="local_address") from None
+        # The addresses checked are the ones connected to: no second lookup.
+        failure: OSError | None = None
+        for address in resolved.addresses:
+            try:
+                return socket.create_connection(
+                    (str(address), self.port), timeout=self.connect_timeout
+                )
+            except OSError as error:
+                failure = error
+        raise self._unreachable(failure)
+
+    def _unreachable(self, error: OSError | None) -> SSHError:
+        if isinstance(error, TimeoutError):
+            return SSHError(
                 f"{self.address} did not answer within {self.connect_timeout:g} seconds. Is "
                 "the address right and the port open to the panel?",
                 kind="timeout",
-            ) from None
-        except ConnectionRefusedError:
-            raise SSHError(
+            )
+        if isinstance(error, ConnectionRefusedError):
+            return SSHError(
                 f"Cannot reach {self.address}: connection refused. Is the server up and the "
                 "port open?",
                 kind="unreachable",
-            ) from None
-        except OSError as e:
-            reasons = {
-                errno.EHOSTUNREACH: "no route to host",
-                errno.ENETUNREACH: "the network is unreachable",
-            }
-            reason = reasons.get(e.errno, (e.strerror or str(e)).lower())
-            raise SSHError(
-                f"Cannot reach {self.address}: {reason}. Check the address and the network.",
-                kind="unreachable",
-            ) from None
+            )
+        reasons = {
+            errno.EHOSTUNREACH: "no route to host",
+            errno.ENETUNREACH: "the network is unreachable",
+        }
+        errno_ = getattr(error, "errno", None)
+        reason = reasons.get(errno_, ((error and error.strerror) or str(error)).lower())
+        return SSHError(
+            f"Cannot reach {self.address}: {reason}. Check the address and the network.",
+            kind="unreachable",
+        )
 
     def _handshake(
         self, transport: paramiko.Transport, pinned: HostKey | None, deadline: float

@@ -5,6 +5,7 @@ from .result import CommandResult
 KINDS = (
     "unreachable",
     "timeout",
+    "local_address",
     "auth",
     "host_key_changed",
     "host_key_unknown",
