@@ -165,6 +165,9 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNELS_PREFIX", "asgi")},
     }
 }
+# Every live socket (logs, run progress) checks this often, in seconds, that its viewer is
+# still logged in and still in the object's team, and closes when not.
+LIVE_ACCESS_CHECK_SECONDS = envint("LIVE_ACCESS_CHECK_SECONDS", 5)
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None

@@ -3,7 +3,11 @@
 The browser opens /ws/services/<id>/logs/ or /ws/stacks/<id>/logs/ with its session cookie (no
 token in the URL; the Origin header is checked in asgi.py). The only query parameter is the
 history it wants: ?tail=N (default 300, at most 5000). A user outside the object's team, or not
-logged in, is refused before the handshake completes.
+logged in, is refused before the handshake completes. While the socket is open, access is asked
+again every few seconds (live_access.py): a viewer logged out, whose session expired or who left
+the team is cut off with the same close codes (4401, 4403).
+
+The lines are masked of the stack's secrets by the hub, before any viewer gets them.
 
 Server messages:
 
@@ -48,11 +52,9 @@ from .. import access
 from ..logs.hub import Subscription, get_hub, service_prefix, status, with_prefix
 from ..logs.source import open_remote_logs
 from ..models import Server, Service, Stack
+from .live_access import CLOSE_NOT_LOGGED_IN, CLOSE_NOT_VISIBLE, watch_and_close
 
 logger = logging.getLogger(__name__)
-
-CLOSE_NOT_LOGGED_IN = 4401
-CLOSE_NOT_VISIBLE = 4403
 
 DEFAULT_TAIL = 300
 MAX_TAIL = 5000
@@ -92,6 +94,10 @@ class LogsConsumer(AsyncWebsocketConsumer):
         """The containers to follow, or None where the user may not see the object."""
         raise NotImplementedError
 
+    def can_see(self, user) -> bool:
+        """Whether `user` may still see the object (blocking: the database)."""
+        raise NotImplementedError
+
     async def connect(self) -> None:
         self.subscriptions: dict[Subscription, Target] = {}
         self._prefixes: dict[Subscription, str] = {}
@@ -100,6 +106,7 @@ class LogsConsumer(AsyncWebsocketConsumer):
         self._full = asyncio.Event()
         self._acked_event = asyncio.Event()
         self._pump: asyncio.Task | None = None
+        self._watch: asyncio.Task | None = None
         self._sent = 0
         self._acked = 0
         self._last_flush = 0.0
@@ -145,9 +152,16 @@ class LogsConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         self._pump = asyncio.create_task(self._run())
+        self._watch = asyncio.create_task(watch_and_close(self.scope, self.can_see, self._cut_off))
         self._notify()
 
     async def disconnect(self, code: int) -> None:
+        watch = getattr(self, "_watch", None)
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+        await self._stop_following()
+
+    async def _stop_following(self) -> None:
         pump = getattr(self, "_pump", None)
         if pump is not None:
             pump.cancel()
@@ -156,6 +170,11 @@ class LogsConsumer(AsyncWebsocketConsumer):
         for subscription in getattr(self, "subscriptions", {}):
             hub.unsubscribe(subscription)
         self.subscriptions = {}
+
+    async def _cut_off(self, code: int) -> None:
+        """The viewer may no longer watch: no line more, then the close."""
+        await self._stop_following()
+        await self.close(code=code)
 
     async def dispatch(self, message: dict) -> None:
         if message["type"] == "websocket.receive":
@@ -270,6 +289,10 @@ class ServiceLogsConsumer(LogsConsumer):
     async def load_targets(self, user) -> list[Target] | None:
         return await _service_targets(user, self.scope["url_route"]["kwargs"]["service_id"])
 
+    def can_see(self, user) -> bool:
+        service_id = self.scope["url_route"]["kwargs"]["service_id"]
+        return access.visible(Service.objects.filter(pk=service_id), user).exists()
+
 
 class StackLogsConsumer(LogsConsumer):
     """The logs of every service of a stack, interleaved, each line naming its service."""
@@ -278,6 +301,10 @@ class StackLogsConsumer(LogsConsumer):
 
     async def load_targets(self, user) -> list[Target] | None:
         return await _stack_targets(user, self.scope["url_route"]["kwargs"]["stack_id"])
+
+    def can_see(self, user) -> bool:
+        stack_id = self.scope["url_route"]["kwargs"]["stack_id"]
+        return access.visible(Stack.objects.filter(pk=stack_id), user).exists()
 
 
 def service_targets(user, service_id: int) -> list[Target] | None:

@@ -22,12 +22,14 @@ section shows the run finished, the socket is closed normally, and nothing recon
 The group is joined before the section is read, so an event is either in the section or
 arrives live (events are published after their transaction commits). A live message can
 still be lost (a full channel, a Redis hiccup), so the database is also read every few
-seconds while the run is going on; the same tick checks that the user may still see the run.
+seconds while the run is going on. The same tick checks that the viewer is still logged in (the
+session read again) and may still see the run (live_access.py); when not, the socket closes.
 """
 
 import asyncio
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -41,11 +43,10 @@ from ..choices import EventKind, StepStatus
 from ..models import PipelineEvent, PipelineRun
 from ..pipelines import events
 from ..views.runs import LIVE_OUTPUT_LINES, STEPS_TEMPLATE, steps_context
+from .live_access import CLOSE_NOT_LOGGED_IN, CLOSE_NOT_VISIBLE, AccessCheck, check_seconds
 
-# Close codes (4000-4999 are the application's). A refusal at connect happens before
-# the handshake is accepted, so a browser sees it as a failed connection.
-CLOSE_NOT_LOGGED_IN = 4401
-CLOSE_NOT_VISIBLE = 4403
+# Close codes CLOSE_NOT_LOGGED_IN and CLOSE_NOT_VISIBLE (live_access.py): a refusal at connect
+# happens before the handshake is accepted, so a browser sees it as a failed connection.
 
 BATCH_SIZE = 200
 OUTPUT_LINES_TEMPLATE = f"{STEPS_TEMPLATE}#output-lines"
@@ -175,12 +176,17 @@ class PipelineRunConsumer(AsyncWebsocketConsumer):
             await self.close()
 
     async def _catch_up_now_and_then(self) -> None:
-        user = self.scope["user"]
+        check = AccessCheck(self.scope, partial(can_see_run, run_id=self.run_id))
         while not self.finished:
-            await asyncio.sleep(self.catch_up_seconds)
+            # Access is checked as often as the setting asks, even where catching up is rarer.
+            await asyncio.sleep(min(self.catch_up_seconds, check_seconds()))
             try:
-                if not await _can_see(user, self.run_id):
-                    await self.close(code=CLOSE_NOT_VISIBLE)
+                code = await check.lost()
+                if code is not None:
+                    # Under the lock, so that no event is sent after the close.
+                    async with self._sending:
+                        self.finished = True
+                        await self.close(code=code)
                     return
                 async with self._sending:
                     await self._send_from_database()
@@ -189,9 +195,11 @@ class PipelineRunConsumer(AsyncWebsocketConsumer):
                 logger.warning("Catching up run %s failed", self.run_id, exc_info=True)
 
 
-@database_sync_to_async
-def _can_see(user, run_id: int) -> bool:
+def can_see_run(user, run_id: int) -> bool:
     return access.visible(PipelineRun.objects.filter(pk=run_id), user).exists()
+
+
+_can_see = database_sync_to_async(can_see_run)
 
 
 @database_sync_to_async

@@ -10,6 +10,8 @@ feed, which closes the remote stream, unless a poll keeps it (`LogHub.keep`): a 
 polls holds no subscription, it reads the lines the feed kept after a cursor.
 
 Lines travel as (ts, json) pairs, encoded once in the feed's thread and shared by every queue.
+Before a line is encoded, the feed masks the secrets of the container's stack in it (redact.py):
+every way a line leaves the hub (subscriptions, the history, polls) starts from there.
 """
 
 import asyncio
@@ -29,6 +31,7 @@ from django.db import connections
 
 from ..clients.ssh import SSHError
 from .lines import LineSplitter
+from .redact import Masker, masker_for
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,9 @@ class Source(Protocol):
 
 
 Opener = Callable[[int], Source]
+# The masker of a container's lines, by its key; called in the feed's thread (it may read the
+# database).
+MaskerFor = Callable[[Hashable], Masker]
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -209,6 +215,8 @@ class Feed:
         self.token = secrets.token_hex(6)
         self.started_at = self._loop.time()
         self.status: dict | None = None
+        # Set in the feed's thread before anything is read.
+        self.masker: Masker | None = None
         # Why the feed failed, where it did: a poll shows the reason only of an SSHError.
         self.error: Exception | None = None
         # Loop time until which polls keep the feed running without subscribers.
@@ -318,23 +326,33 @@ class Feed:
                 self._slots.release()
                 return
 
+    def _status(self, state: str, message: str = "") -> dict:
+        """A status whose message is masked too: docker's own lines may quote the log."""
+        if message and self.masker is not None:
+            message = self.masker.text(message)
+        return status(state, message)
+
     def _run(self) -> None:
         source = None
         try:
+            # Before the stream opens: without a masker, no line is read.
+            self.masker = self.hub.masker_for(self.key)
+            connections.close_all()
             source = self._opener(self.tail)
             if self._stop.is_set():
                 return
             self._call(self._set_status, status("following"))
             state, message = self._follow(source)
             if not self._stop.is_set():
-                self._call(self._set_status, status(state, message))
+                self._call(self._set_status, self._status(state, message))
         except SSHError as error:
             self.error = error
-            self._call(self._set_status, status("error", str(error)))
+            self._call(self._set_status, self._status("error", str(error)))
         except Exception as error:
             logger.exception("Following the log of %s failed", self.key)
             self.error = error
-            self._call(self._set_status, status("error", f"Following the log failed: {error}"))
+            message = f"Following the log failed: {error}"
+            self._call(self._set_status, self._status("error", message))
         finally:
             if source is not None:
                 with contextlib.suppress(Exception):
@@ -366,7 +384,12 @@ class Feed:
         return source.outcome(list(diagnostics))
 
     def _publish(self, stdout: list[dict], stderr: list[dict], diagnostics: deque[str]) -> None:
-        lines = [encode(line) for line in stdout]
+        masker = self.masker
+        if masker.refresh():
+            # The stack's secrets were read again: no connection is kept between reads.
+            connections.close_all()
+        mask = masker.line
+        lines = [encode(mask(line)) for line in stdout]
         if stderr:
             for line in stderr:
                 # With --timestamps every line of the container is stamped; an unstamped line
@@ -374,7 +397,7 @@ class Feed:
                 if line["ts"] is None:
                     diagnostics.append(line["text"])
                 else:
-                    lines.append(encode(line))
+                    lines.append(encode(mask(line)))
             if stdout:
                 lines.sort(key=lambda line: line[0] or "")
         if lines:
@@ -384,7 +407,8 @@ class Feed:
 class LogHub:
     """The feeds of one event loop (one per process when served), by container key."""
 
-    def __init__(self) -> None:
+    def __init__(self, masker_for: MaskerFor = masker_for) -> None:
+        self.masker_for = masker_for
         self.feeds: dict[Hashable, Feed] = {}
         # Feeds polls kept that ended by themselves, for ENDED_KEPT_SECONDS.
         self.ended: dict[Hashable, Feed] = {}
