@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 
 from ..choices import TrainingType
+from ..logs.redact import mask_text
 from ..models import Document
 from ..stacks.services import service_log
 
@@ -122,4 +123,6 @@ def stall_reason(document: Document, minutes: int) -> str:
         return f"{head} " + _("FastGPT's log could not be read: %(error)s") % {"error": error}
     if log is None:
         return f"{head} " + _("The stack has no fastgpt container whose log would say why.")
-    return f"{head} {stall_from_log(log, document).reason}"
+    # FastGPT's log holds its root password: the reason is shown to every viewer.
+    reason = stall_from_log(mask_text(document.knowledge_base.stack_id, log), document).reason
+    return f"{head} {reason}"

@@ -38,6 +38,7 @@ from ..llm.launch import (
     served_name,
 )
 from ..llm.wiring import models_lock, update_fastgpt, update_oneapi, verify_fastgpt
+from ..logs.redact import mask_text
 from ..models import ModelLaunch
 from ..servers.facts import gather_facts
 from ..servers.sessions import open_session
@@ -255,10 +256,11 @@ def wait_until_ready(ctx: StepContext) -> str:
 def _reason_in_log(ctx: StepContext, launch: ModelLaunch, state: InstanceStatus) -> str | None:
     """Releases before 1.5 keep a failed launch's reason only in their log: read it there."""
     try:
-        return launch_error_from_log(launch.stack, (state.uid, state.model_name))
+        reason = launch_error_from_log(launch.stack, (state.uid, state.model_name))
     except SSHError as error:
         ctx.log(f"The xinference log could not be read for the reason: {error}")
         return None
+    return mask_text(launch.stack_id, reason, service="xinference") if reason else reason
 
 
 def _cancel(ctx: StepContext, client: XinferenceClient, launch: ModelLaunch) -> None:

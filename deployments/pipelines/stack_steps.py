@@ -6,6 +6,7 @@ from django.conf import settings
 from ..choices import Health, StackStatus
 from ..clients.ssh import SSHClient
 from ..errors import WaitTimedOut
+from ..logs.redact import mask_text
 from ..models import Deployment, Stack
 from ..servers.sessions import open_session
 from ..stacks.services import record_services, stack_containers
@@ -84,6 +85,8 @@ def _unhealthy_report(client: SSHClient, stack: Stack, names: list[str], service
             check=False,
             timeout=60,
         )
-        tail = (logs.stdout + logs.stderr).strip() or "(no output)"
+        # Services print secrets (FastGPT its root password): masked as in the log viewers.
+        tail = mask_text(stack.pk, (logs.stdout + logs.stderr).strip(), service=name)
+        tail = tail or "(no output)"
         parts.append(f"Last lines of {name} ({services[name]['health']}):\n{tail}")
     return "\n\n".join(parts)
