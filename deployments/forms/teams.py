@@ -19,7 +19,12 @@ class AddMemberForm(forms.Form):
         username = self.cleaned_data["username"].strip()
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
-            raise forms.ValidationError(f"There is no user “{username}”.")
+            # One sentence for a name nobody has and for a disabled account: the form must not
+            # tell an owner which usernames exist. (That the team's members exist, the owner
+            # sees on the page: saying so below reveals nothing.)
+            raise forms.ValidationError(
+                f"“{username}” could not be added: check the username with the person."
+            )
         if Membership.objects.filter(team=self.team, user=user).exists():
             raise forms.ValidationError(f"{username} is already a member of {self.team}.")
         return user

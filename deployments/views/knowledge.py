@@ -60,6 +60,9 @@ def _visible_base(request, pk: int) -> KnowledgeBase:
 def knowledge_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """A stack's knowledge bases with their state, and the form to create one."""
     stack = _visible_stack(request, pk)
+    if request.method == "POST":
+        # Creating one is for operators: a viewer's POST is refused, not shown the list.
+        access.require_role(request.user, stack.team_id, Role.OPERATOR)
     can_operate = access.has_role(request.user, stack.team_id, Role.OPERATOR)
     models, models_error = (None, "")
     form = None
