@@ -527,3 +527,41 @@ async def test_a_websocket_lets_in_only_those_who_may_see_its_object(
         assert remote == []
     finally:
         await communicator.disconnect()
+
+
+# The secret scan: what the panel holds is never in a page, whoever asks.
+
+
+def held_secrets(world: dict) -> dict[str, str]:
+    """Every secret the world's objects hold, by where it is held: the stack's generated and
+    obtained ones, the server's private key, a provider's API key."""
+    from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, save_obtained_secret, stack_secrets
+    from testkit.target import KeyPair
+
+    stack, server, provider = world["stack"], world["server"], world["provider"]
+    save_obtained_secret(stack, ONEAPI_ACCESS_TOKEN, f"token-{MARKER}-oneapi-access")
+    server.ssh_private_key = KeyPair.generate().private_openssh
+    server.save()
+    provider.api_key = f"sk-{MARKER}-provider-key"
+    provider.save()
+    held = {f"stack {name}": value for name, value in stack_secrets(stack).items()}
+    # A key's body lines: any of them in a page is a leak.
+    for number, line in enumerate(server.ssh_private_key.splitlines()[1:-1]):
+        held[f"ssh key line {number}"] = line
+    held["provider api key"] = provider.api_key
+    return held
+
+
+@pytest.mark.parametrize("route", APP_ROUTES, ids=str)
+def test_no_page_shows_a_secret_the_panel_holds(client, people, world, no_tasks, route):
+    held = held_secrets(world)
+    get_needs, _post_needs, target = decision(route)
+    if get_needs == NOT_SERVED:
+        return
+    values, _about_alpha = arguments(route, world, target)
+    client.force_login(people[OWNER])
+
+    body = client.get(route.path(values)).content.decode(errors="replace")
+
+    shown = [where for where, value in held.items() if len(value) >= 8 and value in body]
+    assert shown == [], f"{route.name} shows {shown}"
