@@ -8,10 +8,12 @@ when unset, from files generated once per installation under var/ (never committ
 import os
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import schedule
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -34,6 +36,17 @@ def envlist(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def private_dir(path: Path) -> None:
+    """Create `path` for this user only, and close one that an earlier start left open: var/
+    holds the database, the installation's keys, logs and uploaded documents. (The SQLite
+    files themselves are closed as they are opened: deployments/signals.py.)"""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    # Only the owner may chmod; another user's folder is left as its owner made it.
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+        path.chmod(0o700)
+
+
 def installation_secret(name: str) -> str:
     """The environment variable `name`, else a random value kept in var/<name>."""
     value = os.environ.get(name)
@@ -42,7 +55,7 @@ def installation_secret(name: str) -> str:
     path = VAR_DIR / name.lower()
     if path.exists():
         return path.read_text().strip()
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    private_dir(VAR_DIR)
     value = secrets.token_urlsafe(48)
     # O_EXCL: two processes starting at once must not write two different keys.
     try:
@@ -81,20 +94,43 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "deployments",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "controlpanel.middleware.NoStoreForUsersMiddleware",
+    "controlpanel.middleware.LoginLockoutStatusMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+
+# Pages load scripts and styles from static/ only: no inline code, and htmx neither injects
+# its indicator styles nor evaluates attributes (the htmx-config meta in base.html).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # data: for the empty favicon in base.html.
+        "img-src": [SELF, "data:"],
+        # 'self' covers the websockets (ws: and wss:) of the same host too.
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 ROOT_URLCONF = "controlpanel.urls"
 ASGI_APPLICATION = "controlpanel.asgi.application"
@@ -119,7 +155,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqli
 # connections kept per thread would pile up (Django's advice for ASGI).
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    private_dir(VAR_DIR)
     # Web, worker and beat write to one file: wait for locks instead of failing at once.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
@@ -131,6 +167,33 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked account or address before any password is checked.
+    "controlpanel.login.ThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes): LOGIN_FAILURE_LIMIT failed logins lock the account, and
+# apart from that the address they came from, for LOGIN_COOLOFF_MINUTES; each failure while
+# locked starts the wait again.
+LOGIN_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_COOLOFF_MINUTES = envint("LOGIN_COOLOFF_MINUTES", 15)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be at least 1.")
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# The same address as the audit trail: X-Forwarded-For only behind TRUSTED_PROXY_COUNT proxies.
+AXES_CLIENT_IP_CALLABLE = "deployments.audit.client_ip"
+# A successful login clears nothing: it would let anyone with an account reset the count of
+# their address between guesses at another account.
+AXES_RESET_ON_SUCCESS = False
+# The audit trail records logins already; and no banner at every start.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# axes's middleware would replace the login page by a bare message; controlpanel.login shows
+# the wait on the login form itself and controlpanel.middleware answers 429.
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -238,6 +301,12 @@ if SERVER_CHECK_MINUTES:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "client_errors_without_traceback": {
+            "()": "controlpanel.logfilters.ClientErrorsWithoutTraceback"
+        },
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"filters": ["client_errors_without_traceback"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

@@ -5,6 +5,11 @@ from django.db.models import Model
 
 from .models import AuditEvent, Team
 
+# Attempts to log in, recorded with the username that was tried (actor and team are empty).
+LOGIN_FAILED = "login_failed"
+LOGIN_LOCKED_OUT = "login_locked_out"
+LOGIN_ATTEMPT_ACTIONS = (LOGIN_FAILED, LOGIN_LOCKED_OUT)
+
 
 def client_ip(request) -> str | None:
     """The caller's address. X-Forwarded-For is used only behind configured proxies."""

@@ -2,6 +2,7 @@
 
 from django import forms
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from ..models import AuditEvent
 
@@ -12,4 +13,4 @@ class AuditFilterForm(forms.Form):
     def __init__(self, *args, events: QuerySet[AuditEvent], **kwargs):
         super().__init__(*args, **kwargs)
         actions = events.order_by("action").values_list("action", flat=True).distinct()
-        self.fields["action"].choices = [("", "Any action"), *((a, a) for a in actions)]
+        self.fields["action"].choices = [("", _("Any action")), *((a, a) for a in actions)]

@@ -2,16 +2,21 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Q, QuerySet
 from django.http import HttpResponse
 
-from .. import access
+from .. import access, audit
 from ..forms.audit import AuditFilterForm
 from ..models import AuditEvent
 from .common import HtmxHttpRequest, paginate, render_page_or_partial
 
 
 def visible_events(user) -> QuerySet[AuditEvent]:
-    """Events of the user's teams, and the user's own events that have no team (logins)."""
+    """Events of the user's teams; the user's own events that have no team (logins); failed
+    logins and lockouts that named the user's account, or for a superuser, who manages the
+    accounts, those of every name tried."""
+    login_attempts = Q(team__isnull=True, action__in=audit.LOGIN_ATTEMPT_ACTIONS)
+    if not user.is_superuser:
+        login_attempts &= Q(details__username=user.get_username())
     return AuditEvent.objects.filter(
-        Q(team__in=access.team_ids(user)) | Q(team__isnull=True, actor=user)
+        Q(team__in=access.team_ids(user)) | Q(team__isnull=True, actor=user) | login_attempts
     )
 
 
