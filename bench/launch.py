@@ -90,10 +90,11 @@ class Bench:
         )
 
     def client(self, timeout: float = 600):
-        from deployments.clients.xinference import XinferenceClient
-        from deployments.stacks.endpoints import xinference_url
+        """Xinference as the panel reaches it (through SSH unless the stack publishes it), so
+        the baseline pays for the same tunnel."""
+        from deployments.stacks.xinference_access import xinference_client
 
-        return XinferenceClient(xinference_url(self.stack), timeout=timeout)
+        return xinference_client(self.stack, timeout=timeout)
 
     def panel(self) -> dict[str, float]:
         from deployments.actions.launches import do_launch_model, do_terminate_model

@@ -1,8 +1,10 @@
 """A real SSH server to test against: a container of the SSH target image (testkit/images).
 
-It listens on 127.0.0.1:<free port>. Its `docker` command talks to this machine's engine through
-the mounted socket, so containers it starts run beside it on this machine (and paths in their
-bind mounts are paths of this machine). Users:
+It shares this machine's network (`--network host`) and its sshd listens on 127.0.0.1:<free port>.
+Its `docker` command talks to this machine's engine through the mounted socket, so containers it
+starts run beside it on this machine (and paths in their bind mounts are paths of this machine);
+a port they publish on 127.0.0.1 is on the target's loopback as on a real server's, so a tunnel
+through the target to its 127.0.0.1 reaches them. Users:
 
 - root: logs in with `key` only;
 - deploy: password (and `key` when `deploy_key` is true), sudo without a password;
@@ -40,6 +42,14 @@ LABEL = "controlpanel-test.ssh-target"
 SESSION = uuid.uuid4().hex[:8]
 DOCKER_SOCKET = "/var/run/docker.sock"
 READY_TIMEOUT_SECONDS = 60
+# The image's command (testkit/images/ssh-target/start), run after a configuration drop-in that
+# makes sshd listen on the target's own port, on loopback only: the target shares this
+# machine's network. Written again on each start, so a restart keeps the port.
+START_COMMAND = "/usr/local/sbin/start-target"
+LISTEN_SCRIPT = (
+    'printf "Port %s\\nListenAddress %s\\n" "$1" "$2" > /etc/ssh/sshd_config.d/listen.conf'
+    ' && exec "$3"'
+)
 
 
 @dataclass(frozen=True)
@@ -75,11 +85,7 @@ def free_port() -> int:
 
 
 def read_banner(host: str, port: int, timeout: float = 2.0) -> bytes | None:
-    """The SSH identification line the server sends first, or None (nothing listens yet).
-
-    Docker's port proxy accepts connections before sshd listens, so a connection alone says
-    nothing: only the banner does.
-    """
+    """The SSH identification line the server sends first, or None (nothing listens yet)."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as connection:
             data = b""
@@ -141,9 +147,8 @@ class SSHTarget:
 
     def start(self, timeout: float = READY_TIMEOUT_SECONDS) -> "SSHTarget":
         try:
-            self._run_container()
             # sshd answers once the container's start script is done with the user database.
-            self.wait_for_ssh(timeout)
+            self._run_container(timeout)
             self.authorize_key("root", self.key.public_openssh)
             if self.deploy_key:
                 self.authorize_key("deploy", self.key.public_openssh)
@@ -153,27 +158,35 @@ class SSHTarget:
             raise
         return self
 
-    def _run_container(self, attempts: int = 5) -> None:
+    def _run_container(self, timeout: float, attempts: int = 5) -> None:
         error = ""
         for _ in range(attempts):
             self.port = free_port()
+            hostname = f"target-{SESSION}-{self.number}"
             command = [
                 *("run", "--detach", "--name", self.name),
                 *label_arguments(LABEL),
-                *("--hostname", f"target-{SESSION}-{self.number}"),
-                *("--publish", f"{self.host}:{self.port}:22"),
+                *("--hostname", hostname),
+                *("--network", "host"),
+                # The host's /etc/hosts does not name the container: sudo wants its name to resolve.
+                *("--add-host", f"{hostname}:127.0.1.1"),
                 *("--volume", f"{DOCKER_SOCKET}:/var/run/docker.sock"),
             ]
             for source, destination in self.mounts:
                 command += ["--volume", f"{source}:{destination}"]
-            result = docker(*command, self.image, check=False)
-            if result.returncode == 0:
-                self.container_id = result.stdout.decode().strip()
+            listen = ["sh", "-c", LISTEN_SCRIPT, "listen", str(self.port), self.host]
+            result = docker(*command, self.image, *listen, START_COMMAND, check=False)
+            if result.returncode != 0:
+                error = result.stderr.decode(errors="replace").strip()
+                docker("rm", "-f", self.name, check=False)
+                break
+            self.container_id = result.stdout.decode().strip()
+            if self.wait_for_ssh(timeout, fail_on_exit=True):
                 return
-            error = result.stderr.decode(errors="replace").strip()
-            docker("rm", "-f", self.name, check=False)
-            # Only a port taken between the probe and the run is worth another try.
-            if "already allocated" not in error and "address already in use" not in error:
+            # Only a port taken between the probe and sshd's start is worth another try.
+            error = self.logs()
+            self.remove()
+            if "Address already in use" not in error:
                 break
         raise DockerError(f"Starting the SSH target from {self.image} failed: {error}")
 
@@ -217,18 +230,27 @@ class SSHTarget:
         self.passwords.update(passwords)
         self.exec(["chpasswd"], input="".join(f"{u}:{p}\n" for u, p in passwords.items()))
 
-    def wait_for_ssh(self, timeout: float = READY_TIMEOUT_SECONDS) -> bytes:
-        """Wait until sshd sends its banner; return it."""
+    def wait_for_ssh(
+        self, timeout: float = READY_TIMEOUT_SECONDS, *, fail_on_exit: bool = False
+    ) -> bytes | None:
+        """Wait until sshd sends its banner; return it. With FAIL_ON_EXIT, None as soon as the
+        container has stopped (its sshd could not listen)."""
         deadline = time.monotonic() + timeout
         while True:
             banner = read_banner(self.host, self.port)
             if banner:
                 return banner
+            if fail_on_exit and not self.running():
+                return None
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"sshd in {self.name} sent no banner in {timeout}s; its log:\n{self.logs()}"
                 )
             time.sleep(0.1)
+
+    def running(self) -> bool:
+        result = docker("inspect", "--format", "{{.State.Running}}", self.container_id, check=False)
+        return result.stdout.decode().strip() == "true"
 
     def host_keys(self) -> dict[str, str]:
         """The server's public host keys as known_hosts lists them: {key type: "type base64"}."""

@@ -97,9 +97,10 @@ def test_a_stack_whose_own_ports_collide_is_refused_naming_the_port(team, operat
     ]
 
 
-def test_every_setting_the_form_edits_is_kept_in_a_deployment_snapshot(team, operator):
+def test_every_setting_the_form_edits_is_kept_in_a_deployment_snapshot(team, owner):
     server = make_server(team)
-    form = StackForm(stack_data(server, expose_database_ports="on"), user=operator)
+    # An owner's form: it has every setting, the owner-only one too.
+    form = StackForm(stack_data(server, expose_database_ports="on"), user=owner)
     assert form.is_valid(), form.errors
     stack = form.save(commit=False)
     snapshot = stack.settings_snapshot()

@@ -22,7 +22,7 @@ from deployments.choices import DocumentSource, DocumentStatus, RunStatus, Train
 from deployments.clients.oneapi import OneAPIClient
 from deployments.llm.wiring import CHANNEL_NAME
 from deployments.models import Document
-from deployments.stacks.endpoints import oneapi_url
+from deployments.stacks.endpoints import service_url
 from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, ONEAPI_FASTGPT_KEY, stack_secrets
 from testkit.documents import make_docx, make_pdf
 from testkit.real_launches import (
@@ -97,7 +97,10 @@ def test_real_files_are_trained_through_the_embedding_model_and_found_by_search(
         # MiniLM, its training calls get One API's "no channel" 503 and are retried, and the
         # panel notices that nothing moves and reads why in the fastgpt container's log.
         stack.refresh_from_db()  # the secrets the launches' wiring kept
-        with OneAPIClient(oneapi_url(stack), stack_secrets(stack)[ONEAPI_ACCESS_TOKEN]) as oneapi:
+        with (
+            service_url(stack, "oneapi") as url,
+            OneAPIClient(url, stack_secrets(stack)[ONEAPI_ACCESS_TOKEN]) as oneapi,
+        ):
             (channel,) = oneapi.channels_named(CHANNEL_NAME)
             oneapi.update_channel({"id": channel["id"], "status": CHANNEL_DISABLED})
             # One API's relay reads channels from a cache it syncs every 10 s.

@@ -7,6 +7,7 @@ package, registered as custom models from a local path. Xinference runs with aut
 test and with 4.x's default, auth on, in the other.
 """
 
+import contextlib
 import json
 import threading
 
@@ -22,7 +23,7 @@ from deployments.clients.xinference import XinferenceClient, XinferenceError
 from deployments.llm.wiring import CHANNEL_NAME, FASTGPT_TOKEN_NAME
 from deployments.models import ModelLaunch
 from deployments.pipelines import runner
-from deployments.stacks.endpoints import fastgpt_url, oneapi_url, xinference_url
+from deployments.stacks.endpoints import fastgpt_url, service_url
 from deployments.stacks.render import CONFIG_FILE
 from deployments.stacks.secrets import ONEAPI_FASTGPT_KEY, XINFERENCE_API_KEY, stack_secrets
 from deployments.stacks.xinference_access import (
@@ -57,8 +58,16 @@ def secrets_of(stack) -> dict[str, str]:
     return stack_secrets(stack)
 
 
+@contextlib.contextmanager
+def anonymous_xinference(stack):
+    """A client for the stack's Xinference that does not sign in, through the panel's tunnel."""
+    with service_url(stack, "xinference") as url, XinferenceClient(url) as client:
+        yield client
+
+
 def oneapi_requests(stack) -> list[dict]:
-    reply = httpx.get(f"{oneapi_url(stack)}/__standin__/requests", timeout=30)
+    with service_url(stack, "oneapi") as url:
+        reply = httpx.get(f"{url}/__standin__/requests", timeout=30)
     return reply.json()["requests"]
 
 
@@ -87,12 +96,13 @@ def fastgpt_chat_key(stack) -> str:
 
 def relay_embedding(stack, model: str) -> list[float]:
     key = secrets_of(stack)[ONEAPI_FASTGPT_KEY]
-    reply = httpx.post(
-        f"{oneapi_url(stack)}/v1/embeddings",
-        json={"model": model, "input": ["a cat sleeps"]},
-        headers={"Authorization": f"Bearer sk-{key}"},
-        timeout=120,
-    )
+    with service_url(stack, "oneapi") as url:
+        reply = httpx.post(
+            f"{url}/v1/embeddings",
+            json={"model": model, "input": ["a cat sleeps"]},
+            headers={"Authorization": f"Bearer sk-{key}"},
+            timeout=120,
+        )
     assert reply.status_code == 200, reply.text
     return reply.json()["data"][0]["embedding"]
 
@@ -197,7 +207,7 @@ def test_models_launch_with_progress_and_smoke_tests_and_are_wired_then_terminat
         run_to_end(do_terminate_model(chat, user=operator))
         chat.refresh_from_db()
         assert chat.status == LaunchStatus.TERMINATED
-        with XinferenceClient(xinference_url(stack)) as client:
+        with anonymous_xinference(stack) as client:
             assert "tiny-chat" not in client.models()
             assert "minilm" in client.models()
         assert channel_bodies(stack)[-1]["models"] == "minilm"
@@ -210,7 +220,7 @@ def test_with_xinference_auth_on_the_panel_sets_up_the_admin_and_gives_one_api_a
 ):
     settings.STACK_HEALTH_TIMEOUT = 300
     with deployed(ssh_target_image, team, operator, data_dir, models_dir, auth=True) as stack:
-        with XinferenceClient(xinference_url(stack)) as anonymous:
+        with anonymous_xinference(stack) as anonymous:
             assert anonymous.auth_state().needs_setup
 
         # A launch that outlives its timeout fails saying so; a retry follows the same launch.
@@ -243,7 +253,7 @@ def test_with_xinference_auth_on_the_panel_sets_up_the_admin_and_gives_one_api_a
             assert key not in text and password not in text
         # Without a login Xinference refuses; the panel's own client is signed in.
         with (
-            XinferenceClient(xinference_url(stack)) as anonymous,
+            anonymous_xinference(stack) as anonymous,
             pytest.raises(XinferenceError, match="401"),
         ):
             anonymous.models()
@@ -280,7 +290,7 @@ def test_cancelling_a_launch_stops_it_in_xinference(
         launch.run.refresh_from_db()
         assert launch.run.status == RunStatus.CANCELLED
         assert launch.status == LaunchStatus.TERMINATED and launch.stage == "cancelled"
-        with XinferenceClient(xinference_url(stack)) as client:
+        with anonymous_xinference(stack) as client:
             assert client.instance_status("minilm").status == "ERROR"
             assert "minilm" not in client.models()
         assert "Cancelling the launch of minilm" in output_of(launch.run)

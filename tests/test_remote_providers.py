@@ -103,7 +103,14 @@ def upstream():
 @pytest.fixture
 def stack(team, oneapi):
     server = make_server(team, host="127.0.0.1")
-    return make_stack(server, name="prod", oneapi_port=oneapi.port, status=StackStatus.RUNNING)
+    # Published: the panel reaches the stand-in directly rather than through SSH.
+    return make_stack(
+        server,
+        name="prod",
+        oneapi_port=oneapi.port,
+        publish_internal_services=True,
+        status=StackStatus.RUNNING,
+    )
 
 
 def provider_data(upstream=None, **fields) -> dict:
@@ -506,6 +513,7 @@ def test_a_sync_run_wires_the_provider_through_to_fastgpt(tmp_path, oneapi, upst
             server,
             oneapi_port=oneapi.port,
             fastgpt_port=fastgpt.port,
+            publish_internal_services=True,
             status=StackStatus.RUNNING,
         )
         _, run = add(stack, operator, upstream)

@@ -16,11 +16,12 @@ from deployments.choices import DeploymentAction, Health, RunStatus, StackStatus
 from deployments.pipelines import runner
 from deployments.stacks import versions
 from deployments.stacks.compose import OVERRIDE_FILE
-from deployments.stacks.endpoints import oneapi_url
+from deployments.stacks.endpoints import service_url
 from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, stack_secrets
 from testkit.docker_engine import docker
 from testkit.registry import MIRROR_PREFIX
 from testkit.stacks import deployable_stack, project_containers, stack_target
+from tests.test_service_tunnel import assert_published_only_fastgpt
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -73,11 +74,12 @@ def container_ids(stack) -> dict[str, str]:
 
 
 def oneapi_login(stack, password: str) -> bool:
-    reply = httpx.post(
-        f"{oneapi_url(stack)}/api/user/login",
-        json={"username": "root", "password": password},
-        timeout=30,
-    )
+    with service_url(stack, "oneapi") as url:
+        reply = httpx.post(
+            f"{url}/api/user/login",
+            json={"username": "root", "password": password},
+            timeout=30,
+        )
     return reply.json()["success"]
 
 
@@ -89,8 +91,11 @@ def test_a_stack_is_deployed_restarted_upgraded_rolled_back_and_torn_down(
     assert not oneapi_login(stack, "123456")
     assert oneapi_login(stack, stack_secrets(stack)["ONEAPI_ROOT_PASSWORD"])
     token = stack_secrets(stack)[ONEAPI_ACCESS_TOKEN]
-    me = httpx.get(f"{oneapi_url(stack)}/api/user/self", headers={"Authorization": token})
+    with service_url(stack, "oneapi") as url:
+        me = httpx.get(f"{url}/api/user/self", headers={"Authorization": token})
     assert me.json()["data"]["username"] == "root"
+    # One API and Xinference on the server's loopback only; FastGPT on every address.
+    assert_published_only_fastgpt(stack)
     steps = {step.name: step.output for step in first.run.steps.all()}
     assert stack_secrets(stack)["ONEAPI_ROOT_PASSWORD"] not in "".join(steps.values())
     before = container_ids(stack)

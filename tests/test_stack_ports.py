@@ -10,7 +10,8 @@ from testkit.factories import make_server, make_stack
 def compose_host_ports(stack) -> dict[str, int]:
     services = compose_document(stack)["services"]
     return {
-        name: int(published.split(":")[0])
+        # "host:container", or "address:host:container" where bound to one address.
+        name: int(published.split(":")[-2])
         for name, service in services.items()
         for published in service.get("ports", [])
     }

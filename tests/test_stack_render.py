@@ -108,7 +108,7 @@ def test_database_ports_are_not_published_unless_asked(stack):
     for name in ("pg", "mongo", "mysql", "sandbox"):
         assert "ports" not in services[name]
     assert services["fastgpt"]["ports"] == ["3000:3000"]
-    assert services["oneapi"]["ports"] == ["3001:3000"]
+    assert services["oneapi"]["ports"] == ["127.0.0.1:3001:3000"]
     stack.expose_database_ports = True
     services = compose_of(rendered(stack))["services"]
     assert services["pg"]["ports"] == ["5432:5432"]

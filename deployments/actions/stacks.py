@@ -1,6 +1,6 @@
 """Stacks: one installation of the FastGPT + One API + Xinference stack on a server."""
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
@@ -17,6 +17,7 @@ from ..choices import (
 from ..clients.ssh import SSHError
 from ..models import Deployment, KnowledgeBase, PipelineRun, Server, Stack
 from ..stacks.data_dirs import data_dir_problems, stacks_sharing
+from ..stacks.ports import INTERNAL_SETTING
 from ..stacks.render import RenderedStack
 from ..stacks.secrets import stack_secrets
 from ..stacks.services import refresh_services
@@ -28,10 +29,23 @@ from .pipelines import do_start_run
 FIELDS = ("name", *Stack.SETTINGS_FIELDS)
 
 
+def _check_publish_permission(user, stack: Stack, publish: bool) -> None:
+    """Publishing One API and Xinference on the server's network is an owner's decision."""
+    if (
+        publish
+        and not stack.publish_internal_services
+        and not access.has_role(user, stack.team, Role.OWNER)
+    ):
+        raise PermissionDenied(
+            "Only owners of the team can publish One API and Xinference on the server's network."
+        )
+
+
 def do_create_stack(*, server: Server, data: dict, user, request=None) -> Stack:
     """Create a stack on `server` with its own generated secrets. Operators may."""
     access.require_role(user, server.team, Role.OPERATOR)
     stack = Stack(team=server.team, server=server)
+    _check_publish_permission(user, stack, bool(data.get(INTERNAL_SETTING)))
     for field in FIELDS:
         if field in data:
             setattr(stack, field, data[field])
@@ -197,6 +211,7 @@ def do_rollback_stack(stack: Stack, *, to: Deployment, user, request=None) -> De
             for name, value in (to.stack_settings or {}).items()
             if name in Stack.SETTINGS_FIELDS
         }
+        _check_publish_permission(user, stack, bool(restored.get(INTERNAL_SETTING)))
         Stack.objects.filter(pk=stack.pk).update(**restored)
         for name, value in restored.items():
             setattr(stack, name, value)

@@ -9,6 +9,7 @@ from ..models import Server, Stack
 from ..stacks.data_dirs import data_dir_problems
 from ..stacks.ports import (
     DATABASE_SETTING,
+    INTERNAL_SETTING,
     PORT_SETTINGS,
     PublishedPort,
     ports_published_twice,
@@ -39,6 +40,7 @@ class StackForm(forms.ModelForm):
             "oneapi_port": "One API port",
             "xinference_port": "Xinference port",
             "expose_database_ports": "Publish the database ports on the server",
+            "publish_internal_services": "Publish One API and Xinference on the server's network",
             "xinference_device": "Xinference runs on",
             "data_dir": "Data directory on the server",
         }
@@ -52,6 +54,10 @@ class StackForm(forms.ModelForm):
         self.fields["version_line"] = forms.ChoiceField(
             label="Version line", choices=line_choices()
         )
+        # Only owners may publish One API and Xinference; the field is theirs alone.
+        self.owned_team_ids = set(access.team_ids(user, Role.OWNER))
+        if not self.owned_team_ids:
+            del self.fields[INTERNAL_SETTING]
 
     def clean(self):
         cleaned = super().clean()
@@ -62,6 +68,11 @@ class StackForm(forms.ModelForm):
             same_name = Stack.objects.filter(server=server, name=name).exclude(pk=self.instance.pk)
             if same_name.exists():
                 self.add_error("name", f"Server {server.name} already has a stack “{name}”.")
+        if cleaned.get(INTERNAL_SETTING) and server and server.team_id not in self.owned_team_ids:
+            self.add_error(
+                INTERNAL_SETTING,
+                f"Only owners of team {server.team.name} can publish One API and Xinference.",
+            )
         self._clean_ports(cleaned)
         self._clean_data_dir(cleaned)
         return cleaned

@@ -31,11 +31,12 @@ from ..clients.oneapi import (
     provider_channel,
     xinference_channel,
 )
+from ..clients.ssh import SSHError
 from ..errors import PanelError
 from ..models import RemoteProvider, Stack
 from ..servers.sessions import open_session
 from ..stacks.compose import compose_argv, server_facts
-from ..stacks.endpoints import fastgpt_url, oneapi_url
+from ..stacks.endpoints import fastgpt_url, service_url
 from ..stacks.files import (
     fastgpt_configs,
     files_diff,
@@ -88,13 +89,17 @@ def models_lock(stack: Stack) -> Iterator[None]:
         client.close()
 
 
-def _oneapi(stack: Stack) -> OneAPIClient:
-    token = stack_secrets(stack).get(ONEAPI_ACCESS_TOKEN)
-    if not token:
-        # A stack deployed before the panel kept One API's token: sign in now.
-        token = first_run_setup(oneapi_url(stack), stack_secrets(stack)["ONEAPI_ROOT_PASSWORD"])
-        save_obtained_secret(stack, ONEAPI_ACCESS_TOKEN, token)
-    return OneAPIClient(oneapi_url(stack), token)
+@contextlib.contextmanager
+def _oneapi(stack: Stack) -> Iterator[OneAPIClient]:
+    """A client for the stack's One API (through SSH unless the stack publishes it)."""
+    with service_url(stack, "oneapi") as url:
+        token = stack_secrets(stack).get(ONEAPI_ACCESS_TOKEN)
+        if not token:
+            # A stack deployed before the panel kept One API's token: sign in now.
+            token = first_run_setup(url, stack_secrets(stack)["ONEAPI_ROOT_PASSWORD"])
+            save_obtained_secret(stack, ONEAPI_ACCESS_TOKEN, token)
+        with OneAPIClient(url, token) as client:
+            yield client
 
 
 def update_oneapi(
@@ -136,7 +141,7 @@ def update_oneapi(
                 _test_channel(client, channel_id, chat[0], log)
             key = _fastgpt_token(stack, client, log)
             _wait_for_routes(client, key, chat, embedding, log, check_cancel)
-    except OneAPIError as error:
+    except (OneAPIError, SSHError) as error:
         raise WiringFailed(str(error)) from error
     return f"One API serves {', '.join(models)} through channel {CHANNEL_NAME!r}."
 
@@ -263,7 +268,7 @@ def update_provider_channels(
                 chat = [model for provider in providers for model in provider.model_names]
                 chat = list(dict.fromkeys(chat))
                 _wait_for_routes(client, relay_key, chat, [], log, check_cancel)
-    except OneAPIError as error:
+    except (OneAPIError, SSHError) as error:
         message = str(error)
         for key in keys:
             message = mask_key(message, key)

@@ -102,6 +102,7 @@ class Stack(models.Model):
         "oneapi_port",
         "xinference_port",
         "expose_database_ports",
+        "publish_internal_services",
         "xinference_device",
         "data_dir",
     )
@@ -123,6 +124,18 @@ class Stack(models.Model):
     oneapi_port = models.PositiveIntegerField(default=3001, validators=PORT_VALIDATORS)
     xinference_port = models.PositiveIntegerField(default=9997, validators=PORT_VALIDATORS)
     expose_database_ports = models.BooleanField(default=False)
+    # Set by an owner only. Off: One API and Xinference listen on the server's loopback and the
+    # panel reaches them through its SSH connection.
+    publish_internal_services = models.BooleanField(
+        default=False,
+        help_text=(
+            "Publish One API and Xinference on every address of the server, not only to the "
+            "panel through SSH. Anyone who reaches the server can then use Xinference (no login "
+            "unless its auth is on: launch and stop models) and try One API's root login, and "
+            "the panel's requests to them cross the network unencrypted. FastGPT is always "
+            "published."
+        ),
+    )
     xinference_device = models.CharField(max_length=8, choices=Device.choices, default=Device.GPU)
     data_dir = models.CharField(
         max_length=200, default="/opt/fastgpt", validators=[validate_data_dir]

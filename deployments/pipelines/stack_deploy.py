@@ -18,7 +18,7 @@ from ..clients.oneapi import OneAPIError, first_run_setup
 from ..clients.ssh import SSHError
 from ..servers.sessions import open_session
 from ..stacks.compose import compose_argv, server_facts
-from ..stacks.endpoints import oneapi_url
+from ..stacks.endpoints import service_url
 from ..stacks.files import files_diff, stack_files
 from ..stacks.render import COMPOSE_FILE, SECRET_FILES
 from ..stacks.secrets import ONEAPI_ACCESS_TOKEN, save_obtained_secret, stack_secrets
@@ -125,8 +125,9 @@ def set_up_oneapi(ctx: StepContext) -> str:
         return "This stack has no One API."
     password = stack_secrets(stack)["ONEAPI_ROOT_PASSWORD"]
     try:
-        token = first_run_setup(oneapi_url(stack), password)
-    except OneAPIError as error:
+        with service_url(stack, "oneapi") as url:
+            token = first_run_setup(url, password)
+    except (OneAPIError, SSHError) as error:
         raise StepFailed(str(error)) from error
     save_obtained_secret(stack, ONEAPI_ACCESS_TOKEN, token)
     return "One API's root user has the stack's generated password; its access token is kept."

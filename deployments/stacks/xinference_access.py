@@ -6,15 +6,17 @@ the setup token Xinference prints in its log, and a password the panel generates
 encrypted beside the stack's secrets. Logins last 30 minutes, so every use signs in afresh.
 
 One API and FastGPT call Xinference too: with auth on they send an API key the panel creates
-once (`relay_key`).
+once (`relay_key`). They reach it over the stack's network; the panel, through SSH unless the
+stack publishes Xinference (endpoints.py).
 """
 
+import contextlib
 import re
 
 from ..clients.ssh import SSHClient
 from ..clients.xinference import XinferenceClient, XinferenceError
 from ..models import Stack
-from .endpoints import xinference_url
+from .endpoints import service_url
 from .secrets import XINFERENCE_API_KEY, new_secret, save_obtained_secret, stack_secrets
 from .services import service_container, service_log
 
@@ -34,9 +36,30 @@ ERROR_RECORD = re.compile(r"\b(?:ERROR|CRITICAL)\b\s+(?P<message>\S.*)$")
 ACTOR_PREFIX = re.compile(r"^\[address=[^\]]*\]\s*")
 
 
+class StackXinferenceClient(XinferenceClient):
+    """A XinferenceClient that closes what its address needs (an SSH tunnel) with itself."""
+
+    def __init__(self, base_url: str, resources: contextlib.ExitStack, **options) -> None:
+        super().__init__(base_url, **options)
+        self._resources = resources
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._resources.close()
+
+
 def xinference_client(stack: Stack, timeout: float | None = None) -> XinferenceClient:
-    """A client for the stack's Xinference, signed in when its auth is on."""
-    client = XinferenceClient(xinference_url(stack), **({"timeout": timeout} if timeout else {}))
+    """A client for the stack's Xinference, signed in when its auth is on. Unless the stack
+    publishes Xinference it goes through an SSH tunnel, open until the client is closed."""
+    resources = contextlib.ExitStack()
+    try:
+        url = resources.enter_context(service_url(stack, XINFERENCE_SERVICE))
+        client = StackXinferenceClient(url, resources, **({"timeout": timeout} if timeout else {}))
+    except BaseException:
+        resources.close()
+        raise
     try:
         state = client.auth_state()
         if not state.enabled:

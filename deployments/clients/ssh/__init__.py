@@ -17,6 +17,7 @@ The modules, each importing only those above it:
 - connection: opening the connection, checking the host key, logging in, closing.
 - commands: running a command (quoted argv, sudo, time limit, output as it comes).
 - files: writing a file on the server over SFTP.
+- tunnel: a port on the panel's loopback forwarded to one the server listens on.
 - client: SSHClient, all of the above together, and installing a public key.
 """
 
@@ -33,6 +34,7 @@ from .keys import (
     public_key_line,
 )
 from .result import CommandResult
+from .tunnel import LocalForward
 
 __all__ = [
     "HOST_KEY_ALGORITHMS",
@@ -43,6 +45,7 @@ __all__ = [
     "CommandStream",
     "HostKey",
     "HostKeyChanged",
+    "LocalForward",
     "SSHClient",
     "SSHError",
     "build_command",

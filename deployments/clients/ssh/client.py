@@ -1,12 +1,13 @@
-"""SSHClient: the connection with its commands and files, and installing a public key."""
+"""SSHClient: the connection with its commands, files and tunnels, and installing a public key."""
 
 from .commands import CommandsMixin
 from .errors import SSHError
 from .files import FilesMixin
 from .keys import HostKey
+from .tunnel import TunnelsMixin
 
 
-class SSHClient(CommandsMixin, FilesMixin):
+class SSHClient(CommandsMixin, FilesMixin, TunnelsMixin):
     """One SSH connection to one server, as one user.
 
     Use as a context manager, or call `connect()` (which returns the server's host key) and
