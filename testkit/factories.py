@@ -62,3 +62,20 @@ def make_deployment(
     return Deployment.objects.create(
         team=stack.team, stack=stack, user=user, run=run, action=action, **fields
     )
+
+
+def stack_form_data(server: Server, **overrides) -> dict:
+    """What the stack form posts for a new stack on `server`, with `overrides`."""
+    data = {
+        "server": server.pk,
+        "name": "staging",
+        "version_line": "fastgpt-4.8.8",
+        "registry": "dockerhub",
+        "registry_prefix": "",
+        "fastgpt_port": "3100",
+        "oneapi_port": "3101",
+        "xinference_port": "9998",
+        "xinference_device": "gpu",
+        "data_dir": "/opt/staging",
+    }
+    return {**data, **overrides}

@@ -132,7 +132,7 @@ def test_a_remote_provider_field_is_refused_or_lands_in_config_json_as_one_strin
 def test_a_stack_field_is_refused_or_leaves_the_compose_file_as_it_was(
     client, team, operator, field, value
 ):
-    from tests.test_views_stacks import stack_data
+    from tests.test_views_stacks import stack_data  # the form as the views tests post it
 
     server = make_server(team)
     client.force_login(operator)

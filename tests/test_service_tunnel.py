@@ -25,24 +25,7 @@ from deployments.stacks.endpoints import service_url
 from deployments.stacks.ports import ports_taken_on_server
 from deployments.stacks.render import compose_document, render
 from deployments.stacks.secrets import stack_secrets
-from testkit.factories import add_member, make_deployment, make_server, make_stack
-
-
-def stack_data(server, **overrides) -> dict:
-    data = {
-        "server": server.pk,
-        "name": "staging",
-        "version_line": "fastgpt-4.8.8",
-        "registry": "dockerhub",
-        "registry_prefix": "",
-        "fastgpt_port": "3100",
-        "oneapi_port": "3101",
-        "xinference_port": "9998",
-        "xinference_device": "gpu",
-        "data_dir": "/opt/staging",
-    }
-    return {**data, **overrides}
-
+from testkit.factories import add_member, make_deployment, make_server, make_stack, stack_form_data
 
 # The compose file ------------------------------------------------------------------------------
 
@@ -83,7 +66,7 @@ def test_a_port_bound_to_loopback_still_clashes_with_another_stacks(team):
 def test_only_an_owner_sees_and_may_set_the_publishing_setting(team, owner, operator):
     server = make_server(team)
     assert "publish_internal_services" not in StackForm(user=operator).fields
-    form = StackForm(stack_data(server, publish_internal_services="on"), user=owner)
+    form = StackForm(stack_form_data(server, publish_internal_services="on"), user=owner)
     assert form.is_valid(), form.errors
     assert form.cleaned_data["publish_internal_services"] is True
 
@@ -102,7 +85,7 @@ def test_only_an_owner_sees_and_may_set_the_publishing_setting(team, owner, oper
 def test_an_owner_of_another_team_cannot_publish_on_this_teams_server(team, other_team, operator):
     add_member(other_team, role=Role.OWNER, user=operator)
     server = make_server(team)
-    form = StackForm(stack_data(server, publish_internal_services="on"), user=operator)
+    form = StackForm(stack_form_data(server, publish_internal_services="on"), user=operator)
     assert not form.is_valid()
     assert "publish_internal_services" in form.errors
 

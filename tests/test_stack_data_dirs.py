@@ -85,7 +85,7 @@ def test_stacks_on_different_servers_may_use_the_same_directory(team, operator):
 
 
 def test_the_form_names_the_stack_that_holds_the_directory_beside_the_field(client, team, operator):
-    from tests.test_views_stacks import stack_data
+    from tests.test_views_stacks import stack_data  # the form as the views tests post it
 
     server = make_server(team)
     make_stack(server, name="first", data_dir="/opt/fastgpt")

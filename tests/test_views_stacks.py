@@ -5,23 +5,13 @@ from django.urls import reverse
 
 from deployments.models import AuditEvent, Stack
 from deployments.stacks.secrets import SECRET_NAMES, stack_secrets
-from testkit.factories import add_member, make_server, make_stack
+from testkit.factories import add_member, make_server, make_stack, stack_form_data
 
 
 def stack_data(server, **overrides):
-    data = {
-        "server": server.pk,
-        "name": "prod",
-        "version_line": "fastgpt-4.8.8",
-        "registry": "dockerhub",
-        "registry_prefix": "",
-        "fastgpt_port": "3000",
-        "oneapi_port": "3001",
-        "xinference_port": "9997",
-        "xinference_device": "gpu",
-        "data_dir": "/opt/fastgpt",
-    }
-    return {**data, **overrides}
+    values = {"name": "prod", "fastgpt_port": "3000", "oneapi_port": "3001"}
+    values |= {"xinference_port": "9997", "data_dir": "/opt/fastgpt"}
+    return stack_form_data(server, **{**values, **overrides})
 
 
 def test_an_operator_adds_a_stack_with_its_own_generated_secrets(client, team, operator):
