@@ -96,6 +96,12 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "csp",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "deployments",
 ]
 
@@ -107,6 +113,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
     "controlpanel.middleware.NoStoreForUsersMiddleware",
     "controlpanel.middleware.LoginLockoutStatusMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -172,6 +180,7 @@ AUTHENTICATION_BACKENDS = [
     # First: refuses a locked account or address before any password is checked.
     "controlpanel.login.ThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 # Login throttling (django-axes): LOGIN_FAILURE_LIMIT failed logins lock the account, and
 # apart from that the address they came from, for LOGIN_COOLOFF_MINUTES; each failure while
