@@ -1,10 +1,9 @@
 """Login throttling with django-axes: the backend that refuses a locked account or address,
-and the login forms (the panel's and the admin's) that say how long to wait."""
+and the login forms that say how long to wait."""
 
+from allauth.account import forms as allauth_forms
 from axes.backends import AxesStandaloneBackend
 from django.conf import settings
-from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.translation import ngettext
 
@@ -48,9 +47,13 @@ class LockoutMessageMixin:
             raise
 
 
-class LoginForm(LockoutMessageMixin, AuthenticationForm):
-    pass
+class AccountLoginForm(LockoutMessageMixin, allauth_forms.LoginForm):
+    """The panel's login page (allauth's form: the name is its "login" field)."""
 
 
-class AdminLoginForm(LockoutMessageMixin, AdminAuthenticationForm):
-    pass
+def axes_username(request, credentials: dict | None) -> str | None:
+    """The name a login tried: from the credentials a backend was given, else from the form."""
+    if credentials:
+        return credentials.get("username")
+    data = getattr(request, "POST", {})
+    return data.get("login") or data.get("username")

@@ -214,6 +214,56 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
+# Accounts (django-allauth): login by username and password, then the authenticator code when
+# the user turned two-factor on. Nobody signs up: a team owner invites (controlpanel.accounts).
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "optional"
+ACCOUNT_LOGOUT_REDIRECT_URL = LOGOUT_REDIRECT_URL
+ACCOUNT_ADAPTER = "controlpanel.accounts.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "controlpanel.accounts.SocialAccountAdapter"
+ACCOUNT_FORMS = {
+    "login": "controlpanel.login.AccountLoginForm",
+    "reset_password": "controlpanel.accounts.MailResetPasswordForm",
+}
+# django-axes is the one login throttle (above): allauth's own counts of logins would refuse
+# before axes counts and records the failure, and without saying how long to wait.
+ACCOUNT_RATE_LIMITS = {"login": False, "login_failed": False}
+# allauth's login form names its field "login"; the credentials it authenticates with name it
+# "username".
+AXES_USERNAME_CALLABLE = "controlpanel.login.axes_username"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "LLM stack panel"
+USERSESSIONS_TRACK_ACTIVITY = True
+
+# Password reset mails. Without EMAIL_HOST the reset page says that mail is not set up.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = envint("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "webmaster@localhost")
+EMAIL_TIMEOUT = 30
+
+# Sign-in with an OpenID Connect provider, when OIDC_SERVER_URL is set. An account is linked
+# by a verified e-mail address only; without OIDC_ALLOW_SIGNUP nobody new gets an account.
+OIDC_SERVER_URL = os.environ.get("OIDC_SERVER_URL", "")
+OIDC_ALLOW_SIGNUP = envbool("OIDC_ALLOW_SIGNUP", False)
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_ONLY = False
+SOCIALACCOUNT_PROVIDERS: dict = {"openid_connect": {"APPS": []}}
+if OIDC_SERVER_URL:
+    SOCIALACCOUNT_PROVIDERS["openid_connect"]["APPS"].append(
+        {
+            "provider_id": "oidc",
+            "name": os.environ.get("OIDC_NAME", "Single sign-on"),
+            "client_id": os.environ.get("OIDC_CLIENT_ID", ""),
+            "secret": os.environ.get("OIDC_CLIENT_SECRET", ""),
+            "settings": {"server_url": OIDC_SERVER_URL},
+        }
+    )
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True

@@ -1,15 +1,22 @@
+from allauth.account import views as account_views
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from .login import AdminLoginForm, LoginForm
+from . import account_pages
 
-# Both login pages say how long to wait once django-axes has locked a login.
-admin.site.login_form = AdminLoginForm
+# The admin has no login of its own: it sends to the panel's, which asks for the second factor
+# and is throttled.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", account_views.login, name="login"),
+    path("logout/", account_views.logout, name="logout"),
+    path("account/", account_pages.account_index, name="account_index"),
+    path("accounts/", include("allauth.urls")),
+    # allauth's pages send to their login by this name: after allauth's own, so that reverse()
+    # gives this one, the panel's login.
+    path("login/", account_views.login, name="account_login"),
     path("admin/", admin.site.urls),
     path("", include("deployments.urls")),
 ]

@@ -35,8 +35,8 @@ def test_record_keeps_actor_target_team_and_address(team, operator):
 
 
 def test_logins_and_failed_logins_are_audited_without_the_password(client, operator):
-    client.post("/login/", {"username": operator.username, "password": "wrong-password-1"})
-    client.post("/login/", {"username": operator.username, "password": operator.raw_password})
+    client.post("/login/", {"login": operator.username, "password": "wrong-password-1"})
+    client.post("/login/", {"login": operator.username, "password": operator.raw_password})
     actions = list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
     assert actions == ["login_failed", "login"]
     failed = AuditEvent.objects.get(action="login_failed")

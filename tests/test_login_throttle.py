@@ -42,7 +42,7 @@ def superuser(db):
 def log_in(client, username, password, *, address=ATTACKER, url=None):
     return client.post(
         url or reverse("login"),
-        {"username": username, "password": password},
+        {"login": username, "password": password},
         REMOTE_ADDR=address,
     )
 
@@ -69,14 +69,26 @@ def test_twenty_wrong_passwords_then_the_right_one_is_refused_with_the_wait(clie
     assert f'value="{user.username}"' in html
 
 
-def test_twenty_wrong_passwords_then_the_right_one_is_refused_by_the_admin_login(client, superuser):
+def test_the_admin_login_checks_no_password_and_sends_to_the_throttled_login(client, superuser):
+    # The admin has no login of its own that could be used to guess passwords past the
+    # throttle or the second factor: it sends to the panel's login.
     url = reverse("admin:login")
-    fail(client, superuser.username, 20, url=url)
-    response = log_in(client, superuser.username, superuser.raw_password, url=url)
-    assert response.status_code == 429
+    for n in range(20):
+        response = client.post(
+            url, {"username": superuser.username, "password": f"wrong-{n}"}, REMOTE_ADDR=ATTACKER
+        )
+        assert response.status_code == 302
+        assert response.url.startswith(reverse("login") + "?next=")
+    response = client.post(
+        url, {"username": superuser.username, "password": superuser.raw_password}
+    )
+    assert response.status_code == 302
     assert not logged_in(client)
-    assert "Wait 15 minutes, then try again." in response.content.decode()
+    assert not AccessAttempt.objects.exists()
     assert client.get(reverse("admin:index")).status_code == 302
+    # The panel's login, where the admin sends, locks as always.
+    fail(client, superuser.username, 5)
+    assert log_in(client, superuser.username, superuser.raw_password).status_code == 429
 
 
 def test_fewer_failures_than_the_limit_leave_the_login_open(client, user):
@@ -90,7 +102,9 @@ def test_a_wrong_password_below_the_limit_says_only_that_it_is_wrong(client, use
     response = log_in(client, user.username, "wrong")
     assert response.status_code == 200
     assert "Too many failed logins" not in response.content.decode()
-    assert response.context["form"].errors["__all__"].as_data()[0].code == "invalid_login"
+    assert (
+        response.context["form"].errors["__all__"].as_data()[0].code == "username_password_mismatch"
+    )
 
 
 def test_the_failure_that_reaches_the_limit_already_says_to_wait(client, user):
@@ -215,7 +229,7 @@ async def test_the_lockout_answers_429_with_the_wait_under_asgi():
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page["body"]).group(1)
 
     def form(password):
-        fields = {"csrfmiddlewaretoken": token.decode(), "username": "bob", "password": password}
+        fields = {"csrfmiddlewaretoken": token.decode(), "login": "bob", "password": password}
         return urlencode(fields).encode()
 
     for n in range(5):

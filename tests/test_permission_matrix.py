@@ -64,6 +64,14 @@ RANK = {VIEWER: 1, OPERATOR: 2, OWNER: 3}
 ANYONE = "anyone"  # anonymous visitors too
 USER = "user"  # any logged-in user: the page shows their own teams' things
 STAFF = "staff"  # Django's admin: staff accounts, which no team role makes
+STAFF_LOGIN = "staff login"  # the admin's login: anonymous to the panel's login, others 403
+# What does not exist here for anyone (a confirmation key that is no key, the OIDC provider
+# while none is configured): 404.
+ABSENT = "absent"
+# A user's own authenticator that the users here have none of: 404 once logged in.
+OWN_ABSENT = "own, absent"
+# allauth's page for a third-party login that failed answers 401.
+LOGIN_ERROR_PAGE = "401"
 NOT_SERVED = "405"  # the GET of an action: 405 Method Not Allowed
 # The POST of a page that only shows: answered like its GET (or 405), and it changes nothing.
 NO_ACTION = "no action"
@@ -71,7 +79,8 @@ NO_ACTION = "no action"
 # URL name: (what its GET needs, what its POST needs, which of Alpha's objects its `pk` is).
 MATRIX: dict[str, tuple[str, str, str | None]] = {
     "login": (ANYONE, ANYONE, None),
-    "logout": (NOT_SERVED, ANYONE, None),
+    # allauth's logout: its GET asks to confirm.
+    "logout": (ANYONE, ANYONE, None),
     "dashboard": (USER, NO_ACTION, None),
     "server_list": (USER, NO_ACTION, None),
     "server_create": (OPERATOR, OPERATOR, None),
@@ -141,8 +150,48 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "provider_test": (NOT_SERVED, OPERATOR, "stack"),
     "provider_edit": (OPERATOR, OPERATOR, "provider"),
     "provider_delete": (NOT_SERVED, OPERATOR, "provider"),
-    # Django's admin: its own login page; everything else is for staff accounts only.
-    "admin:login": (ANYONE, ANYONE, None),
+    # Accounts (allauth): the login, the password reset and the third-party login pages are
+    # public; the rest is a user's own account.
+    "account_index": (USER, NO_ACTION, None),
+    "account_login": (ANYONE, ANYONE, None),
+    "account_logout": (ANYONE, ANYONE, None),
+    "account_inactive": (ANYONE, NO_ACTION, None),
+    "account_signup": (ANYONE, ANYONE, None),
+    "account_reauthenticate": (USER, USER, None),
+    "account_request_reauthentication_code": (USER, USER, None),
+    "account_confirm_reauthentication_code": (USER, USER, None),
+    "account_email": (USER, USER, None),
+    "account_email_verification_sent": (ANYONE, NO_ACTION, None),
+    "account_confirm_email": (ANYONE, ABSENT, None),
+    "account_change_password": (USER, USER, None),
+    "account_set_password": (USER, USER, None),
+    "account_reset_password": (ANYONE, ANYONE, None),
+    "account_reset_password_done": (ANYONE, NO_ACTION, None),
+    "account_reset_password_from_key": (ANYONE, ANYONE, None),
+    "account_reset_password_from_key_done": (ANYONE, NO_ACTION, None),
+    "account_confirm_login_code": (ANYONE, ANYONE, None),
+    "mfa_index": (USER, NO_ACTION, None),
+    "mfa_authenticate": (ANYONE, ANYONE, None),
+    "mfa_reauthenticate": (USER, USER, None),
+    "mfa_activate_totp": (USER, USER, None),
+    "mfa_deactivate_totp": (OWN_ABSENT, OWN_ABSENT, None),
+    "mfa_view_recovery_codes": (OWN_ABSENT, NOT_SERVED, None),
+    "mfa_generate_recovery_codes": (USER, USER, None),
+    "mfa_download_recovery_codes": (OWN_ABSENT, NO_ACTION, None),
+    "usersessions_list": (USER, USER, None),
+    "socialaccount_login_cancelled": (ANYONE, NO_ACTION, None),
+    "socialaccount_login_error": (LOGIN_ERROR_PAGE, NOT_SERVED, None),
+    "socialaccount_signup": (ANYONE, ANYONE, None),
+    "socialaccount_connections": (USER, USER, None),
+    "<accounts/social/login/cancelled/>": (ANYONE, ANYONE, None),
+    "<accounts/social/login/error/>": (ANYONE, ANYONE, None),
+    "<accounts/social/signup/>": (ANYONE, ANYONE, None),
+    "<accounts/social/connections/>": (ANYONE, ANYONE, None),
+    "openid_connect_login": (ABSENT, ABSENT, None),
+    "openid_connect_callback": (ABSENT, ABSENT, None),
+    # Django's admin: its login sends to the panel's (which asks for the second factor) and
+    # refuses a user who is not staff; everything else is for staff accounts only.
+    "admin:login": (STAFF_LOGIN, STAFF_LOGIN, None),
 }
 # A namespace decided as a whole: every route in it that MATRIX does not name.
 NAMESPACES: dict[str, tuple[str, str, str | None]] = {"admin": (STAFF, STAFF, None)}
@@ -166,6 +215,10 @@ FIXED_ARGUMENTS: dict[str, object] = {
     "id": 1,
     "content_type_id": 1,
     "url": "no-such-page/",
+    # allauth: a confirmation or reset key that is no key, and an OIDC provider (none is set).
+    "key": "no-such-key",
+    "uidb36": "1",
+    "provider_id": "oidc",
 }
 # Websocket routes by consumer: what connecting needs. The object is the route's argument.
 WEBSOCKET_MATRIX: dict[str, str] = {
@@ -223,6 +276,14 @@ def outcome(need: str, role: str, *, about_alpha: bool) -> str:
         return ALLOWED
     if need == STAFF:
         return TO_ADMIN_LOGIN
+    if need == STAFF_LOGIN:
+        return TO_LOGIN if role == ANONYMOUS else DENIED
+    if need == ABSENT:
+        return HIDDEN
+    if need == OWN_ABSENT:
+        return TO_LOGIN if role == ANONYMOUS else HIDDEN
+    if need == LOGIN_ERROR_PAGE:
+        return need
     if role == ANONYMOUS:
         return TO_LOGIN
     if role == OUTSIDER:

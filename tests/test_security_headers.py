@@ -67,7 +67,7 @@ def test_a_403_or_a_404_for_a_logged_in_user_is_not_stored_either(client):
 def test_the_redirect_after_logging_in_is_not_stored(client):
     user = make_user()
     response = client.post(
-        reverse("login"), {"username": user.username, "password": user.raw_password}
+        reverse("login"), {"login": user.username, "password": user.raw_password}
     )
     assert response.status_code == 302
     assert "no-store" in response.headers["Cache-Control"]

@@ -25,10 +25,10 @@ def test_audit_page_shows_the_teams_events_newest_first(client, team, operator):
 def test_audit_page_includes_the_users_own_logins_but_not_other_peoples(
     client, team, operator, viewer
 ):
-    client.post(reverse("login"), {"username": viewer.username, "password": viewer.raw_password})
+    client.post(reverse("login"), {"login": viewer.username, "password": viewer.raw_password})
     client.post(reverse("logout"))
     client.post(
-        reverse("login"), {"username": operator.username, "password": operator.raw_password}
+        reverse("login"), {"login": operator.username, "password": operator.raw_password}
     )
     response = client.get(reverse("audit_list"))
     events = list(response.context["page"].object_list)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def fail(client, username, times):
     for n in range(times):
         client.post(
-            reverse("login"), {"username": username, "password": f"wrong-{n}"}, REMOTE_ADDR=ATTACKER
+            reverse("login"), {"login": username, "password": f"wrong-{n}"}, REMOTE_ADDR=ATTACKER
         )
 
 

@@ -20,15 +20,17 @@ def test_login_page_renders_and_logs_in_to_the_dashboard(client, operator):
     assert page.status_code == 200
     assert "<title>Log in" in page.content.decode()
     response = client.post(
-        reverse("login"), {"username": operator.username, "password": operator.raw_password}
+        reverse("login"), {"login": operator.username, "password": operator.raw_password}
     )
     assert response.url == reverse("dashboard")
 
 
 def test_a_wrong_password_shows_an_error_not_a_crash(client, operator):
-    response = client.post(reverse("login"), {"username": operator.username, "password": "nope"})
+    response = client.post(reverse("login"), {"login": operator.username, "password": "nope"})
     assert response.status_code == 200
-    assert "Please enter a correct username and password" in response.content.decode()
+    assert (
+        "The username and/or password you specified are not correct." in response.content.decode()
+    )
 
 
 def test_log_out_is_a_post_form_in_the_nav(client, operator):
