@@ -72,6 +72,13 @@ def test_pages_run_under_the_policy_without_violations(asgi_server, page, consol
         reverse("deployment_list"),
         reverse("team_list"),
         reverse("audit_list"),
+        reverse("account_index"),
+        reverse("account_change_password"),
+        reverse("account_email"),
+        reverse("mfa_index"),
+        reverse("mfa_activate_totp"),
+        reverse("usersessions_list"),
+        reverse("account_reset_password"),
         reverse("admin:index"),
         reverse("admin:auth_user_change", args=[user.pk]),
     ]:
