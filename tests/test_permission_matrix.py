@@ -166,9 +166,9 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "account_change_password": (USER, USER, None),
     "account_set_password": (USER, USER, None),
     "account_reset_password": (ANYONE, ANYONE, None),
-    "account_reset_password_done": (ANYONE, NO_ACTION, None),
-    "account_reset_password_from_key": (ANYONE, ANYONE, None),
-    "account_reset_password_from_key_done": (ANYONE, NO_ACTION, None),
+    "account_confirm_password_reset_code": (ANYONE, ANYONE, None),
+    "account_complete_password_reset": (ANYONE, ANYONE, None),
+    "account_password_reset_completed": (ANYONE, NO_ACTION, None),
     "account_confirm_login_code": (ANYONE, ANYONE, None),
     "mfa_index": (USER, NO_ACTION, None),
     "mfa_authenticate": (ANYONE, ANYONE, None),
@@ -215,9 +215,8 @@ FIXED_ARGUMENTS: dict[str, object] = {
     "id": 1,
     "content_type_id": 1,
     "url": "no-such-page/",
-    # allauth: a confirmation or reset key that is no key, and an OIDC provider (none is set).
+    # allauth: an e-mail confirmation key that is no key, and an OIDC provider (none is set).
     "key": "no-such-key",
-    "uidb36": "1",
     "provider_id": "oidc",
 }
 # Websocket routes by consumer: what connecting needs. The object is the route's argument.
