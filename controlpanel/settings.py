@@ -329,6 +329,8 @@ DOCUMENT_UPLOAD_MAX_MB = envint("DOCUMENT_UPLOAD_MAX_MB", 1024)
 # A document that failed keeps its staged copy this long, so "import again with ..." needs
 # no new upload; the hourly sweep removes it after.
 DOCUMENT_RETRY_HOURS = envint("DOCUMENT_RETRY_HOURS", 24)
+# An invitation to a team works once, for INVITATION_DAYS after an owner made it.
+INVITATION_DAYS = envint("INVITATION_DAYS", 7)
 # Training is followed this often; a document whose counts stand still for
 # TRAINING_STALL_SECONDS fails, with the reason read from FastGPT's log (FastGPT retries a
 # failing chunk about once a minute and reports nothing through its API).

@@ -3,20 +3,67 @@
 Every view and consumer goes through here. An object of a team the user is not in
 answers 404 (its existence is not revealed); a visible object with too low a role
 answers 403 with the role that is needed.
+
+A team may require two-factor authentication of its owners: there, an owner without it acts as an
+operator (reads and runs actions, but manages neither members nor secrets) until they turn it on.
 """
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
+
+from controlpanel.accounts import has_two_factor
 
 from .choices import ROLE_RANK, Role
 from .models import Membership, Team
 
 
-def roles_by_team(user) -> dict[int, Role]:
+def two_factor_needed_message() -> str:
+    return _(
+        "This team asks its owners for two-factor authentication: turn it on under Account, "
+        "then try again."
+    )
+
+
+class TwoFactorRequired(PermissionDenied):
+    """An owner of a team that requires two-factor authentication, without it."""
+
+
+def _memberships(user) -> list[Membership]:
     if not user.is_authenticated:
-        return {}
-    return {m.team_id: Role(m.role) for m in Membership.objects.filter(user=user)}
+        return []
+    return list(Membership.objects.filter(user=user).select_related("team"))
+
+
+def _owner_lacks_two_factor(membership: Membership, user, cache: dict) -> bool:
+    if membership.role != Role.OWNER or not membership.team.require_owner_two_factor:
+        return False
+    if "has" not in cache:
+        cache["has"] = has_two_factor(user)
+    return not cache["has"]
+
+
+def roles_by_team(user) -> dict[int, Role]:
+    """The role `user` acts with in each of their teams."""
+    roles: dict[int, Role] = {}
+    cache: dict = {}
+    for membership in _memberships(user):
+        if _owner_lacks_two_factor(membership, user, cache):
+            roles[membership.team_id] = Role.OPERATOR
+        else:
+            roles[membership.team_id] = Role(membership.role)
+    return roles
+
+
+def owner_needs_two_factor(user, team: Team | int) -> bool:
+    """Whether `user` is an owner of `team` who cannot act as one until they turn on
+    two-factor authentication."""
+    team_id = team if isinstance(team, int) else team.pk
+    for membership in _memberships(user):
+        if membership.team_id == team_id:
+            return _owner_lacks_two_factor(membership, user, {})
+    return False
 
 
 def team_ids(user, min_role: Role = Role.VIEWER) -> list[int]:
@@ -58,5 +105,10 @@ def has_role(user, team: Team | int, needed: Role) -> bool:
 
 
 def require_role(user, team: Team | int, needed: Role) -> None:
-    if not has_role(user, team, needed):
-        raise PermissionDenied(f"This needs the {Role(needed).label.lower()} role in the team.")
+    if has_role(user, team, needed):
+        return
+    if Role(needed) == Role.OWNER and owner_needs_two_factor(user, team):
+        raise TwoFactorRequired(two_factor_needed_message())
+    raise PermissionDenied(
+        _("This needs the %(role)s role in the team.") % {"role": Role(needed).label.lower()}
+    )

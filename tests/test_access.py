@@ -47,7 +47,8 @@ def object_urls(objects) -> list[tuple[str, str]]:
         ("post", reverse("run_retry", args=[deployment.run_id])),
         ("post", reverse("run_cancel", args=[deployment.run_id])),
         ("get", reverse("team_detail", args=[team_id])),
-        ("post", reverse("team_member_add", args=[team_id])),
+        ("post", reverse("team_invitation_create", args=[team_id])),
+        ("post", reverse("team_owner_two_factor", args=[team_id])),
         ("post", reverse("team_member_role", args=[team_id, membership.pk])),
         ("post", reverse("team_member_remove", args=[team_id, membership.pk])),
     ]

@@ -17,14 +17,17 @@ name is a closed port on loopback, so nothing reaches a real server.
 """
 
 import socket
+from datetime import timedelta
 from urllib.parse import urlparse
 
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils import timezone
 
 from controlpanel.asgi import application
+from deployments.actions.invitations import token_hash
 from deployments.choices import (
     DocumentSource,
     DocumentStatus,
@@ -39,6 +42,7 @@ from deployments.models import (
     AuditEvent,
     ChatApp,
     Document,
+    Invitation,
     KnowledgeBase,
     LLMModelConfig,
     Membership,
@@ -109,7 +113,13 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "run_cancel": (NOT_SERVED, OPERATOR, "run"),
     "team_list": (USER, NO_ACTION, None),
     "team_detail": (VIEWER, NO_ACTION, "team"),
-    "team_member_add": (NOT_SERVED, OWNER, "team"),
+    # Any user may start a team (they own it); members join through invitations.
+    "team_create": (NOT_SERVED, USER, None),
+    "team_invitation_create": (NOT_SERVED, OWNER, "team"),
+    "team_invitation_revoke": (NOT_SERVED, OWNER, "team"),
+    "team_owner_two_factor": (NOT_SERVED, OWNER, "team"),
+    # Public: whoever holds a valid link sees which team it is for, and joins or signs up.
+    "invitation_accept": (ANYONE, ANYONE, None),
     "team_member_role": (NOT_SERVED, OWNER, "team"),
     "team_member_remove": (NOT_SERVED, OWNER, "team"),
     "audit_list": (USER, NO_ACTION, None),
@@ -194,10 +204,14 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
 # A namespace decided as a whole: every route in it that MATRIX does not name.
 NAMESPACES: dict[str, tuple[str, str, str | None]] = {"admin": (STAFF, STAFF, None)}
 
+# The token of the invitation to team Alpha that the world holds.
+INVITATION_TOKEN = "matrix-invitation-token"
+
 # Arguments other than `pk` that name an object of Alpha's, by the argument's name.
 OBJECT_ARGUMENTS = {
     "deployment_pk": "deployment",
     "membership_pk": "membership",
+    "invitation_pk": "invitation",
     "run_id": "run",
     "service_id": "service",
     "stack_id": "stack",
@@ -213,6 +227,8 @@ FIXED_ARGUMENTS: dict[str, object] = {
     "id": 1,
     "content_type_id": 1,
     "url": "no-such-page/",
+    # The link of Alpha's pending invitation.
+    "token": INVITATION_TOKEN,
     # allauth: an OIDC provider (none is set).
     "provider_id": "oidc",
 }
@@ -426,6 +442,15 @@ def world(team, people, no_tasks, settings, tmp_path):
         team=team, stack=stack, name=f"prov-{MARKER}", api_key="sk-test", model_names=["gpt-x"]
     )
     member = add_member(team, person(f"member-{MARKER}"), role=Role.VIEWER)
+    invitation = Invitation.objects.create(
+        team=team,
+        role=Role.VIEWER,
+        # The link's holder sees the team and this address: neither is an object's name.
+        email="invited@example.com",
+        token_hash=token_hash(INVITATION_TOKEN),
+        created_by=people[OWNER],
+        expires_at=timezone.now() + timedelta(days=1),
+    )
     AuditEvent.objects.create(team=team, action="server.create", target_repr=server.name)
     return {
         "team": team,
@@ -443,6 +468,7 @@ def world(team, people, no_tasks, settings, tmp_path):
         "share_link": share_link,
         "provider": provider,
         "membership": Membership.objects.get(user=member, team=team),
+        "invitation": invitation,
     }
 
 

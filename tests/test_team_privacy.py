@@ -1,65 +1,80 @@
-"""Adding a member must not tell an owner which usernames exist on the panel.
+"""Inviting someone must not tell an owner which accounts exist on the panel, and must add no
+one without their consent.
 
-A name nobody has and a disabled account get one and the same error; only "already a member"
-differs, which the team's page shows anyway. (An existing account is still added at once: asking
-for its consent comes with invitations.)
+An owner never types a username: an invitation names a role and, if they like, an e-mail address.
+Whether an account has that address changes nothing the owner sees, and no account joins until
+the person holding the link accepts it.
 """
+
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from deployments.models import AuditEvent
-from testkit.factories import add_member
+from deployments.models import AuditEvent, Invitation
 
 
-def add_error(client, team, username: str) -> str:
-    """The username error that adding `username` to `team` shows, with the name taken out."""
+def invite(client, team, email: str) -> str:
+    """The team page an owner gets back after inviting `email`, with the link and the address
+    taken out."""
     response = client.post(
-        reverse("team_member_add", args=[team.pk]), {"username": username, "role": "viewer"}
+        reverse("team_invitation_create", args=[team.pk]), {"role": "viewer", "email": email}
     )
     assert response.status_code == 200
-    [error] = response.context["add_form"].errors["username"]
-    return error.replace(username, "NAME")
+    html = response.content.decode()
+    html = re.sub(r"/invitations/[^/\"]+/", "/invitations/TOKEN/", html)
+    # The pending list grows by one row each time: compare only the answer about this one.
+    start = html.index('id="new-invitation"')
+    return html[start : html.index("</section>", start)].replace(email, "EMAIL")
 
 
 @pytest.fixture
-def disabled(db):
-    return get_user_model().objects.create(username="sleeper", is_active=False)
+def someone(db):
+    return get_user_model().objects.create(username="sleeper", email="sleeper@example.com")
 
 
-def test_an_unknown_name_and_a_disabled_account_get_the_same_error(client, team, owner, disabled):
+def test_an_address_with_an_account_and_one_without_get_the_same_answer(
+    client, team, owner, someone, settings
+):
+    settings.EMAIL_HOST = ""
     client.force_login(owner)
 
-    unknown = add_error(client, team, "nobody-at-all")
-    existing = add_error(client, team, disabled.username)
+    known = invite(client, team, someone.email)
+    unknown = invite(client, team, "nobody-at-all@example.com")
 
-    assert unknown == existing
+    assert known == unknown
+
+
+def test_an_invitation_adds_no_one_until_it_is_accepted(client, team, owner, someone, settings):
+    settings.EMAIL_HOST = ""
+    client.force_login(owner)
+
+    invite(client, team, someone.email)
+
+    assert not team.memberships.filter(user=someone).exists()
     assert team.memberships.count() == 1
-    assert not AuditEvent.objects.filter(action="team.member_add").exists()
+    assert Invitation.objects.get().accepted_by is None
+    assert not AuditEvent.objects.filter(action="invitation.accept").exists()
 
 
-@pytest.mark.parametrize("username", ["nobody-at-all", "sleeper"])
-def test_the_error_neither_denies_nor_confirms_an_account(client, team, owner, disabled, username):
+def test_the_invitation_page_does_not_say_whether_the_address_has_an_account(
+    client, team, owner, someone, settings
+):
+    settings.EMAIL_HOST = ""
     client.force_login(owner)
+    pages = []
+    for email in (someone.email, "nobody-at-all@example.com"):
+        response = client.post(
+            reverse("team_invitation_create", args=[team.pk]), {"role": "viewer", "email": email}
+        )
+        pages.append(response.context["created"]["url"])
+    client.logout()
 
-    error = add_error(client, team, username).lower()
-
-    for telling in ("no user", "not exist", "no such", "unknown", "disabled", "inactive"):
-        assert telling not in error
-
-
-def test_a_disabled_member_is_not_told_apart_from_an_unknown_name(client, team, owner, disabled):
-    # On the team's page already: being refused like a stranger reveals nothing either way.
-    add_member(team, disabled)
-    client.force_login(owner)
-
-    assert add_error(client, team, disabled.username) == add_error(client, team, "nobody-at-all")
-
-
-def test_a_member_of_the_team_is_still_told_they_are_one(client, team, owner, operator):
-    client.force_login(owner)
-    page = client.get(reverse("team_detail", args=[team.pk])).content.decode()
-    assert operator.username in page  # what the error below says, the page shows
-
-    assert "already a member" in add_error(client, team, operator.username)
+    answers = []
+    for url, email in zip(pages, (someone.email, "nobody-at-all@example.com"), strict=True):
+        html = client.get(url).content.decode().replace(email, "EMAIL")
+        html = re.sub(r"/invitations/[^/\"]+/", "/invitations/TOKEN/", html)
+        answers.append(re.sub(r'(csrfmiddlewaretoken" value=|X-CSRFToken": )"[^"]+"', "", html))
+    assert answers[0] == answers[1]
+    assert "sleeper" not in answers[0]

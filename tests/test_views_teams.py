@@ -4,8 +4,8 @@ from django.urls import reverse
 from deployments.actions import ActionError
 from deployments.actions.teams import do_change_role, do_remove_member
 from deployments.choices import Role
-from deployments.models import AuditEvent, Membership
-from testkit.factories import add_member, make_team, make_user
+from deployments.models import AuditEvent, Invitation, Membership
+from testkit.factories import add_member, make_team
 
 
 def membership(user, team) -> Membership:
@@ -27,62 +27,19 @@ def test_team_page_lists_members_and_roles_read_only_for_non_owners(client, team
     response = client.get(reverse("team_detail", args=[team.pk]))
     html = response.content.decode()
     assert owner.username in html and operator.username in html
-    assert reverse("team_member_add", args=[team.pk]) not in html
+    assert reverse("team_invitation_create", args=[team.pk]) not in html
+    assert reverse("team_owner_two_factor", args=[team.pk]) not in html
     assert "<select" not in html
-    assert response.context["add_form"] is None
+    assert "invitation_form" not in response.context
 
 
-def test_owner_sees_the_member_forms(client, team, owner, operator):
+def test_owner_sees_the_member_and_invitation_forms(client, team, owner, operator):
     client.force_login(owner)
     html = client.get(reverse("team_detail", args=[team.pk])).content.decode()
-    assert reverse("team_member_add", args=[team.pk]) in html
+    assert reverse("team_invitation_create", args=[team.pk]) in html
     member = membership(operator, team)
     assert reverse("team_member_role", args=[team.pk, member.pk]) in html
     assert reverse("team_member_remove", args=[team.pk, member.pk]) in html
-
-
-def test_owner_adds_an_existing_user_with_a_role(client, team, owner):
-    newcomer = make_user("newcomer")
-    client.force_login(owner)
-    response = client.post(
-        reverse("team_member_add", args=[team.pk]),
-        {"username": "newcomer", "role": "operator"},
-        REMOTE_ADDR="198.51.100.9",
-    )
-    assert response.status_code == 302
-    assert membership(newcomer, team).role == Role.OPERATOR
-    event = AuditEvent.objects.get(action="team.member_add")
-    assert event.actor == owner
-    assert event.team == team
-    assert event.ip_address == "198.51.100.9"
-    assert event.details == {"member": "newcomer", "role": "operator"}
-
-
-@pytest.mark.parametrize(
-    ("data", "field"),
-    [
-        ({"username": "nobody", "role": "viewer"}, "username"),
-        ({"username": "", "role": "viewer"}, "username"),
-        ({"username": "newcomer", "role": "admin"}, "role"),
-    ],
-)
-def test_adding_shows_errors_beside_the_fields(client, team, owner, data, field):
-    make_user("newcomer")
-    client.force_login(owner)
-    response = client.post(reverse("team_member_add", args=[team.pk]), data)
-    assert response.status_code == 200
-    assert field in response.context["add_form"].errors
-    assert team.memberships.count() == 1
-
-
-def test_adding_someone_twice_says_they_are_a_member(client, team, owner, operator):
-    client.force_login(owner)
-    response = client.post(
-        reverse("team_member_add", args=[team.pk]), {"username": operator.username, "role": "owner"}
-    )
-    assert response.status_code == 200
-    assert "already a member" in response.context["add_form"].errors["username"][0]
-    assert membership(operator, team).role == Role.OPERATOR
 
 
 def test_owner_changes_a_role(client, team, owner, operator):
@@ -161,22 +118,24 @@ def test_the_actions_protect_the_last_owner_too(team, owner):
 @pytest.mark.parametrize("role_fixture", ["operator", "viewer"])
 def test_non_owners_cannot_change_members(client, request, team, owner, role_fixture):
     user = request.getfixturevalue(role_fixture)
-    make_user("newcomer")
     client.force_login(user)
     target = membership(owner, team)
     responses = [
-        client.post(
-            reverse("team_member_add", args=[team.pk]), {"username": "newcomer", "role": "owner"}
-        ),
+        client.post(reverse("team_invitation_create", args=[team.pk]), {"role": "owner"}),
         client.post(reverse("team_member_role", args=[team.pk, target.pk]), {"role": "viewer"}),
         client.post(reverse("team_member_remove", args=[team.pk, target.pk])),
+        client.post(
+            reverse("team_owner_two_factor", args=[team.pk]), {"require_owner_two_factor": "on"}
+        ),
     ]
-    assert [r.status_code for r in responses] == [403, 403, 403]
+    assert [r.status_code for r in responses] == [403, 403, 403, 403]
     assert "owner role" in responses[0].content.decode()
     target.refresh_from_db()
     assert target.role == Role.OWNER
     assert team.memberships.count() == 2
+    assert not Invitation.objects.exists()
     assert not AuditEvent.objects.filter(action__startswith="team.").exists()
+    assert not AuditEvent.objects.filter(action__startswith="invitation.").exists()
 
 
 def test_a_membership_of_another_team_cannot_be_reached_through_this_team(

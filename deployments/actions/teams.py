@@ -1,6 +1,10 @@
-"""Team membership: who is in a team, and with which role. Only owners change it."""
+"""Teams and membership: who is in a team, and with which role. Only owners change it; people
+join through invitations (actions/invitations.py)."""
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from controlpanel.accounts import has_two_factor
 
 from .. import access, audit
 from ..choices import Role
@@ -19,27 +23,57 @@ def _other_owners(membership: Membership):
 
 
 def _last_owner_error(membership: Membership, doing: str) -> ActionError:
-    return ActionError(
-        f"Cannot {doing} {membership.user.get_username()}: they are the last owner of "
-        f"{membership.team}. Make another member an owner first."
-    )
+    names = {"member": membership.user.get_username(), "team": membership.team}
+    if doing == "demote":
+        message = _(
+            "Cannot demote %(member)s: they are the last owner of %(team)s. "
+            "Make another member an owner first."
+        )
+    else:
+        message = _(
+            "Cannot remove %(member)s: they are the last owner of %(team)s. "
+            "Make another member an owner first."
+        )
+    return ActionError(message % names)
 
 
-def do_add_member(team: Team, *, member, role: Role, user, request=None) -> Membership:
-    access.require_role(user, team, Role.OWNER)
+def do_create_team(*, name: str, user, request=None) -> Team:
+    """A new team, owned by the user who creates it."""
     try:
         with transaction.atomic():
-            membership = Membership.objects.create(team=team, user=member, role=Role(role))
-            audit.record(
-                "team.member_add",
-                actor=user,
-                request=request,
-                target=membership,
-                details={"member": member.get_username(), "role": membership.role},
-            )
+            team = Team.objects.create(name=name)
+            Membership.objects.create(team=team, user=user, role=Role.OWNER)
+            audit.record("team.create", actor=user, request=request, target=team, team=team)
     except IntegrityError as error:
-        raise ActionError(f"{member.get_username()} is already a member of {team}.") from error
-    return membership
+        raise ActionError(_("A team named “%(name)s” exists already.") % {"name": name}) from error
+    return team
+
+
+def do_set_owner_two_factor(team: Team, *, required: bool, user, request=None) -> Team:
+    """Require (or stop requiring) two-factor authentication of the team's owners. Only an
+    owner who has it may turn the rule on: no one locks out the owners they are one of."""
+    access.require_role(user, team, Role.OWNER)
+    if required and not has_two_factor(user):
+        raise ActionError(
+            _(
+                "Turn on two-factor authentication for your own account first (under Account): "
+                "then you can ask it of the team's owners."
+            )
+        )
+    with transaction.atomic():
+        current = Team.objects.select_for_update().get(pk=team.pk)
+        if current.require_owner_two_factor == required:
+            return current
+        current.require_owner_two_factor = required
+        current.save(update_fields=["require_owner_two_factor"])
+        audit.record(
+            "team.owner_two_factor",
+            actor=user,
+            request=request,
+            target=current,
+            details={"required": required},
+        )
+    return current
 
 
 def do_change_role(membership: Membership, *, role: Role, user, request=None) -> Membership:

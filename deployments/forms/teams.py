@@ -1,34 +1,53 @@
-"""A team's members: adding one, and changing a member's role."""
+"""Teams: creating one, inviting people, a member's role, the owners' two-factor rule, and the
+account a person creates when they accept an invitation."""
+
+import unicodedata
 
 from django import forms
-from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from ..choices import Role
-from ..models import Membership, Team
+from ..models import Team
 
 
-class AddMemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+class TeamForm(forms.Form):
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=100)
 
-    def __init__(self, *args, team: Team, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.team = team
-
-    def clean_username(self):
-        username = self.cleaned_data["username"].strip()
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
-        if user is None:
-            # One sentence for a name nobody has and for a disabled account: the form must not
-            # tell an owner which usernames exist. (That the team's members exist, the owner
-            # sees on the page: saying so below reveals nothing.)
+    def clean_name(self) -> str:
+        name = " ".join(self.cleaned_data["name"].split())
+        if not name or any(unicodedata.category(c).startswith("C") for c in name):
+            raise forms.ValidationError(_("Give the team a name of letters, digits and spaces."))
+        if Team.objects.filter(name__iexact=name).exists():
             raise forms.ValidationError(
-                f"“{username}” could not be added: check the username with the person."
+                _("A team named “%(name)s” exists already.") % {"name": name}
             )
-        if Membership.objects.filter(team=self.team, user=user).exists():
-            raise forms.ValidationError(f"{username} is already a member of {self.team}.")
-        return user
+        return name
+
+
+class InvitationForm(forms.Form):
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=Role.choices, initial=Role.VIEWER)
+    email = forms.EmailField(
+        label=gettext_lazy("E-mail (optional)"),
+        required=False,
+        help_text=gettext_lazy("The link is mailed there when the panel can send mail."),
+    )
+
+
+class OwnerTwoFactorForm(forms.Form):
+    require_owner_two_factor = forms.BooleanField(
+        label=gettext_lazy("Owners must use two-factor authentication"), required=False
+    )
 
 
 class ChangeRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class SignupForm(UserCreationForm):
+    """An account created from an invitation: the only way to get one on the panel."""
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+        labels = {"email": gettext_lazy("E-mail (optional)")}

@@ -4,7 +4,7 @@ from .llm import EmbeddingModelConfig, LLMModelConfig, ModelLaunch, RerankModelC
 from .pipelines import PipelineEvent, PipelineRun, StepRun
 from .providers import RemoteProvider
 from .servers import Server, Service, Stack
-from .teams import AuditEvent, Membership, Team
+from .teams import AuditEvent, Invitation, Membership, Team
 
 __all__ = [
     "AuditEvent",
@@ -12,6 +12,7 @@ __all__ = [
     "Deployment",
     "Document",
     "EmbeddingModelConfig",
+    "Invitation",
     "KnowledgeBase",
     "LLMModelConfig",
     "Membership",

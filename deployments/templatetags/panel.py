@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django import template
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
@@ -78,3 +79,26 @@ def diff_lines(diff: str) -> str:
         text = escape(line)
         lines.append(format_html('<span class="{}">{}</span>', kind, text) if kind else text)
     return mark_safe("\n".join(lines))  # noqa: S308 (every part is escaped above)
+
+
+# Where a user turns on two-factor authentication: the account pages' first route that exists.
+_ACCOUNT_ROUTES = ("account_index", "mfa_index", "account_change_password")
+
+
+@register.simple_tag
+def account_url() -> str:
+    """The address of the user's account page, or "" while the panel has none."""
+    for name in _ACCOUNT_ROUTES:
+        try:
+            return reverse(name)
+        except NoReverseMatch:
+            continue
+    return ""
+
+
+@register.filter
+def is_two_factor_refusal(message) -> bool:
+    """Whether a 403's message is the one a team's owner without two-factor gets."""
+    from ..access import two_factor_needed_message
+
+    return str(message) == two_factor_needed_message()

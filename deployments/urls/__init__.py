@@ -1,6 +1,17 @@
 from django.urls import path
 
-from ..views import audit, dashboard, history, launches, logs, runs, servers, stacks, teams
+from ..views import (
+    audit,
+    dashboard,
+    history,
+    invitations,
+    launches,
+    logs,
+    runs,
+    servers,
+    stacks,
+    teams,
+)
 from ..views import llm as model_views
 from . import apps, knowledge, providers
 
@@ -45,8 +56,23 @@ urlpatterns = [
     path("runs/<int:pk>/retry/", runs.run_retry, name="run_retry"),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run_cancel"),
     path("teams/", teams.team_list, name="team_list"),
+    path("teams/new/", teams.team_create, name="team_create"),
     path("teams/<int:pk>/", teams.team_detail, name="team_detail"),
-    path("teams/<int:pk>/members/add/", teams.team_member_add, name="team_member_add"),
+    path(
+        "teams/<int:pk>/invitations/new/",
+        teams.team_invitation_create,
+        name="team_invitation_create",
+    ),
+    path(
+        "teams/<int:pk>/invitations/<int:invitation_pk>/revoke/",
+        teams.team_invitation_revoke,
+        name="team_invitation_revoke",
+    ),
+    path(
+        "teams/<int:pk>/owner-two-factor/",
+        teams.team_owner_two_factor,
+        name="team_owner_two_factor",
+    ),
     path(
         "teams/<int:pk>/members/<int:membership_pk>/role/",
         teams.team_member_role,
@@ -58,6 +84,8 @@ urlpatterns = [
         name="team_member_remove",
     ),
     path("audit/", audit.audit_list, name="audit_list"),
+    # Public: the person invited may not have an account yet.
+    path("invitations/<str:token>/", invitations.invitation_accept, name="invitation_accept"),
 ]
 
 urlpatterns += [

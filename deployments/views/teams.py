@@ -1,18 +1,26 @@
-"""Teams and their members. Everyone in a team sees its members; owners change them."""
+"""Teams and their members. Everyone in a team sees its members; owners invite people and
+change roles; any user may start a team."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from .. import access
-from ..actions import ActionError
-from ..actions.teams import do_add_member, do_change_role, do_remove_member
+from ..actions import ActionError, invitations
+from ..actions.teams import (
+    do_change_role,
+    do_create_team,
+    do_remove_member,
+    do_set_owner_two_factor,
+)
 from ..choices import Role
-from ..forms.teams import AddMemberForm, ChangeRoleForm
-from ..models import Membership, Team
+from ..forms.teams import ChangeRoleForm, InvitationForm, OwnerTwoFactorForm, TeamForm
+from ..models import Invitation, Membership, Team
 from .common import HtmxHttpRequest, form_data
 
 
@@ -31,27 +39,60 @@ def _membership(request, team: Team, membership_pk: int) -> Membership:
 
 
 @login_required
-def team_list(request: HtmxHttpRequest) -> HttpResponse:
+def team_list(request: HtmxHttpRequest, team_form: TeamForm | None = None) -> HttpResponse:
     memberships = (
         Membership.objects.filter(user=request.user)
         .select_related("team")
         .annotate(member_count=Count("team__memberships"))
         .order_by("team__name")
     )
-    return render(request, "deployments/team_list.html", {"memberships": memberships})
+    context = {"memberships": memberships, "team_form": team_form or TeamForm()}
+    return render(request, "deployments/team_list.html", context)
 
 
-def _render_detail(request, team: Team, add_form: AddMemberForm | None = None) -> HttpResponse:
+@login_required
+@require_POST
+def team_create(request: HtmxHttpRequest) -> HttpResponse:
+    # Any user may start a team: it holds nothing of anyone else's until they add it.
+    form = TeamForm(form_data(request))
+    if not form.is_valid():
+        return team_list(request, team_form=form)
+    try:
+        team = do_create_team(name=form.cleaned_data["name"], user=request.user, request=request)
+    except ActionError as error:
+        form.add_error("name", str(error))
+        return team_list(request, team_form=form)
+    messages.success(request, _("Team %(team)s created: you are its owner.") % {"team": team})
+    return redirect("team_detail", pk=team.pk)
+
+
+def _render_detail(
+    request,
+    team: Team,
+    *,
+    invitation_form: InvitationForm | None = None,
+    created: dict | None = None,
+    status: int = 200,
+) -> HttpResponse:
     is_owner = access.has_role(request.user, team, Role.OWNER)
     context = {
         "team": team,
         "members": team.memberships.select_related("user").order_by("user__username"),
         "is_owner": is_owner,
         "my_role": access.role_in(request.user, team),
-        "add_form": add_form or (AddMemberForm(team=team) if is_owner else None),
+        "needs_two_factor": access.owner_needs_two_factor(request.user, team),
         "roles": Role.choices,
     }
-    return render(request, "deployments/team_detail.html", context)
+    if is_owner:
+        context.update(
+            invitation_form=invitation_form or InvitationForm(),
+            invitations=invitations.pending(team),
+            created=created,
+            two_factor_form=OwnerTwoFactorForm(
+                initial={"require_owner_two_factor": team.require_owner_two_factor}
+            ),
+        )
+    return render(request, "deployments/team_detail.html", context, status=status)
 
 
 @login_required
@@ -61,26 +102,56 @@ def team_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def team_member_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def team_invitation_create(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     team = _team(request, pk)
     access.require_role(request.user, team, Role.OWNER)
-    form = AddMemberForm(form_data(request), team=team)
+    form = InvitationForm(form_data(request))
     if not form.is_valid():
-        return _render_detail(request, team, add_form=form)
-    try:
-        membership = do_add_member(
-            team,
-            member=form.cleaned_data["username"],
-            role=form.cleaned_data["role"],
-            user=request.user,
-            request=request,
-        )
-    except ActionError as error:
-        form.add_error("username", str(error))
-        return _render_detail(request, team, add_form=form)
-    messages.success(
-        request, f"{membership.user.get_username()} added as {membership.get_role_display()}."
+        return _render_detail(request, team, invitation_form=form)
+    invitation, token = invitations.do_create_invitation(
+        team,
+        role=form.cleaned_data["role"],
+        email=form.cleaned_data["email"],
+        user=request.user,
+        request=request,
     )
+    url = request.build_absolute_uri(reverse("invitation_accept", args=[token]))
+    mailed = invitations.mail_invitation(invitation, url)
+    # The link is in this one answer and nowhere else: not in a message, not in the session.
+    created = {"invitation": invitation, "url": url, "mailed": mailed}
+    return _render_detail(request, team, created=created)
+
+
+@login_required
+@require_POST
+def team_invitation_revoke(request: HtmxHttpRequest, pk: int, invitation_pk: int) -> HttpResponse:
+    team = _team(request, pk)
+    access.require_role(request.user, team, Role.OWNER)
+    invitation = get_object_or_404(Invitation, pk=invitation_pk, team=team)
+    if invitations.do_revoke_invitation(invitation, user=request.user, request=request):
+        messages.success(request, _("The invitation is revoked: its link no longer works."))
+    else:
+        messages.error(request, _("That invitation was already accepted, revoked or expired."))
+    return redirect("team_detail", pk=team.pk)
+
+
+@login_required
+@require_POST
+def team_owner_two_factor(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    team = _team(request, pk)
+    access.require_role(request.user, team, Role.OWNER)
+    form = OwnerTwoFactorForm(form_data(request))
+    form.is_valid()  # a checkbox: absent is off
+    required = bool(form.cleaned_data.get("require_owner_two_factor"))
+    try:
+        team = do_set_owner_two_factor(team, required=required, user=request.user, request=request)
+    except ActionError as error:
+        messages.error(request, str(error))
+    else:
+        if team.require_owner_two_factor:
+            messages.success(request, _("Owners of this team now need two-factor authentication."))
+        else:
+            messages.success(request, _("Owners of this team no longer need two-factor."))
     return redirect("team_detail", pk=team.pk)
 
 
@@ -92,7 +163,7 @@ def team_member_role(request: HtmxHttpRequest, pk: int, membership_pk: int) -> H
     access.require_role(request.user, team, Role.OWNER)
     form = ChangeRoleForm(form_data(request))
     if not form.is_valid():
-        messages.error(request, "Choose one of the roles: viewer, operator or owner.")
+        messages.error(request, _("Choose one of the roles: viewer, operator or owner."))
         return redirect("team_detail", pk=team.pk)
     try:
         membership = do_change_role(
@@ -103,7 +174,8 @@ def team_member_role(request: HtmxHttpRequest, pk: int, membership_pk: int) -> H
     else:
         messages.success(
             request,
-            f"{membership.user.get_username()} is now {membership.get_role_display()}.",
+            _("%(member)s is now %(role)s.")
+            % {"member": membership.user.get_username(), "role": membership.get_role_display()},
         )
     return redirect("team_detail", pk=team.pk)
 
@@ -119,7 +191,11 @@ def team_member_remove(request: HtmxHttpRequest, pk: int, membership_pk: int) ->
     except ActionError as error:
         messages.error(request, str(error))
         return redirect("team_detail", pk=team.pk)
-    messages.success(request, f"{membership.user.get_username()} removed from {team}.")
+    messages.success(
+        request,
+        _("%(member)s removed from %(team)s.")
+        % {"member": membership.user.get_username(), "team": team},
+    )
     if membership.user_id == request.user.pk:
         return redirect("team_list")
     return redirect("team_detail", pk=team.pk)

@@ -1,4 +1,5 @@
-// Copy a share link's address or embed snippet; ask before revoking a link.
+// Copy a link (a share link's address or embed snippet, an invitation); ask before a form with
+// data-confirm is sent (revoking a link).
 (function () {
   "use strict";
   document.addEventListener("click", function (event) {
