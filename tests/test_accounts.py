@@ -1,7 +1,7 @@
 """Accounts through django-allauth: two-factor login with real TOTP codes and recovery codes,
 password change, reset by a code sent by e-mail (Django's mail path, locmem in tests), closed
 sign-up, revoking another session (its browser and its open log socket end), and the optional
-OpenID Connect button, started against a discovery document served on loopback."""
+OpenID Connect login, against a small provider served on loopback."""
 
 import json
 import logging
@@ -11,6 +11,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+import jwt
 import pytest
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
@@ -281,23 +282,47 @@ async def test_an_open_log_socket_of_a_revoked_session_closes(team, service, vie
 # OpenID Connect
 
 
-class Discovery(BaseHTTPRequestHandler):
-    """An OpenID provider's discovery document, and nothing else."""
+class Provider(BaseHTTPRequestHandler):
+    """A small OpenID provider on loopback: its discovery document, a token endpoint that
+    answers any code with an ID token (HS256, signed with the client's secret) and a userinfo
+    endpoint, both about `server.claims`, the person the test says logged in there."""
 
     def do_GET(self):
         base = f"http://127.0.0.1:{self.server.server_port}"
-        if self.path != "/.well-known/openid-configuration":
+        if self.path == "/.well-known/openid-configuration":
+            self.answer(
+                {
+                    "issuer": base,
+                    "authorization_endpoint": f"{base}/authorize",
+                    "token_endpoint": f"{base}/token",
+                    "userinfo_endpoint": f"{base}/userinfo",
+                    "jwks_uri": f"{base}/jwks",
+                }
+            )
+        elif self.path == "/userinfo":
+            self.answer(self.server.claims)
+        else:
+            self.send_error(404)
+
+    def do_POST(self):
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path != "/token":
             self.send_error(404)
             return
-        body = json.dumps(
+        now = int(time.time())
+        claims = {**self.server.claims, "iss": base, "aud": CLIENT_ID, "iat": now, "exp": now + 60}
+        self.answer(
             {
-                "issuer": base,
-                "authorization_endpoint": f"{base}/authorize",
-                "token_endpoint": f"{base}/token",
-                "userinfo_endpoint": f"{base}/userinfo",
-                "jwks_uri": f"{base}/jwks",
+                "access_token": "access-token",
+                "token_type": "Bearer",
+                "expires_in": 60,
+                "id_token": jwt.encode(claims, CLIENT_SECRET, algorithm="HS256"),
             }
-        ).encode()
+        )
+
+    def answer(self, data: dict) -> None:
+        body = json.dumps(data).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -308,14 +333,48 @@ class Discovery(BaseHTTPRequestHandler):
         pass
 
 
+CLIENT_ID, CLIENT_SECRET = "panel", "a-client-secret-for-the-tests-only-0123456789"
+
+
 @pytest.fixture
 def provider():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Discovery)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Provider)
+    server.claims = {}
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def oidc(provider, settings):
+    """The panel configured for the provider, as OIDC_* in the environment would."""
+    url = f"http://127.0.0.1:{provider.server_port}"
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {
+            "APPS": [
+                {
+                    "provider_id": "oidc",
+                    "name": "Company SSO",
+                    "client_id": CLIENT_ID,
+                    "secret": CLIENT_SECRET,
+                    "settings": {"server_url": url},
+                }
+            ]
+        }
+    }
+    return url
+
+
+def sign_in_at_provider(client, provider, **claims):
+    """The browser's way through: the button, the provider's consent (here: its answer for
+    `claims`), back to the panel's callback with the code."""
+    provider.claims = claims
+    response = client.post(reverse("openid_connect_login", args=["oidc"]))
+    query = parse_qs(urlparse(response.url).query)
+    callback = urlparse(query["redirect_uri"][0]).path
+    return client.get(callback, {"code": "any-code", "state": query["state"][0]}, follow=True)
 
 
 def test_without_oidc_settings_the_login_has_no_provider_button(client):
@@ -323,22 +382,7 @@ def test_without_oidc_settings_the_login_has_no_provider_button(client):
     assert "/accounts/oidc/" not in html
 
 
-def test_with_oidc_the_button_starts_a_login_at_the_providers_authorization_endpoint(
-    client, provider, settings
-):
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "openid_connect": {
-            "APPS": [
-                {
-                    "provider_id": "oidc",
-                    "name": "Company SSO",
-                    "client_id": "panel",
-                    "secret": "client-secret",
-                    "settings": {"server_url": provider},
-                }
-            ]
-        }
-    }
+def test_with_oidc_the_button_starts_a_login_at_the_providers_authorization_endpoint(client, oidc):
     html = client.get(reverse("login")).content.decode()
     assert "Log in with Company SSO" in html
     start = reverse("openid_connect_login", args=["oidc"])
@@ -348,9 +392,66 @@ def test_with_oidc_the_button_starts_a_login_at_the_providers_authorization_endp
 
     assert response.status_code == 302
     target = urlparse(response.url)
-    assert f"{target.scheme}://{target.netloc}{target.path}" == f"{provider}/authorize"
+    assert f"{target.scheme}://{target.netloc}{target.path}" == f"{oidc}/authorize"
     query = parse_qs(target.query)
-    assert query["client_id"] == ["panel"]
+    assert query["client_id"] == [CLIENT_ID]
     assert query["response_type"] == ["code"]
     assert "openid" in query["scope"][0].split()
     assert query["redirect_uri"][0].endswith(reverse("openid_connect_callback", args=["oidc"]))
+
+
+def test_an_oidc_login_with_a_verified_address_of_an_account_logs_into_it(
+    client, user, provider, oidc
+):
+    page = sign_in_at_provider(client, provider, sub="u-1", email=ADDRESS, email_verified=True)
+    assert page.redirect_chain[-1][0] == reverse("dashboard")
+    assert int(client.session["_auth_user_id"]) == user.pk
+
+
+def test_an_oidc_login_never_links_by_name_and_says_to_ask_for_an_invitation(
+    client, user, provider, oidc
+):
+    page = sign_in_at_provider(
+        client,
+        provider,
+        sub="u-2",
+        preferred_username=user.username,
+        email="someone.else@example.com",
+        email_verified=True,
+    )
+    assert "Ask a team owner for an invitation" in page.content.decode()
+    assert not logged_in(client)
+    assert get_user_model().objects.count() == 1
+
+
+def test_an_oidc_login_is_not_linked_by_an_address_the_provider_has_not_verified(
+    client, user, provider, oidc
+):
+    page = sign_in_at_provider(client, provider, sub="u-3", email=ADDRESS, email_verified=False)
+    assert "Ask a team owner for an invitation" in page.content.decode()
+    assert not logged_in(client)
+
+
+def test_an_oidc_login_is_not_linked_to_an_address_the_account_has_not_verified(
+    client, user, provider, oidc
+):
+    EmailAddress.objects.filter(user=user).update(verified=False)
+    page = sign_in_at_provider(client, provider, sub="u-4", email=ADDRESS, email_verified=True)
+    assert "Ask a team owner for an invitation" in page.content.decode()
+    assert not logged_in(client)
+
+
+def test_with_oidc_signup_allowed_a_new_person_gets_an_account(client, provider, oidc, settings):
+    settings.OIDC_ALLOW_SIGNUP = True
+    page = sign_in_at_provider(
+        client,
+        provider,
+        sub="u-5",
+        preferred_username="carol",
+        email="carol@example.com",
+        email_verified=True,
+    )
+    assert page.redirect_chain[-1][0] == reverse("dashboard")
+    carol = get_user_model().objects.get(pk=client.session["_auth_user_id"])
+    assert carol.username == "carol"
+    assert not has_two_factor(carol)
