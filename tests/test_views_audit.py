@@ -27,9 +27,7 @@ def test_audit_page_includes_the_users_own_logins_but_not_other_peoples(
 ):
     client.post(reverse("login"), {"login": viewer.username, "password": viewer.raw_password})
     client.post(reverse("logout"))
-    client.post(
-        reverse("login"), {"login": operator.username, "password": operator.raw_password}
-    )
+    client.post(reverse("login"), {"login": operator.username, "password": operator.raw_password})
     response = client.get(reverse("audit_list"))
     events = list(response.context["page"].object_list)
     assert [e.action for e in events] == ["login"]
