@@ -232,10 +232,9 @@ ACCOUNT_RATE_LIMITS = {"login": False, "login_failed": False}
 # allauth's login form names its field "login"; the credentials it authenticates with name it
 # "username".
 AXES_USERNAME_CALLABLE = "controlpanel.login.axes_username"
-# A password reset and an address's confirmation mail a code, entered in the browser that
-# asked for it: a link would carry its secret in the address, which the access log writes down.
+# A password reset mails a code, entered in the browser that asked for it: a link would carry
+# its secret in the address, which the server's access log writes down.
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = True
-ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = True
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "LLM stack panel"
 USERSESSIONS_TRACK_ACTIVITY = True

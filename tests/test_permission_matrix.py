@@ -69,7 +69,8 @@ ANYONE = "anyone"  # anonymous visitors too
 USER = "user"  # any logged-in user: the page shows their own teams' things
 STAFF = "staff"  # Django's admin: staff accounts, which no team role makes
 STAFF_LOGIN = "staff login"  # the admin's login: anonymous to the panel's login, others 403
-# What does not exist here for anyone (the OIDC provider while none is configured): 404.
+# What does not exist here for anyone (a confirmation key that is no key, the OIDC provider
+# while none is configured): 404.
 ABSENT = "absent"
 # A user's own authenticator that the users here have none of: 404 once logged in.
 OWN_ABSENT = "own, absent"
@@ -171,6 +172,7 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "account_confirm_reauthentication_code": (USER, USER, None),
     "account_email": (USER, USER, None),
     "account_email_verification_sent": (ANYONE, NO_ACTION, None),
+    "account_confirm_email": (ANYONE, ABSENT, None),
     "account_change_password": (USER, USER, None),
     "account_set_password": (USER, USER, None),
     "account_reset_password": (ANYONE, ANYONE, None),
@@ -229,7 +231,8 @@ FIXED_ARGUMENTS: dict[str, object] = {
     "url": "no-such-page/",
     # The link of Alpha's pending invitation.
     "token": INVITATION_TOKEN,
-    # allauth: an OIDC provider (none is set).
+    # allauth: an e-mail confirmation key that is no key, and an OIDC provider (none is set).
+    "key": "no-such-key",
     "provider_id": "oidc",
 }
 # Websocket routes by consumer: what connecting needs. The object is the route's argument.
