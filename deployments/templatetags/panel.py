@@ -7,6 +7,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
+from ..access import two_factor_needed_message
+
 register = template.Library()
 
 
@@ -99,6 +101,4 @@ def account_url() -> str:
 @register.filter
 def is_two_factor_refusal(message) -> bool:
     """Whether a 403's message is the one a team's owner without two-factor gets."""
-    from ..access import two_factor_needed_message
-
     return str(message) == two_factor_needed_message()
