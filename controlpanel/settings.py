@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "heroicons",
     "axes",
     "csp",
     "allauth",
