@@ -16,7 +16,7 @@ from deployments.actions.llm import (
 )
 from deployments.choices import LaunchStatus, ModelHub, ModelKind, Role
 from deployments.forms.llm import MODEL_CONFIG_FORMS
-from deployments.llm import KINDS
+from deployments.llm import KINDS, config_errors
 from deployments.llm.fit import check_fit
 from deployments.llm.presets import PRESETS
 from deployments.models import (
@@ -497,3 +497,14 @@ def test_the_detail_page_shows_fields_and_launches(client, team, viewer, operato
     client.force_login(viewer)
     html = client.get(reverse("model_detail", args=["llm", config.pk])).content.decode()
     assert "vLLM" in html and "ModelScope" in html and "32000" in html and "prod" in html
+
+
+@pytest.mark.parametrize("size", ["7\n", "0_5\n", "7\nx", "7 ", "0.5"])
+def test_a_size_in_billions_with_a_newline_or_other_text_is_refused(size):
+    errors = config_errors(KINDS["llm"], {"model_size_in_billions": size})
+    assert "model_size_in_billions" in errors
+
+
+@pytest.mark.parametrize("size", ["7", "0_5", "72"])
+def test_a_size_in_billions_as_xinference_writes_it_is_accepted(size):
+    assert config_errors(KINDS["llm"], {"model_size_in_billions": size}) == {}

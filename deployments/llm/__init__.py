@@ -20,7 +20,7 @@ from ..validators import validate_data_dir, validate_name
 # FastGPT's vector column is VECTOR(1536); longer vectors are cut and shorter ones padded. 8192
 # is the largest any embedding model offers, so a bigger number can only be a typo.
 MAX_DIMENSIONS = 8192
-SIZE_RE = re.compile(r"^[0-9]+(_[0-9]+)?$")
+SIZE_RE = re.compile(r"[0-9]+(_[0-9]+)?")
 NOT_EDITABLE = {"id", "team", "created_at"}
 
 
@@ -92,7 +92,7 @@ def config_errors(kind: Kind, values: Mapping[str, Any]) -> dict[str, str]:
                 validate_name(values[name])
             except ValidationError as error:
                 errors[name] = _message(error)
-    if given("model_size_in_billions") and not SIZE_RE.match(values["model_size_in_billions"]):
+    if given("model_size_in_billions") and not SIZE_RE.fullmatch(values["model_size_in_billions"]):
         errors["model_size_in_billions"] = (
             "Enter the size in billions as Xinference writes it: a whole number such as 7, "
             "or 0_5 for 0.5."
