@@ -124,6 +124,8 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "team_member_role": (NOT_SERVED, OWNER, "team"),
     "team_member_remove": (NOT_SERVED, OWNER, "team"),
     "audit_list": (USER, NO_ACTION, None),
+    # Finds only the user's own teams' objects.
+    "search": (USER, NO_ACTION, None),
     "model_list": (USER, NO_ACTION, None),
     "model_launch_detail": (VIEWER, NO_ACTION, "launch"),
     "model_launch_cancel": (NOT_SERVED, OPERATOR, "launch"),

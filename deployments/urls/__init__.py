@@ -8,6 +8,7 @@ from ..views import (
     launches,
     logs,
     runs,
+    search,
     servers,
     stacks,
     teams,
@@ -84,8 +85,10 @@ urlpatterns = [
         name="team_member_remove",
     ),
     path("audit/", audit.audit_list, name="audit_list"),
-    # Public: the person invited may not have an account yet.
-    path("invitations/<str:token>/", invitations.invitation_accept, name="invitation_accept"),
+    path("search/", search.search, name="search"),
+    # Public: the person invited may not have an account yet. The link's token is after "#",
+    # never in a path or query.
+    path("invitations/accept/", invitations.invitation_accept, name="invitation_accept"),
 ]
 
 urlpatterns += [
