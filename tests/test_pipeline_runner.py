@@ -205,7 +205,8 @@ def test_an_unexpected_exception_fails_the_run_with_a_short_message_and_no_trace
 
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
-    assert run.error == "Step 'first' failed: RuntimeError: boom"
+    assert run.error == "Step 'first' failed: Unexpected error: boom"
+    assert "RuntimeError" not in run.error
     assert "Traceback" not in StepRun.objects.get(run=run).error
 
 

@@ -1,8 +1,60 @@
+from functools import cached_property
+
+from django.apps import apps
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
-from ..choices import RUN_TERMINAL, EventKind, PipelineKind, RunStatus, StepStatus
+from ..choices import RUN_TERMINAL, DeploymentAction, EventKind, PipelineKind, RunStatus, StepStatus
 from .teams import Team
+
+# A run's title by its kind (and, for a stack deploy, its deployment's action), filled in with
+# the names of what it acts on. A title whose names are gone falls back to the kind's label.
+RUN_TITLES = {
+    PipelineKind.SERVER_PREPARE: _("Prepare %(server)s"),
+    (PipelineKind.STACK_DEPLOY, DeploymentAction.DEPLOY): _("Deploy stack %(stack)s on %(server)s"),
+    (PipelineKind.STACK_DEPLOY, DeploymentAction.UPGRADE): _(
+        "Upgrade stack %(stack)s on %(server)s"
+    ),
+    (PipelineKind.STACK_DEPLOY, DeploymentAction.ROLLBACK): _(
+        "Roll back stack %(stack)s on %(server)s"
+    ),
+    PipelineKind.STACK_DEPLOY: _("Deploy stack %(stack)s on %(server)s"),
+    (PipelineKind.STACK_RESTART, "service"): _("Restart %(service)s of stack %(stack)s"),
+    PipelineKind.STACK_RESTART: _("Restart stack %(stack)s on %(server)s"),
+    PipelineKind.STACK_TEARDOWN: _("Tear down stack %(stack)s on %(server)s"),
+    PipelineKind.MODEL_LAUNCH: _("Launch model %(model)s on %(stack)s"),
+    PipelineKind.MODEL_TERMINATE: _("Terminate model %(model)s on %(stack)s"),
+    PipelineKind.DATASET_IMPORT: _("Import documents into %(knowledge_base)s"),
+    (PipelineKind.CHATBOT_PUBLISH, "name"): _("Publish chatbot %(name)s on %(stack)s"),
+    PipelineKind.CHATBOT_PUBLISH: _("Publish a chatbot on %(stack)s"),
+    PipelineKind.PROVIDERS_SYNC: _("Update remote model providers on %(stack)s"),
+}
+
+
+def run_title(kind: str, names: dict[str, str], variant: str = "") -> str:
+    """The title of a run of `kind` acting on `names` (server, stack, model, ...).
+
+    `variant` picks a more precise title where there is one: a deployment's action, or the
+    name of a param the run has (a restarted service, a published chatbot's name). Without
+    every name its title needs, a run is titled by its kind's label.
+    """
+    for key in ((kind, variant), kind) if variant else (kind,):
+        template = RUN_TITLES.get(key)
+        if template is None:
+            continue
+        try:
+            return str(template) % names
+        except KeyError:
+            continue
+    if kind in PipelineKind.values:
+        return str(PipelineKind(kind).label)
+    return kind
+
+
+def _model(name: str) -> type[models.Model]:
+    """A model of this app by name: the run's title reads models defined after this one."""
+    return apps.get_model("deployments", name)
 
 
 class PipelineRun(models.Model):
@@ -42,6 +94,70 @@ class PipelineRun(models.Model):
         if self.kind in PipelineKind.values:
             return str(PipelineKind(self.kind).label)
         return self.kind
+
+    @cached_property
+    def title(self) -> str:
+        """What the run did to what, as a person says it: "Prepare gpu-1"."""
+        names, variant = self._title_names()
+        return run_title(self.kind, names, variant)
+
+    def _title_names(self) -> tuple[dict[str, str], str]:
+        """The names the run's title needs, read from what its params point at."""
+        params = self.params or {}
+        names: dict[str, str] = {}
+        variant = ""
+        stack = None
+        if params.get("launch_id"):
+            launch = (
+                _model("ModelLaunch")
+                .objects.filter(pk=params["launch_id"], team_id=self.team_id)
+                .select_related("stack")
+                .first()
+            )
+            if launch is not None:
+                names["model"] = launch.model_uid
+                stack = launch.stack
+        if params.get("knowledge_base_id"):
+            base = (
+                _model("KnowledgeBase")
+                .objects.filter(pk=params["knowledge_base_id"], team_id=self.team_id)
+                .only("name")
+                .first()
+            )
+            if base is not None:
+                names["knowledge_base"] = base.name
+        if stack is None and params.get("stack_id"):
+            stack = (
+                _model("Stack")
+                .objects.filter(pk=params["stack_id"], team_id=self.team_id)
+                .select_related("server")
+                .first()
+            )
+        if stack is not None:
+            names["stack"] = stack.name
+            names["server"] = stack.server.name
+        elif params.get("server_id"):
+            server = (
+                _model("Server")
+                .objects.filter(pk=params["server_id"], team_id=self.team_id)
+                .only("name")
+                .first()
+            )
+            if server is not None:
+                names["server"] = server.name
+        if self.kind == PipelineKind.STACK_DEPLOY:
+            action = (
+                _model("Deployment")
+                .objects.filter(run=self)
+                .values_list("action", flat=True)
+                .first()
+            )
+            variant = action or ""
+        elif params.get("service"):
+            names["service"], variant = str(params["service"]), "service"
+        elif params.get("name"):
+            names["name"], variant = str(params["name"]), "name"
+        return names, variant
 
     @property
     def is_terminal(self) -> bool:

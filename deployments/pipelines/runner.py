@@ -16,7 +16,7 @@ from django.utils import timezone
 from ..choices import EventKind, RunStatus, StepStatus
 from ..errors import PanelError
 from ..models import PipelineRun, StepRun
-from . import events, registry
+from . import error_text, events, registry
 from .heartbeat import Heartbeat
 from .steps import ClaimLost, Pipeline, RunCancelled, Step, StepContext, check_claim
 
@@ -119,8 +119,9 @@ def _run_step(run: PipelineRun, worker: str, index: int, step: Step) -> bool:
         except (RunCancelled, ClaimLost) as exc:
             interrupted = exc
         except Exception as exc:
+            # The class name and traceback go to the log; the step says what went wrong.
             logger.exception("Step %r of run %s raised", step.name, run.pk)
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            error = error_text.describe(exc)
     output = _joined(context.lines)
     if isinstance(interrupted, RunCancelled):
         ended = _end_run(
