@@ -1,6 +1,10 @@
 """Invitations: an owner makes a link with a role; whoever holds it joins once they accept, with
-the account they have or one they create then. The link's token is stored only as a hash and
-never reaches the audit trail or a log."""
+the account they have or one they create then. The link's token is stored only as a hash, rides
+after the link's `#` (never in a path or query a server logs), and never reaches the audit trail
+or a log.
+
+The page's script sends the token from the address's fragment in a POST; `open_link` does what it
+does."""
 
 import hashlib
 import logging
@@ -11,7 +15,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import connection
-from django.urls import reverse
+from django.test import Client
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 
 from deployments.actions.invitations import (
@@ -41,7 +46,20 @@ def create(client, team, **data) -> tuple[str, object]:
 
 
 def token_of(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[1]
+    return url.rpartition("#")[2]
+
+
+ACCEPT = reverse_lazy("invitation_accept")
+
+
+def open_link(client, url_or_token: str, **extra):
+    """What the browser shows once the page's script has POSTed the token of the link."""
+    token = token_of(url_or_token)
+    return client.post(ACCEPT, {"open": "1", "token": token}, follow=True, **extra)
+
+
+def accept(client, token: str, **extra):
+    return client.post(ACCEPT, {"accept": "1", "token": token}, **extra)
 
 
 def test_an_owner_gets_a_link_shown_once_and_only_its_hash_is_stored(client, team, owner):
@@ -50,9 +68,10 @@ def test_an_owner_gets_a_link_shown_once_and_only_its_hash_is_stored(client, tea
     url, response = create(client, team, role="operator")
 
     html = response.content.decode()
-    assert url.startswith("http://testserver/invitations/")
+    assert url.startswith("http://testserver/invitations/accept/#")
     assert f'value="{url}"' in html and "data-copy=" in html
     token = token_of(url)
+    assert len(token) >= 40 and token not in url.partition("#")[0]
     invitation = Invitation.objects.get()
     assert invitation.token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert token not in str(Invitation.objects.values().get())
@@ -119,7 +138,7 @@ def test_a_logged_in_user_is_asked_before_joining(client, team, owner):
     newcomer = make_user("newcomer")
     client.force_login(newcomer)
 
-    html = client.get(url).content.decode()
+    html = open_link(client, url).content.decode()
 
     assert "Join team Alpha as operator?" in html
     assert "Accept" in html and "Decline" in html
@@ -132,7 +151,8 @@ def test_accepting_joins_with_the_role_and_uses_the_invitation_up(client, team, 
     newcomer = make_user("newcomer")
     client.force_login(newcomer)
 
-    response = client.post(url, {"accept": "1"}, REMOTE_ADDR="198.51.100.7")
+    open_link(client, url)
+    response = accept(client, token_of(url), REMOTE_ADDR="198.51.100.7")
 
     assert response.status_code == 302
     assert response.url == reverse("team_detail", args=[team.pk])
@@ -142,20 +162,19 @@ def test_accepting_joins_with_the_role_and_uses_the_invitation_up(client, team, 
     event = AuditEvent.objects.get(action="invitation.accept")
     assert event.actor == newcomer and event.team == team and event.ip_address == "198.51.100.7"
     assert event.details["role"] == "operator"
-    again = client.post(url, {"accept": "1"})
+    again = accept(client, token_of(url))
     assert again.status_code == 404
+    assert open_link(client, url).status_code == 404
     assert Membership.objects.filter(user=newcomer, team=team).count() == 1
 
 
 def test_accepting_needs_csrf(team, owner):
-    from django.test import Client
-
     _invitation, token = do_create_invitation(team, role=Role.VIEWER, user=owner)
     newcomer = make_user("newcomer")
     client = Client(enforce_csrf_checks=True)
     client.force_login(newcomer)
 
-    response = client.post(reverse("invitation_accept", args=[token]), {"accept": "1"})
+    response = accept(client, token)
 
     assert response.status_code == 403
     assert not Membership.objects.filter(user=newcomer).exists()
@@ -239,9 +258,7 @@ def test_an_unusable_link_gets_one_and_the_same_sentence_and_404(
     token = invitation_in_state(team, owner, state)
     if logged_in:
         client.force_login(make_user("visitor"))
-    url = reverse("invitation_accept", args=[token])
-
-    for response in (client.get(url), client.post(url, {"accept": "1"})):
+    for response in (open_link(client, token), accept(client, token)):
         assert response.status_code == 404
         html = response.content.decode()
         assert unusable_message() in html
@@ -251,9 +268,9 @@ def test_an_unusable_link_gets_one_and_the_same_sentence_and_404(
 
 def test_a_visitor_can_log_in_and_come_back_to_the_invitation(client, team, owner):
     _invitation, token = do_create_invitation(team, role=Role.VIEWER, user=owner)
-    url = reverse("invitation_accept", args=[token])
+    url = str(ACCEPT)
 
-    html = client.get(url).content.decode()
+    html = open_link(client, token).content.decode()
 
     assert f"{reverse('login')}?next={url}" in html
     member = make_user("member")
@@ -263,19 +280,23 @@ def test_a_visitor_can_log_in_and_come_back_to_the_invitation(client, team, owne
         | {"next": url},
     )
     assert response.status_code == 302 and response.url == url
+    back = client.get(url).content.decode()
+    assert "Join team Alpha as viewer?" in back and "You join as member." in back
+    assert accept(client, token).status_code == 302
+    assert Membership.objects.get(user=member, team=team).role == Role.VIEWER
 
 
 def test_a_visitor_creates_an_account_and_joins(client, team, owner):
     _invitation, token = do_create_invitation(
         team, role=Role.OPERATOR, email="new@example.com", user=owner
     )
-    url = reverse("invitation_accept", args=[token])
-    assert 'value="new@example.com"' in client.get(url).content.decode()
+    assert 'value="new@example.com"' in open_link(client, token).content.decode()
     password = "a long pass phrase 4 u"
 
     response = client.post(
-        url,
+        ACCEPT,
         {
+            "token": token,
             "username": "newcomer",
             "email": "new@example.com",
             "password1": password,
@@ -305,12 +326,11 @@ def test_a_bad_account_is_refused_beside_its_field_and_nothing_is_created(
 ):
     make_user("taken")
     _invitation, token = do_create_invitation(team, role=Role.VIEWER, user=owner)
-    url = reverse("invitation_accept", args=[token])
     users = get_user_model().objects.count()
-    fields = {"username": "newcomer", "password1": "a long pass phrase 4 u"}
+    fields = {"token": token, "username": "newcomer", "password1": "a long pass phrase 4 u"}
     fields["password2"] = fields["password1"]
 
-    response = client.post(url, fields | data)
+    response = client.post(ACCEPT, fields | data)
 
     assert response.status_code == 200
     assert field in response.context["signup_form"].errors
@@ -324,8 +344,8 @@ def test_no_account_is_created_through_a_used_invitation(client, team, owner):
     password = "a long pass phrase 4 u"
 
     response = client.post(
-        reverse("invitation_accept", args=[token]),
-        {"username": "sneaky", "password1": password, "password2": password},
+        ACCEPT,
+        {"token": token, "username": "sneaky", "password1": password, "password2": password},
     )
 
     assert response.status_code == 404
@@ -344,7 +364,7 @@ def test_an_owner_revokes_a_pending_invitation(client, team, owner):
     assert invitation.revoked_at is not None
     assert AuditEvent.objects.filter(action="invitation.revoke", actor=owner).count() == 1
     client.force_login(make_user("late"))
-    assert client.post(url, {"accept": "1"}).status_code == 404
+    assert accept(client, token_of(url)).status_code == 404
     again = client.get(reverse("team_detail", args=[team.pk]))
     assert again.status_code == 404  # "late" is in no team: the page is not theirs
 
@@ -368,11 +388,12 @@ def test_the_token_reaches_neither_the_audit_trail_nor_a_log(client, team, owner
     client.force_login(owner)
     url, _ = create(client, team, email="new@example.com")
     token = token_of(url)
-    client.get(url)
-    client.get(url.replace(token, token[:-1]))  # a 404 Django would log with its path
+    open_link(client, url)
+    open_link(client, token[:-1])  # a 404, which Django logs
     client.force_login(make_user("newcomer"))
-    client.post(url, {"accept": "1"})
-    client.post(url, {"accept": "1"})  # used: another 404
+    open_link(client, url)
+    accept(client, token)
+    accept(client, token)  # used: another 404
     client.force_login(owner)
     client.post(reverse("team_invitation_revoke", args=[team.pk, Invitation.objects.get().pk]))
 
@@ -380,3 +401,64 @@ def test_the_token_reaches_neither_the_audit_trail_nor_a_log(client, team, owner
     assert {e["action"] for e in events} >= {"invitation.create", "invitation.accept"}
     assert token not in str(events)
     assert token[:-1] not in caplog.text
+
+
+def test_the_page_a_link_opens_has_no_token_and_reads_it_with_its_script(client, team, owner):
+    client.force_login(owner)
+    url, _ = create(client, team)
+    client.logout()
+
+    # A browser requests the link without what follows "#": that is all a server sees.
+    response = client.get(url.partition("#")[0])
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "js/invitation.js" in html and 'id="invitation-token"' in html
+    assert "JavaScript is needed to read the invitation from its link" in html
+    assert "Alpha" not in html and token_of(url) not in html
+
+
+def test_opening_keeps_the_token_out_of_every_address_it_leads_to(client, team, owner):
+    client.force_login(owner)
+    url, _ = create(client, team)
+    client.logout()
+
+    page = open_link(client, url)
+
+    assert "Join team Alpha as operator?" in page.content.decode()
+    addresses = [address for address, _status in page.redirect_chain]
+    assert addresses == [str(ACCEPT)]
+    assert all(token_of(url) not in address for address in addresses)
+    # Reloading the page shows the same question, from the session.
+    assert "Join team Alpha as operator?" in client.get(ACCEPT).content.decode()
+
+
+def test_without_javascript_a_pasted_link_opens_the_invitation(client, team, owner):
+    client.force_login(owner)
+    url, _ = create(client, team, role="viewer")
+    client.logout()
+
+    page = client.post(ACCEPT, {"open": "1", "token": "", "link": f" {url} "}, follow=True)
+
+    assert "Join team Alpha as viewer?" in page.content.decode()
+
+
+def test_sending_no_token_asks_for_the_link(client):
+    response = client.post(ACCEPT, {"open": "1", "token": "", "link": ""})
+
+    assert response.status_code == 200
+    assert "Paste the invitation link you were given." in response.content.decode()
+
+
+def test_accepting_takes_the_invitation_of_the_page_not_the_last_one_opened(client, team, owner):
+    first, first_token = do_create_invitation(team, role=Role.VIEWER, user=owner)
+    _second, second_token = do_create_invitation(team, role=Role.OWNER, user=owner)
+    newcomer = make_user("newcomer")
+    client.force_login(newcomer)
+    open_link(client, first_token)
+    open_link(client, second_token)  # in another tab
+
+    accept(client, first_token)
+
+    assert Membership.objects.get(user=newcomer, team=team).role == Role.VIEWER
+    assert Invitation.objects.get(accepted_by=newcomer) == first

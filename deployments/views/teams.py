@@ -6,7 +6,6 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -22,6 +21,7 @@ from ..choices import Role
 from ..forms.teams import ChangeRoleForm, InvitationForm, OwnerTwoFactorForm, TeamForm
 from ..models import Invitation, Membership, Team
 from .common import HtmxHttpRequest, form_data
+from .invitations import invitation_link
 
 
 def _team(request, pk: int) -> Team:
@@ -115,7 +115,7 @@ def team_invitation_create(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         user=request.user,
         request=request,
     )
-    url = request.build_absolute_uri(reverse("invitation_accept", args=[token]))
+    url = invitation_link(request, token)
     mailed = invitations.mail_invitation(invitation, url)
     # The link is in this one answer and nowhere else: not in a message, not in the session.
     created = {"invitation": invitation, "url": url, "mailed": mailed}
