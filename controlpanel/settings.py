@@ -264,7 +264,8 @@ if OIDC_SERVER_URL:
             "name": os.environ.get("OIDC_NAME", "Single sign-on"),
             "client_id": os.environ.get("OIDC_CLIENT_ID", ""),
             "secret": os.environ.get("OIDC_CLIENT_SECRET", ""),
-            "settings": {"server_url": OIDC_SERVER_URL},
+            # PKCE (S256): many providers require it, and it binds the code to this login.
+            "settings": {"server_url": OIDC_SERVER_URL, "oauth_pkce_enabled": True},
         }
     )
 
