@@ -1,15 +1,32 @@
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
+from django.db.models import Count, F, Q
 from django.http import HttpResponse
 from django.shortcuts import render
 
 from .. import access
-from ..choices import RUN_TERMINAL, Role
-from ..models import Deployment, Membership, Server, Stack
+from ..choices import Health, Role, RunStatus
+from ..getting_started import checklist
+from ..models import Deployment, Membership, PipelineRun, Server, Stack
 from .audit import visible_events
 from .common import HtmxHttpRequest
 
 RECENT = 10
+STACKS_SHOWN = 12
+FAILURES_SHOWN = 5
+UNDER_WAY = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+def stacks_with_health(user):
+    """The user's stacks, those in trouble first, with their services counted by health."""
+    return (
+        access.visible(Stack.objects.select_related("server", "team"), user)
+        .annotate(
+            service_count=Count("services"),
+            healthy_count=Count("services", filter=Q(services__health=Health.HEALTHY)),
+            unhealthy_count=Count("services", filter=Q(services__health=Health.UNHEALTHY)),
+        )
+        .order_by("-unhealthy_count", "name", "pk")
+    )
 
 
 @login_required
@@ -21,16 +38,27 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         .annotate(member_count=Count("team__memberships"))
         .order_by("team__name")
     )
+    runs = access.visible(PipelineRun.objects.select_related("team", "created_by"), user)
     deployments = access.visible(
         Deployment.objects.select_related("stack__server", "user", "run"), user
     )
+    stacks = stacks_with_health(user)
+    can_add_server = access.team_ids(user, Role.OPERATOR) != []
+    steps = checklist(user) if can_add_server else None
     context = {
         "memberships": memberships,
+        "checklist": steps if steps and not steps.complete else None,
         "server_count": access.visible(Server.objects.all(), user).count(),
-        "stack_count": access.visible(Stack.objects.all(), user).count(),
-        "running": deployments.exclude(run__status__in=RUN_TERMINAL)[:RECENT],
+        "stack_count": stacks.count(),
+        "stacks": stacks[:STACKS_SHOWN],
+        "running": runs.filter(status__in=UNDER_WAY)[:RECENT],
+        "failures": runs.filter(status=RunStatus.FAILED).order_by(
+            F("finished_at").desc(nulls_last=True), "-pk"
+        )[:FAILURES_SHOWN],
         "recent": deployments[:RECENT],
-        "events": visible_events(user).select_related("team")[:RECENT],
-        "can_add_server": access.team_ids(user, Role.OPERATOR) != [],
+        # The team's activity: logins and other account rows stay on the Audit page.
+        "events": visible_events(user).filter(team__isnull=False).select_related("team")[:RECENT],
+        "can_add_server": can_add_server,
+        "can_add_stack": can_add_server,
     }
     return render(request, "deployments/dashboard.html", context)
