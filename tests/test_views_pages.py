@@ -63,7 +63,7 @@ def test_dashboard_shows_teams_counts_deployments_and_events(client, team, opera
     assert "Alpha" in html and "Gamma" in html
     assert response.context["server_count"] == 1
     assert response.context["stack_count"] == 1
-    assert [d.pk for d in response.context["running"]] == [running.pk]
+    assert [run.pk for run in response.context["running"]] == [running.run_id]
     assert len(response.context["recent"]) == 10
     assert "server.create" in html
 
