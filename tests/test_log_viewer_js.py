@@ -209,6 +209,45 @@ def test_pause_counts_new_lines_and_resume_shows_them(page, open_logs, service, 
     )
 
 
+def test_the_status_says_paused_with_the_lines_held_back_and_following_once_resumed(
+    page, open_logs, service, tmp_path
+):
+    server = open_logs(f"/services/{service.pk}/logs/")
+    server.send({"type": "status", "state": "following", "message": ""})
+    server.lines([out(i, f"line {i}") for i in range(3)])
+    expect(line_elements(page)).to_have_count(3)
+    state = page.locator("#log-state")
+    expect(state).to_have_text("Following")
+    expect(state).to_have_attribute("data-state", "following")
+
+    page.get_by_role("button", name="Pause", exact=True).click()
+    expect(state).to_have_text("Paused")
+    expect(state).to_have_attribute("data-state", "paused")
+    server.lines([out(10, "while paused 0")])
+    expect(state).to_have_text("Paused · 1 new line held back")
+    server.lines([out(11 + i, f"while paused {i + 1}") for i in range(2)])
+    expect(state).to_have_text("Paused · 3 new lines held back")
+    page.screenshot(path=str(tmp_path / "paused-status.png"))
+
+    page.get_by_role("button", name="Resume", exact=True).click()
+    expect(state).to_have_text("Following")
+    expect(state).to_have_attribute("data-state", "following")
+    expect(line_elements(page)).to_have_count(6)
+
+    # Scrolling up pauses too, and says so; back at the bottom it follows again.
+    server.lines([out(100 + i, f"more {i}") for i in range(300)])
+    expect(line_elements(page)).to_have_count(306)
+    page.wait_for_function(
+        "() => { const v = document.getElementById('log-view');"
+        " return v.scrollHeight - v.scrollTop - v.clientHeight < 30; }"
+    )
+    view = page.locator("#log-view")
+    view.evaluate("v => { v.scrollTop = 0; }")
+    expect(state).to_have_text("Paused")
+    view.evaluate("v => { v.scrollTop = v.scrollHeight; }")
+    expect(state).to_have_text("Following")
+
+
 def test_scrolling_up_pauses_and_scrolling_back_down_follows_again(page, open_logs, service):
     server = open_logs(f"/services/{service.pk}/logs/")
     server.lines([out(i, f"line {i}") for i in range(300)])
@@ -494,6 +533,33 @@ def test_the_stack_view_interleaves_its_services_and_filters_by_service(
     page.wait_for_timeout(1000)
     assert len(server.urls) == 1
     expect(page.get_by_role("button", name="Reconnect")).to_be_visible()
+
+
+def test_the_stack_views_first_lines_are_interleaved_by_time_whatever_order_they_come_in(
+    page, open_logs, stack, service
+):
+    Service.objects.create(stack=stack, name="oneapi", container_name="prod-oneapi-1")
+    server = open_logs(f"/stacks/{stack.pk}/logs/")
+    # Each container's stream opens on its own: one tail comes whole, then the other's.
+    server.lines([out(s, f"fastgpt {s}", service="fastgpt") for s in (1, 3, 5)])
+    lines = line_elements(page)
+    expect(lines).to_have_count(3)
+    server.lines(
+        [out(s, f"oneapi {s}", service="oneapi") for s in (2, 4)]
+        + [out(6, "oneapi 6", "stderr", service="oneapi")]
+    )
+    expected = ["fastgpt 1", "oneapi 2", "fastgpt 3", "oneapi 4", "fastgpt 5", "oneapi 6"]
+    expect(lines.locator(".msg")).to_have_text(expected)
+    assert lines.locator(".svc").all_inner_texts() == [text.split()[0] for text in expected]
+
+    # A line that comes late takes its place by time too, and the download follows the page.
+    server.lines([out(4, "fastgpt 4 late", service="fastgpt")])
+    expected.insert(4, "fastgpt 4 late")
+    expect(lines.locator(".msg")).to_have_text(expected)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download").click()
+    with open(download.value.path(), encoding="utf-8") as saved:
+        assert [row.split(" | ", 1)[1] for row in saved.read().splitlines()] == expected
 
 
 def test_the_stack_page_leads_to_the_logs(page, live_server, stack, service, tmp_path):

@@ -6,6 +6,14 @@
  * newest matching the filter) and MAX_KEPT lines in memory for the filter and the download.
  * Log text only ever reaches the page through textContent.
  *
+ * A stack's view shows its services' lines in time order, whatever order they arrive in: each
+ * container's stream opens on its own, so the tail of one often comes a moment after another's.
+ * A batch whose lines belong before lines already shown is merged in by time (a stable merge:
+ * lines of one time keep their order) and the view is drawn again.
+ *
+ * While paused (the Pause button, or scrolling up) nothing is written to the page: new lines
+ * wait, and the status says "Paused" with how many wait, until the viewer follows again.
+ *
  * Server messages:
  *   {"type": "lines", "lines": [{ts, stream, text, service?, segments?}], "skipped": n}
  *   {"type": "status", "state": "connecting"|"following"|"ended"|"error", "message": "..."}
@@ -33,6 +41,7 @@
   const BACKOFF_FIRST_MS = 500;
   const BACKOFF_MAX_MS = 30000;
   const BOTTOM_SLACK_PX = 24;
+  const POLLING_TEXT = "Polling every 2 s: the live stream does not get through";
   const CLOSE_REASONS = {
     4401: "your session has ended; reload the page to log in again.",
     4403: "these logs are not visible to you.",
@@ -114,6 +123,12 @@
       this.serviceSelect = root.querySelector("#log-filter-service");
       this.matches = root.querySelector("#log-matches");
       this.timestamps = root.querySelector("#log-timestamps");
+      // Words set by the page (translated there), with English where the page has none.
+      this.words = {
+        paused: root.dataset.textPaused || "Paused",
+        heldOne: root.dataset.textHeldOne || "1 new line held back",
+        heldMany: root.dataset.textHeldMany || "{count} new lines held back",
+      };
 
       this.kept = []; // records written out, oldest first: what the filter and download see
       this.keptChars = 0;
@@ -133,6 +148,11 @@
       this.newest = new Map();
       this.watermark = new Map();
       this.statuses = new Map(); // service ("" on a service's own page) -> {state, text}
+      // The connection's state and words, and what follows the state's word: what the status
+      // shows when the viewer is not paused.
+      this.connState = "connecting";
+      this.connText = "";
+      this.connDetail = "";
 
       this.ws = null;
       this.connected = false;
@@ -215,6 +235,7 @@
       this.pauseButton.textContent = "Resume";
       this.pauseButton.setAttribute("aria-pressed", "true");
       this.updateNewButton();
+      this.showState();
     }
 
     resume() {
@@ -224,6 +245,7 @@
       this.pauseButton.textContent = "Pause";
       this.pauseButton.setAttribute("aria-pressed", "false");
       this.updateNewButton();
+      this.showState();
       this.flush();
       this.scrollToBottom();
     }
@@ -296,6 +318,7 @@
       }
       const rec = {
         ts: typeof line.ts === "string" ? line.ts : "",
+        key: "", // where the line sorts in a stack's view: see orderKeys
         stream: line.stream === "stderr" ? "stderr" : "stdout",
         service: typeof line.service === "string" ? line.service : "",
         text: clean(text),
@@ -313,6 +336,7 @@
       if (this.paused) {
         this.newWhilePaused += records.filter((r) => !r.gap).length;
         this.updateNewButton();
+        this.showState();
       }
       if (this.queue.length > MAX_QUEUED) {
         const dropped = this.queue.splice(0, this.queue.length - MAX_QUEUED);
@@ -321,7 +345,7 @@
     }
 
     gap(count) {
-      return { gap: count, ts: "", stream: "", service: "", text: "", el: null, match: true };
+      return { gap: count, ts: "", key: "", stream: "", service: "", text: "", el: null, match: true };
     }
 
     onLines(message) {
@@ -340,7 +364,74 @@
         records.push(rec);
         if (this.multi && rec.service) this.knowService(rec.service);
       }
-      if (records.length) this.enqueue(records);
+      if (!records.length) return;
+      if (this.multi) this.orderKeys(records);
+      this.enqueue(records);
+    }
+
+    lastKey() {
+      return this.kept.length ? this.kept[this.kept.length - 1].key : "";
+    }
+
+    orderKeys(records) {
+      // A line's key is its time; a line without one stays after the line before it, and a
+      // gap (lines skipped just before a message's lines) goes before the line after it.
+      let previous = this.lastKey();
+      for (const rec of records) {
+        if (rec.gap) continue;
+        rec.key = tsKey(rec.ts) || previous;
+        previous = rec.key;
+      }
+      let next = previous;
+      for (let i = records.length - 1; i >= 0; i--) {
+        if (records[i].gap) records[i].key = next;
+        else next = records[i].key;
+      }
+    }
+
+    inTimeOrder(batch) {
+      // Array.prototype.sort is stable: lines of one time keep the order they came in.
+      const sorted = batch.slice();
+      sorted.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      return sorted;
+    }
+
+    insertionPoint(key) {
+      // Where a line of `key` goes in the kept lines (after those of the same time).
+      let low = 0;
+      let high = this.kept.length;
+      while (low < high) {
+        const middle = (low + high) >> 1;
+        if (this.kept[middle].key <= key) low = middle + 1;
+        else high = middle;
+      }
+      return low;
+    }
+
+    mergeIn(batch, at) {
+      // Lines that belong before some already shown: merged in by time, then drawn again.
+      const older = this.kept.slice(0, at);
+      const later = this.kept.slice(at);
+      const merged = older;
+      let i = 0;
+      let j = 0;
+      while (i < later.length || j < batch.length) {
+        if (j >= batch.length || (i < later.length && later[i].key <= batch[j].key)) {
+          merged.push(later[i++]);
+        } else {
+          merged.push(batch[j++]);
+        }
+      }
+      for (const rec of batch) {
+        rec.match = this.matchesFilter(rec);
+        if (rec.match && !rec.gap) this.matchCount++;
+        this.keptChars += rec.text.length;
+      }
+      for (const rec of this.shown) rec.el = null;
+      this.shown = [];
+      this.kept = merged;
+      this.trim();
+      this.rerender();
     }
 
     seenBefore(rec) {
@@ -382,7 +473,9 @@
       let batch = this.queue;
       this.queue = [];
       if (this.queueDropped) {
-        batch = [this.gap(this.queueDropped)].concat(batch);
+        const gap = this.gap(this.queueDropped);
+        gap.key = batch.length ? batch[0].key : this.lastKey();
+        batch = [gap].concat(batch);
         this.skippedTotal += this.queueDropped;
         this.queueDropped = 0;
         this.showSkipped();
@@ -391,6 +484,14 @@
     }
 
     append(batch) {
+      if (this.multi && batch.length) {
+        batch = this.inTimeOrder(batch);
+        const at = this.insertionPoint(batch[0].key);
+        if (at < this.kept.length) {
+          this.mergeIn(batch, at);
+          return;
+        }
+      }
       // Into memory first, dropping the oldest beyond the caps.
       for (const rec of batch) {
         rec.match = this.matchesFilter(rec);
@@ -398,22 +499,7 @@
         this.kept.push(rec);
         this.keptChars += rec.text.length;
       }
-      let drop = 0;
-      while (
-        this.kept.length - drop > MAX_KEPT ||
-        (this.keptChars > MAX_KEPT_CHARS && this.kept.length - drop > 1)
-      ) {
-        const old = this.kept[drop++];
-        old.dropped = true;
-        this.keptChars -= old.text.length;
-        if (old.match && !old.gap) this.matchCount--;
-        if (old.el) {
-          old.el.remove();
-          old.el = null;
-          this.shown.shift();
-        }
-      }
-      if (drop) this.kept.splice(0, drop);
+      this.trim();
 
       // Then onto the page: only the newest MAX_DOM matching lines of the batch get an element.
       const fresh = [];
@@ -437,6 +523,26 @@
       this.updateEmpty();
       this.updateMatches();
       if (!this.paused) this.scrollToBottom();
+    }
+
+    trim() {
+      // Drop the oldest kept lines beyond the caps, and their elements.
+      let drop = 0;
+      while (
+        this.kept.length - drop > MAX_KEPT ||
+        (this.keptChars > MAX_KEPT_CHARS && this.kept.length - drop > 1)
+      ) {
+        const old = this.kept[drop++];
+        old.dropped = true;
+        this.keptChars -= old.text.length;
+        if (old.match && !old.gap) this.matchCount--;
+        if (old.el) {
+          old.el.remove();
+          old.el = null;
+          this.shown.shift();
+        }
+      }
+      if (drop) this.kept.splice(0, drop);
     }
 
     updateEmpty() {
@@ -575,10 +681,31 @@
 
     // ---- connection -------------------------------------------------------------------------
 
-    setState(state, text) {
-      this.state.dataset.state = state;
-      this.state.textContent = text;
-      this.reconnectButton.hidden = !["ended", "error", "polling"].includes(state);
+    setState(state, text, detail) {
+      // `detail`: what the text says after the state's word, kept when the viewer is paused.
+      this.connState = state;
+      this.connText = text;
+      this.connDetail = detail || "";
+      this.showState();
+    }
+
+    showState() {
+      // Paused while lines flow: the status says so, and how many lines wait, instead of
+      // "Following". A connection that is not delivering says what it is doing.
+      const held = this.paused && ["following", "polling"].includes(this.connState);
+      this.state.dataset.state = held ? "paused" : this.connState;
+      this.state.textContent = held ? this.pausedText() : this.connText;
+      this.reconnectButton.hidden = !["ended", "error", "polling"].includes(this.connState);
+    }
+
+    pausedText() {
+      let text = this.words.paused;
+      const waiting = this.newWhilePaused;
+      if (waiting > 0) {
+        const held = waiting === 1 ? this.words.heldOne : this.words.heldMany;
+        text += " · " + held.replace("{count}", waiting.toLocaleString());
+      }
+      return text + this.connDetail;
     }
 
     connect() {
@@ -590,7 +717,7 @@
       const tail = this.everConnected ? Math.min(RECONNECT_TAIL, this.tail) : this.tail;
       const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
       const url = `${scheme}//${window.location.host}${this.wsPath}?tail=${tail}`;
-      if (!this.everConnected || this.state.dataset.state !== "reconnecting") {
+      if (!this.everConnected || this.connState !== "reconnecting") {
         this.setState("connecting", "Connecting…");
       }
       let ws;
@@ -688,7 +815,8 @@
         }
       }
       const separator = state === "ended" || state === "error" ? ": " : " · ";
-      this.setState(state, words[state] + (parts.length ? separator + parts.join(" · ") : ""));
+      const detail = parts.length ? separator + parts.join(" · ") : "";
+      this.setState(state, words[state] + detail, detail);
     }
 
     onClose(event) {
@@ -738,7 +866,7 @@
       clearInterval(this.countdownTimer);
       this.polling = true;
       this.pollCursor = "";
-      this.setState("polling", "Polling every 2 s: the live stream does not get through");
+      this.setState("polling", POLLING_TEXT, " · " + POLLING_TEXT);
       this.poll();
     }
 
@@ -766,7 +894,7 @@
           if (!response.ok) {
             this.setState("error", "Error: " + clean(data.error || `the server answered ${response.status}`));
           } else {
-            this.setState("polling", "Polling every 2 s: the live stream does not get through");
+            this.setState("polling", POLLING_TEXT, " · " + POLLING_TEXT);
             this.onPoll(data);
           }
         }
