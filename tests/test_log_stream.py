@@ -298,6 +298,27 @@ def test_polls_of_several_viewers_share_one_docker_logs_per_container(
         assert len(docker_logs_processes(ssh_target)) == 2
 
 
+@slow
+@pytest.mark.django_db(transaction=True)
+def test_the_recent_lines_of_a_stacks_containers_come_interleaved_by_time(
+    log_service, writer, viewer
+):
+    with LogWriter() as other:
+        Service.objects.create(stack=log_service.stack, name="another", container_name=other.name)
+        # Written in turns, so that each container's lines are apart in time.
+        for turn in range(3):
+            writer.write(f"writer {turn}\n")
+            other.write(f"another {turn}\n", "stderr" if turn == 1 else "stdout")
+        answer = get_json(
+            logged_in(viewer), reverse("stack_logs_recent", args=[log_service.stack_id]), tail="10"
+        )
+    assert [(line["service"], line["text"]) for line in answer["lines"]] == [
+        (name, f"{name} {turn}") for turn in range(3) for name in ("writer", "another")
+    ]
+    times = [line["ts"] for line in answer["lines"]]
+    assert times == sorted(times)
+
+
 # Over the websocket
 
 
