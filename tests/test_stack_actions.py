@@ -14,7 +14,7 @@ from deployments.actions.stacks import (
     do_teardown_stack,
     do_upgrade_stack,
 )
-from deployments.choices import DeploymentAction, Registry, RunStatus
+from deployments.choices import DeploymentAction, Registry, RunStatus, StackStatus
 from deployments.models import AuditEvent, Deployment
 from deployments.pipelines.stack_teardown import data_paths
 from deployments.stacks import versions
@@ -29,6 +29,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def stack(team):
     return make_stack(make_server(team), data_dir="/srv/llm")
+
+
+@pytest.fixture
+def running(stack):
+    """A stack whose deploy succeeded, as far as its status says (no deployment recorded)."""
+    stack.status = StackStatus.RUNNING
+    stack.save()
+    return stack
 
 
 @pytest.fixture
@@ -78,18 +86,19 @@ def test_an_unknown_version_line_is_refused_and_nothing_changes(stack, operator)
 @pytest.mark.parametrize(
     "action",
     [
-        lambda stack, user: do_upgrade_stack(stack, version_line=stack.version_line, user=user),
+        lambda stack, user: do_upgrade_stack(stack, version_line="next", user=user),
         lambda stack, user: do_restart_stack(stack, user=user),
         lambda stack, user: do_teardown_stack(stack, user=user),
     ],
 )
-def test_viewers_cannot_act_on_a_stack(deployed, viewer, action):
+def test_viewers_cannot_act_on_a_stack(deployed, viewer, action, second_line):
     with pytest.raises(PermissionDenied):
         action(deployed.stack, viewer)
     assert Deployment.objects.count() == 1
 
 
-def test_deleting_data_needs_the_stack_name_typed(stack, operator):
+def test_deleting_data_needs_the_stack_name_typed(running, operator):
+    stack = running
     with pytest.raises(ValidationError, match="Type the stack's name"):
         do_teardown_stack(stack, delete_data=True, confirm_name="wrong", user=operator)
     assert not Deployment.objects.exists()
@@ -97,9 +106,9 @@ def test_deleting_data_needs_the_stack_name_typed(stack, operator):
     assert deployment.run.params["delete_data"] is True
 
 
-def test_a_teardown_keeps_data_unless_asked(stack, operator):
-    deployment = do_teardown_stack(stack, user=operator)
-    assert deployment.run.params == {"stack_id": stack.pk, "delete_data": False}
+def test_a_teardown_keeps_data_unless_asked(running, operator):
+    deployment = do_teardown_stack(running, user=operator)
+    assert deployment.run.params == {"stack_id": running.pk, "delete_data": False}
 
 
 def test_a_restart_needs_a_deployed_stack_and_a_known_service(stack, deployed, operator):
@@ -169,7 +178,8 @@ def test_the_upgrade_page_shows_the_diff_before_anything_is_applied(
     assert response.url == reverse("deployment_detail", args=[upgrade.pk])
 
 
-def test_the_teardown_page_names_the_missing_confirmation(client, stack, operator):
+def test_the_teardown_page_names_the_missing_confirmation(client, running, operator):
+    stack = running
     client.force_login(operator)
     response = client.post(
         reverse("stack_teardown", args=[stack.pk]), {"delete_data": "on", "confirm_name": "x"}
@@ -205,15 +215,20 @@ def test_a_deploy_waits_for_a_model_launch_on_the_stack(stack, operator):
     assert do_deploy_stack(stack, user=operator).run.status == RunStatus.QUEUED
 
 
-def test_the_rollback_button_shows_only_on_deployments_that_can_be_rolled_back_to(
+def test_the_rollback_button_shows_only_on_earlier_deployments_that_can_be_rolled_back_to(
     client, stack, deployed, operator
 ):
     client.force_login(operator)
     failed = make_deployment(stack, status=RunStatus.FAILED)
+    current = make_deployment(stack, rendered_files=deployed.rendered_files)
     good = client.get(reverse("deployment_detail", args=[deployed.pk])).content.decode()
     bad = client.get(reverse("deployment_detail", args=[failed.pk])).content.decode()
+    now = client.get(reverse("deployment_detail", args=[current.pk])).content.decode()
     assert "Roll back to these files" in good
     assert "Roll back to these files" not in bad
+    # The stack runs the latest deploy's files already: nothing to roll back to.
+    assert "Roll back to these files" not in now
+    assert "What the stack runs now" in now
 
 
 def test_refreshing_services_needs_the_operator_role(client, stack, viewer):
@@ -261,7 +276,7 @@ def broker_down():
 def test_an_action_while_the_broker_is_down_keeps_its_run_queued_for_the_reaper(
     client, team, operator, broker_down
 ):
-    stack = make_stack(make_server(team))
+    stack = make_stack(make_server(team), status=StackStatus.RUNNING)
     client.force_login(operator)
     response = client.post(reverse("stack_teardown", args=[stack.pk]), {})
     deployment = Deployment.objects.get()
@@ -273,8 +288,9 @@ def test_an_action_while_the_broker_is_down_keeps_its_run_queued_for_the_reaper(
 
 @pytest.mark.parametrize("start", [do_deploy_stack, do_teardown_stack], ids=["deploy", "teardown"])
 def test_a_deploy_or_teardown_waits_for_an_import_on_the_stacks_knowledge_base(
-    stack, operator, start
+    running, operator, start
 ):
+    stack = running
     from deployments.choices import PipelineKind
     from deployments.models import KnowledgeBase
     from testkit.factories import make_run

@@ -146,7 +146,9 @@ def test_every_page_has_its_own_title(client, team, operator):
         reverse("stack_list"): "Stacks",
         reverse("stack_detail", args=[stack.pk]): "Stack prod",
         reverse("deployment_list"): "Deployments",
-        reverse("deployment_detail", args=[deployment.pk]): f"Deployment #{deployment.pk}",
+        reverse("deployment_detail", args=[deployment.pk]): (
+            f"Deploy stack prod on gpu-a · deployment #{deployment.pk}"
+        ),
         reverse("team_list"): "Teams",
         reverse("team_detail", args=[team.pk]): "Team Alpha",
         reverse("audit_list"): "Audit trail",

@@ -32,6 +32,16 @@ RUN_TITLES = {
 }
 
 
+# The pipeline that does each action on a stack.
+DEPLOYMENT_KINDS = {
+    DeploymentAction.DEPLOY: PipelineKind.STACK_DEPLOY,
+    DeploymentAction.UPGRADE: PipelineKind.STACK_DEPLOY,
+    DeploymentAction.ROLLBACK: PipelineKind.STACK_DEPLOY,
+    DeploymentAction.RESTART: PipelineKind.STACK_RESTART,
+    DeploymentAction.TEARDOWN: PipelineKind.STACK_TEARDOWN,
+}
+
+
 def run_title(kind: str, names: dict[str, str], variant: str = "") -> str:
     """The title of a run of `kind` acting on `names` (server, stack, model, ...).
 
@@ -98,15 +108,23 @@ class PipelineRun(models.Model):
     @cached_property
     def title(self) -> str:
         """What the run did to what, as a person says it: "Prepare gpu-1"."""
-        names, variant = self._title_names()
-        return run_title(self.kind, names, variant)
+        names, kind, variant = self._title_parts()
+        return run_title(kind, names, variant)
 
-    def _title_names(self) -> tuple[dict[str, str], str]:
-        """The names the run's title needs, read from what its params point at."""
+    def _title_parts(self) -> tuple[dict[str, str], str, str]:
+        """The names the run's title needs, read from what its params point at, and the kind
+        and variant that pick the title. A deployment's run is titled by its action."""
         params = self.params or {}
         names: dict[str, str] = {}
-        variant = ""
+        kind, variant = self.kind, ""
         stack = None
+        deployment = (
+            _model("Deployment").objects.filter(run=self).select_related("stack__server").first()
+        )
+        if deployment is not None:
+            kind = DEPLOYMENT_KINDS.get(deployment.action, kind)
+            variant = deployment.action
+            stack = deployment.stack
         if params.get("launch_id"):
             launch = (
                 _model("ModelLaunch")
@@ -145,19 +163,11 @@ class PipelineRun(models.Model):
             )
             if server is not None:
                 names["server"] = server.name
-        if self.kind == PipelineKind.STACK_DEPLOY:
-            action = (
-                _model("Deployment")
-                .objects.filter(run=self)
-                .values_list("action", flat=True)
-                .first()
-            )
-            variant = action or ""
-        elif params.get("service"):
+        if params.get("service"):
             names["service"], variant = str(params["service"]), "service"
-        elif params.get("name"):
+        elif params.get("name") and not variant:
             names["name"], variant = str(params["name"]), "name"
-        return names, variant
+        return names, kind, variant
 
     @property
     def is_terminal(self) -> bool:

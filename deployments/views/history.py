@@ -32,13 +32,18 @@ def deployment_list(request: HtmxHttpRequest) -> HttpResponse:
 def deployment_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     deployment = access.get_visible_or_404(_deployments(request.user), request.user, pk=pk)
     stack = deployment.stack
+    targets = rollback_targets(stack)
+    # The latest successful deploy is what the stack runs: rolling back to it changes nothing.
+    is_current = targets.values_list("pk", flat=True).first() == deployment.pk
     can_roll_back = (
-        access.has_role(request.user, stack.team, Role.OPERATOR)
-        and rollback_targets(stack).filter(pk=deployment.pk).exists()
+        not is_current
+        and access.has_role(request.user, stack.team, Role.OPERATOR)
+        and targets.filter(pk=deployment.pk).exists()
     )
     context = {
         **steps_context(deployment.run, request.user),
         "deployment": deployment,
+        "is_current": is_current,
         "can_roll_back": can_roll_back,
     }
     return render(request, "deployments/deployment_detail.html", context)

@@ -4,37 +4,225 @@ A deployment shows its run through these same partials and actions; a run with n
 deployment (preparing a server, later model launches) has a page of its own.
 """
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Max
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.translation import gettext
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 
 from .. import access
 from ..actions import ActionError
 from ..actions.pipelines import do_cancel_run, do_retry_run
-from ..choices import RUN_RETRYABLE, EventKind, Role, StepStatus
-from ..models import Deployment, PipelineRun, Server, StepRun
+from ..choices import RUN_RETRYABLE, EventKind, PipelineKind, Role, RunStatus, StepStatus
+from ..models import Deployment, KnowledgeBase, ModelLaunch, PipelineRun, Server, Stack, StepRun
+from ..pipelines import registry
 from .common import HtmxHttpRequest
 
 STEPS_TEMPLATE = "deployments/run_steps.html"
 # A page shows the latest lines of a running step; all of them are in the event log.
 LIVE_OUTPUT_LINES = 1000
+# Steps that wait up to a limit counted from their start, by name: the setting holding it.
+STEP_DEADLINES = {
+    "wait until healthy": "STACK_HEALTH_TIMEOUT",
+    "wait until ready": "MODEL_LAUNCH_TIMEOUT",
+}
+
+
+@dataclass(frozen=True)
+class UpcomingStep:
+    index: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a run is among its pipeline's steps: "step `number` of `total`"."""
+
+    number: int
+    total: int
+    name: str
+
+
+@dataclass(frozen=True)
+class NextLink:
+    """A way on from a finished run: a page to open, the first one the main thing to do."""
+
+    label: str
+    url: str
+
+
+# What a finished run's page says to do next, by kind and outcome: a lead sentence, then the
+# links (see next_links). The links are read from what the run's params point at.
+NEXT_LEADS = {
+    (PipelineKind.STACK_DEPLOY, RunStatus.SUCCEEDED): gettext_lazy(
+        "The stack is deployed. Next, launch the models it serves: a chat model, an embedding "
+        "model and a rerank model."
+    ),
+    (PipelineKind.SERVER_PREPARE, RunStatus.SUCCEEDED): gettext_lazy(
+        "The server is ready for a stack. Next, add one on it."
+    ),
+    (PipelineKind.MODEL_LAUNCH, RunStatus.SUCCEEDED): gettext_lazy(
+        "The model is ready, and One API and FastGPT have it. Next, create a knowledge base or a "
+        "chat app that uses it."
+    ),
+    (PipelineKind.STACK_TEARDOWN, RunStatus.SUCCEEDED): gettext_lazy(
+        "The stack is torn down. Deploy it again from its page when you need it."
+    ),
+}
+FAILED_LEAD = gettext_lazy(
+    "Read the error of the failed step above, put right what it names, then retry: the run "
+    "goes on from that step."
+)
+
+
+def next_links(run: PipelineRun) -> tuple[str, list[NextLink]]:
+    """What to do now that `run` is over: a sentence and the pages to go on to."""
+    if not run.is_terminal:
+        return "", []
+    params = run.params or {}
+    stack = (
+        Stack.objects.filter(pk=params.get("stack_id"), team_id=run.team_id).first()
+        if params.get("stack_id")
+        else None
+    )
+    links: list[NextLink] = []
+    succeeded = run.status == RunStatus.SUCCEEDED
+    if run.kind == PipelineKind.SERVER_PREPARE and params.get("server_id"):
+        server = Server.objects.filter(pk=params["server_id"], team_id=run.team_id).first()
+        if server is not None:
+            if succeeded:
+                links.append(NextLink(gettext("Add a stack"), reverse("stack_create")))
+            links.append(
+                NextLink(
+                    gettext("Open server %(name)s") % {"name": server.name},
+                    reverse("server_detail", args=[server.pk]),
+                )
+            )
+    elif run.kind == PipelineKind.MODEL_LAUNCH and params.get("launch_id"):
+        launch = ModelLaunch.objects.filter(pk=params["launch_id"], team_id=run.team_id).first()
+        if launch is not None:
+            links.append(
+                NextLink(
+                    gettext("Open the launch of %(model)s") % {"model": launch.model_uid},
+                    reverse("model_launch_detail", args=[launch.pk]),
+                )
+            )
+        if succeeded and stack is not None:
+            links.append(
+                NextLink(gettext("Knowledge bases"), reverse("knowledge_list", args=[stack.pk]))
+            )
+    elif run.kind == PipelineKind.DATASET_IMPORT and params.get("knowledge_base_id"):
+        base = KnowledgeBase.objects.filter(
+            pk=params["knowledge_base_id"], team_id=run.team_id
+        ).first()
+        if base is not None:
+            links.append(
+                NextLink(
+                    gettext("Open knowledge base %(name)s") % {"name": base.name},
+                    reverse("knowledge_detail", args=[base.pk]),
+                )
+            )
+    elif run.kind == PipelineKind.CHATBOT_PUBLISH:
+        links.append(
+            NextLink(gettext("Open the chatbot's page"), reverse("chatbot_progress", args=[run.pk]))
+        )
+    if stack is not None and run.kind != PipelineKind.MODEL_LAUNCH:
+        links.append(
+            NextLink(
+                gettext("Open stack %(name)s") % {"name": stack.name},
+                reverse("stack_detail", args=[stack.pk]),
+            )
+        )
+    if succeeded and run.kind == PipelineKind.STACK_DEPLOY:
+        links.append(NextLink(gettext("Launch models"), reverse("model_list")))
+    if run.status == RunStatus.FAILED:
+        lead = str(FAILED_LEAD)
+    else:
+        lead = str(NEXT_LEADS.get((run.kind, run.status), ""))
+    return lead, links
 
 
 def steps_context(run: PipelineRun, user) -> dict:
     """What STEPS_TEMPLATE shows `user`, for a page, a poll or the run's websocket."""
     last_seq, steps = steps_as_of_last_event(run)
     can_operate = access.has_role(user, run.team_id, Role.OPERATOR)
+    names = pipeline_step_names(run.kind)
+    now = timezone.now()
+    for step in steps:
+        step.deadline = step_deadline(step)
+        step.elapsed = now - step.started_at if step.status == StepStatus.RUNNING else None
+    upcoming = upcoming_steps(run, steps, names)
+    next_lead, next_steps = next_links(run)
     return {
         "run": run,
         "steps": steps,
+        "upcoming": upcoming,
+        "position": run_position(run, steps, upcoming, names),
+        "run_elapsed": now - run.started_at if run.started_at and not run.is_terminal else None,
         "last_seq": last_seq,
+        "next_lead": next_lead,
+        "next_steps": next_steps,
         "can_retry": can_operate and run.status in RUN_RETRYABLE,
         "can_cancel": can_operate and not run.is_terminal and not run.cancel_requested,
     }
+
+
+def pipeline_step_names(kind: str) -> tuple[str, ...]:
+    """The names of the steps of pipeline `kind`, in order; none for a kind no longer known."""
+    try:
+        return tuple(step.name for step in registry.get(kind).steps)
+    except registry.UnknownPipeline:
+        return ()
+
+
+def step_deadline(step: StepRun) -> datetime | None:
+    """When a running step that waits gives up, from its start and its setting."""
+    setting = STEP_DEADLINES.get(step.name)
+    if step.status != StepStatus.RUNNING or setting is None:
+        return None
+    return step.started_at + timedelta(seconds=getattr(settings, setting))
+
+
+def upcoming_steps(
+    run: PipelineRun, steps: list[StepRun], names: tuple[str, ...]
+) -> list[UpcomingStep]:
+    """The steps still to come in this attempt of a run that is not over."""
+    if run.is_terminal:
+        return []
+    this_attempt = {step.index for step in steps if step.attempt == run.attempt}
+    shown = max(this_attempt, default=run.next_step - 1)
+    start = max(run.next_step, shown + 1)
+    return [UpcomingStep(index, names[index]) for index in range(start, len(names))]
+
+
+def run_position(
+    run: PipelineRun, steps: list[StepRun], upcoming: list[UpcomingStep], names: tuple[str, ...]
+) -> Position | None:
+    """The step the run is at (running, next, or where it stopped) among all its steps."""
+    if not names:
+        return None
+    total = len(names)
+    running = [step for step in steps if step.status == StepStatus.RUNNING]
+    failed = [step for step in steps if step.status == StepStatus.FAILED]
+    if running:
+        step = running[-1]
+    elif run.status in (RunStatus.FAILED, RunStatus.CANCELLED) and failed:
+        step = failed[-1]
+    elif upcoming:
+        return Position(upcoming[0].index + 1, total, upcoming[0].name)
+    elif run.is_terminal:
+        return Position(min(run.next_step, total), total, "")
+    else:
+        return None
+    return Position(step.index + 1, total, step.name)
 
 
 def steps_as_of_last_event(run: PipelineRun) -> tuple[int, list[StepRun]]:
