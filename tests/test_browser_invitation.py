@@ -61,6 +61,7 @@ def test_an_invited_person_opens_the_link_creates_an_account_and_joins_with_the_
         newcomer.goto(link)
         expect(newcomer.get_by_role("heading", name="Join team Alpha as operator?")).to_be_visible()
         assert "#" not in newcomer.url
+        expect(newcomer.get_by_role("button", name="Open invitation")).to_be_hidden()
         expect(newcomer.get_by_label("E-mail (optional)")).to_have_value("newcomer@example.com")
         newcomer.get_by_label("Username").fill("newcomer")
         newcomer.get_by_label(re.compile(r"^Password:?$")).fill("a long pass phrase 4 u")
