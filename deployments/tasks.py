@@ -7,6 +7,8 @@ from celery import shared_task
 
 from .knowledge import retention, staging
 from .models import Server
+from .notifications import notify, sending
+from .notifications.formats import Message
 from .pipelines import reaper, runner
 from .servers.check import check_server
 
@@ -43,6 +45,15 @@ def sweep_staged_uploads() -> int:
     """Delete staged files nothing will import any more (see knowledge/retention.py)."""
     retention.expire_failed_copies()
     return len(staging.sweep(retention.kept_files()))
+
+
+@shared_task(bind=True, name=notify.TASK_NAME)
+def send_notification(self, channel_id: int, message: dict) -> None:
+    """One notification to one channel; a failure that may pass is tried again later, each
+    wait twice the last (sending.retry_countdown), a bounded number of times."""
+    countdown = sending.attempt(channel_id, Message(**message), self.request.retries)
+    if countdown is not None:
+        raise self.retry(countdown=countdown, max_retries=sending.MAX_RETRIES)
 
 
 def _worker_name(node: str | None) -> str:

@@ -1,6 +1,7 @@
 from .datasets import ChatApp, Document, KnowledgeBase, ShareLink
 from .deployments import Deployment
 from .llm import EmbeddingModelConfig, LLMModelConfig, ModelLaunch, RerankModelConfig
+from .notifications import ChannelKind, NotificationChannel, NotificationEvent
 from .pipelines import PipelineEvent, PipelineRun, StepRun
 from .providers import RemoteProvider
 from .servers import Server, Service, Stack
@@ -8,6 +9,7 @@ from .teams import AuditEvent, Invitation, Membership, Team
 
 __all__ = [
     "AuditEvent",
+    "ChannelKind",
     "ChatApp",
     "Deployment",
     "Document",
@@ -17,6 +19,8 @@ __all__ = [
     "LLMModelConfig",
     "Membership",
     "ModelLaunch",
+    "NotificationChannel",
+    "NotificationEvent",
     "PipelineEvent",
     "PipelineRun",
     "RemoteProvider",
