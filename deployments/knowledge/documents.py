@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from ..choices import DocumentSource, DocumentStatus, TrainingType
 from ..clients.fastgpt import Collection, CreateResult, FastGPTClient
 from ..models import Document
+from ..notifications import notify
 from . import staging
 from .session import signed_in_fastgpt
 
@@ -61,6 +62,8 @@ def record_created(document: Document, result: CreateResult) -> None:
         else:
             document.error = _("FastGPT found no text to train in it.")
     document.save()
+    if document.status == DocumentStatus.FAILED:
+        notify.document_failed(document)
 
 
 def record_counts(document: Document, found: Collection | None, stall_after: timedelta) -> bool:
@@ -97,6 +100,7 @@ def fail(document: Document, reason: str) -> None:
     document.error = reason
     document.finished_at = timezone.now()
     document.save(update_fields=["status", "error", "finished_at"])
+    notify.document_failed(document)
 
 
 def delete_collection(document: Document) -> None:

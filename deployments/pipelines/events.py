@@ -10,6 +10,7 @@ from django.db.models import Max
 
 from ..choices import EventKind, RunStatus
 from ..models import PipelineEvent, PipelineRun
+from ..notifications import notify
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ def record(
         "status": str(status),
     }
     transaction.on_commit(lambda: publish(run_id, payload))
+    if kind == EventKind.RUN_FINISHED and status == RunStatus.FAILED:
+        # Every way a run fails ends here: a step's error, a worker that died, no pipeline.
+        notify.run_failed(run_id, message)
     return event
 
 

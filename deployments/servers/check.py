@@ -8,6 +8,7 @@ from django.utils import timezone
 from ..choices import ServerStatus
 from ..clients.ssh import SSHError
 from ..models import Server
+from ..notifications import notify
 from .facts import check_docker_gpu, gather_facts
 from .sessions import open_session
 
@@ -29,10 +30,14 @@ def check_server(server: Server) -> Server:
             )
     except SSHError as error:
         logger.info("Server %s unreachable: %s", server.pk, error)
+        was = server.status
         server.status = ServerStatus.UNREACHABLE
         server.last_error = str(error)
         server.last_checked_at = now
         server.save(update_fields=["status", "last_error", "last_checked_at", "updated_at"])
+        if was != ServerStatus.UNREACHABLE:
+            # Once when it stops answering, not at every check while it stays down.
+            notify.server_unreachable(server)
         return server
     server.status = ServerStatus.REACHABLE
     server.last_error = ""

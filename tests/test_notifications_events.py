@@ -1,0 +1,152 @@
+"""What happens in the panel reaches the channels that asked for it: a failed run, a server
+that stops answering, a document whose import failed. Tasks run here, eagerly, once the
+transaction that saw the event commits; the receivers are real, on loopback."""
+
+import json
+
+import pytest
+
+from deployments.actions.notifications import do_add_channel
+from deployments.choices import DocumentSource, DocumentStatus, Role, RunStatus, ServerStatus
+from deployments.knowledge import documents
+from deployments.models import (
+    ChannelKind,
+    Document,
+    KnowledgeBase,
+    NotificationEvent,
+    PipelineRun,
+)
+from deployments.notifications import notify
+from deployments.pipelines import runner
+from deployments.servers.check import check_server
+from testkit.factories import add_member, make_server, make_stack
+from testkit.pipelines import STEPS
+from testkit.receivers import http_receiver
+
+
+@pytest.fixture
+def owner(team):
+    return add_member(team, role=Role.OWNER)
+
+
+def hook(team, owner, url, events, name="hook"):
+    data = {
+        "name": name,
+        "target": url,
+        "secret": "",
+        "events": events,
+        "allow_private": True,  # the receiver is on loopback
+        "enabled": True,
+    }
+    return do_add_channel(team, kind=ChannelKind.WEBHOOK, data=data, user=owner)[0]
+
+
+def bodies(receiver) -> list[dict]:
+    return [json.loads(request.body) for request in receiver.requests]
+
+
+def test_a_failed_run_notifies_the_channels_that_asked_for_it(
+    team, owner, eager_tasks, django_capture_on_commit_callbacks
+):
+    with http_receiver() as subscribed, http_receiver() as other:
+        hook(team, owner, subscribed.url, [NotificationEvent.RUN_FAILED])
+        hook(team, owner, other.url, [NotificationEvent.DOCUMENT_FAILED], name="documents")
+        run = PipelineRun.objects.create(
+            team=team, kind=STEPS, params={"fail_at": 1, "fail_message": "the disk is full"}
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            runner.run(run.pk, "test-worker")
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    [body] = bodies(subscribed)
+    assert body["event"] == "run_failed"
+    assert body["subject"].startswith(f"Run #{run.pk} failed")
+    assert "the disk is full" in body["text"]
+    assert body["url"].endswith(f"/runs/{run.pk}/")
+    assert other.requests == []
+
+
+def test_a_run_that_succeeds_notifies_nobody(
+    team, owner, eager_tasks, django_capture_on_commit_callbacks
+):
+    with http_receiver() as receiver:
+        hook(team, owner, receiver.url, [NotificationEvent.RUN_FAILED])
+        run = PipelineRun.objects.create(team=team, kind=STEPS, params={})
+        with django_capture_on_commit_callbacks(execute=True):
+            runner.run(run.pk, "test-worker")
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert receiver.requests == []
+
+
+def test_a_switched_off_channel_is_not_sent_anything(
+    team, owner, eager_tasks, django_capture_on_commit_callbacks
+):
+    with http_receiver() as receiver:
+        channel = hook(team, owner, receiver.url, [NotificationEvent.RUN_FAILED])
+        channel.enabled = False
+        channel.save(update_fields=["enabled"])
+        run = PipelineRun.objects.create(team=team, kind=STEPS, params={"fail_at": 0})
+        with django_capture_on_commit_callbacks(execute=True):
+            runner.run(run.pk, "test-worker")
+    assert receiver.requests == []
+
+
+def test_a_server_that_stops_answering_notifies_once(
+    team, owner, eager_tasks, django_capture_on_commit_callbacks
+):
+    with http_receiver() as receiver:
+        hook(team, owner, receiver.url, [NotificationEvent.SERVER_UNREACHABLE])
+        # No key: unreachable at once, before any connection.
+        server = make_server(team, name="gpu-7", host="169.254.169.254")
+        with django_capture_on_commit_callbacks(execute=True):
+            check_server(server)
+        with django_capture_on_commit_callbacks(execute=True):
+            check_server(server)  # still down: no second message
+
+    server.refresh_from_db()
+    assert server.status == ServerStatus.UNREACHABLE
+    [body] = bodies(receiver)
+    assert body["event"] == "server_unreachable"
+    assert "gpu-7" in body["subject"]
+    assert body["text"] == server.last_error  # why, as its page says it
+
+
+def test_a_failed_document_import_notifies(
+    team, owner, eager_tasks, django_capture_on_commit_callbacks
+):
+    stack = make_stack(make_server(team))
+    base = KnowledgeBase.objects.create(
+        team=team, stack=stack, name="handbook", embedding_model="m3e", agent_model="qwen"
+    )
+    document = Document.objects.create(
+        knowledge_base=base, source=DocumentSource.TEXT, name="policy.pdf", text="Some text."
+    )
+    with http_receiver() as receiver:
+        hook(team, owner, receiver.url, [NotificationEvent.DOCUMENT_FAILED])
+        with django_capture_on_commit_callbacks(execute=True):
+            documents.fail(document, "Training stood still for 10 minutes.")
+
+    assert document.status == DocumentStatus.FAILED
+    [body] = bodies(receiver)
+    assert body["event"] == "document_failed"
+    assert "policy.pdf" in body["subject"] and "handbook" in body["subject"]
+    assert body["text"] == "Training stood still for 10 minutes."
+    assert body["url"].endswith(f"/knowledge/{base.pk}/")
+
+
+def test_a_broker_that_does_not_answer_does_not_fail_the_run(
+    team, owner, monkeypatch, django_capture_on_commit_callbacks
+):
+    def broken(*args, **kwargs):
+        raise ConnectionError("the broker is down")
+
+    monkeypatch.setattr(notify, "enqueue", broken)
+    hook(team, owner, "http://127.0.0.1:9/", [NotificationEvent.RUN_FAILED])
+    run = PipelineRun.objects.create(team=team, kind=STEPS, params={"fail_at": 0})
+    with django_capture_on_commit_callbacks(execute=True):
+        runner.run(run.pk, "test-worker")
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.finished_at is not None
