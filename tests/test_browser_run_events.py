@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from deployments.choices import EventKind, Role, RunStatus, StepStatus
+from deployments.choices import EventKind, PipelineKind, Role, RunStatus, StepStatus
 from deployments.models import PipelineRun, StepRun
 from deployments.pipelines import events
 from testkit.browser import log_in
@@ -380,3 +380,57 @@ def test_where_websockets_cannot_get_through_the_page_still_updates_by_polling(
     polled = len(polls)
     page.wait_for_timeout(POLL_INTERVAL_MS + 500)
     assert len(polls) == polled, "the page went on polling a finished run"
+
+
+def _running_deploy() -> PipelineRun:
+    """A run of the real deploy pipeline (the ASGI server knows the product's pipelines only),
+    its first step under way."""
+    run = make_run(
+        make_team("Deployers"),
+        status=RunStatus.RUNNING,
+        kind=PipelineKind.STACK_DEPLOY,
+        started_at=timezone.now(),
+    )
+    events.record(run.pk, EventKind.RUN_STARTED, status=RunStatus.RUNNING, message="Started.")
+    start_step(run, 0, "pull_images")
+    return run
+
+
+def test_step_times_and_the_position_show_as_the_steps_start_and_end(asgi_server, page, watcher):
+    watched_run = in_thread(_running_deploy)
+    in_thread(add_member, watched_run.team, watcher, role=Role.VIEWER)
+    open_run_page(page, asgi_server.url, watched_run, watcher)
+    steps = page.locator("#run-steps")
+    expect(steps).to_have_attribute("hx-trigger", LIVE_TRIGGER)
+    clock = re.compile(r"^\d\d:\d\d:\d\d$")
+    first = steps.locator('tr[data-step-index="0"]')
+    position = steps.locator("[data-run-position]")
+
+    # The running step shows when it started, and its time so far counts up in the page.
+    expect(position).to_contain_text("Step 1 of 8:")
+    expect(position).to_contain_text("pull_images")
+    expect(first.locator("[data-step-started]")).to_have_text(clock)
+    so_far = first.locator("[data-step-duration] [data-elapsed-seconds]")
+    expect(first.locator("[data-step-duration]")).to_contain_text("so far")
+    counted = so_far.text_content()
+    expect(so_far).not_to_have_text(counted)
+    # Steps to come are listed, and a running step does not look like a finished one.
+    expect(steps.locator("tr[data-upcoming-step]")).to_have_count(7)
+    expect(first.locator(".badge")).to_have_class(re.compile(r"\bin-progress\b"))
+    expect(first.locator(".badge svg")).to_have_count(1)
+
+    in_thread(end_step, watched_run, 0)
+    in_thread(start_step, watched_run, 1, "wait until healthy")
+    second = steps.locator('tr[data-step-index="1"]')
+    expect(second.locator("[data-step-started]")).to_have_text(clock)
+    expect(position).to_contain_text("Step 2 of 8:")
+    expect(second.locator("[data-step-deadline]")).to_contain_text("gives up at")
+    # The first step's duration arrived with its end, not with the run's.
+    expect(first.locator("[data-step-duration]")).to_have_text(re.compile(r"^\d+(\.\d)?s$|m "))
+    expect(first.locator(".badge")).not_to_have_class(re.compile(r"\bin-progress\b"))
+    expect(steps.locator("tr[data-upcoming-step]")).to_have_count(6)
+
+    in_thread(finish_run, watched_run)
+    expect(position).to_have_text(re.compile(r"All 8 steps are done"))
+    expect(steps.locator("tr[data-upcoming-step]")).to_have_count(0)
+    expect(second.locator("[data-step-duration]")).not_to_contain_text("so far")
