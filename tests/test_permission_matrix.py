@@ -47,6 +47,7 @@ from deployments.models import (
     LLMModelConfig,
     Membership,
     ModelLaunch,
+    NotificationChannel,
     RemoteProvider,
     Service,
     ShareLink,
@@ -162,6 +163,13 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "provider_test": (NOT_SERVED, OPERATOR, "stack"),
     "provider_edit": (OPERATOR, OPERATOR, "provider"),
     "provider_delete": (NOT_SERVED, OPERATOR, "provider"),
+    # A team's notification channels: members see the list (never a URL's token or a secret),
+    # operators may send a test, owners manage them; deleting asks to confirm first.
+    "notification_list": (VIEWER, NO_ACTION, "team"),
+    "notification_create": (OWNER, OWNER, "team"),
+    "notification_edit": (OWNER, OWNER, "channel"),
+    "notification_delete": (OWNER, OWNER, "channel"),
+    "notification_test": (NOT_SERVED, OPERATOR, "channel"),
     # Accounts (allauth): the login, the password reset and the third-party login pages are
     # public; the rest is a user's own account.
     "account_index": (USER, NO_ACTION, None),
@@ -386,7 +394,7 @@ def no_tasks(queued, monkeypatch):
 def world(team, people, no_tasks, settings, tmp_path):
     """One object of each kind, in team Alpha, by the name its routes' arguments use."""
     settings.DOCUMENT_STAGING_DIR = tmp_path / "staging"
-    ssh, fastgpt, oneapi, xinference = closed_ports(4)
+    ssh, fastgpt, oneapi, xinference, receiver = closed_ports(5)
     server = make_server(team, name=f"gpu-{MARKER}", host="127.0.0.1", ssh_port=ssh)
     stack = make_stack(
         server,
@@ -446,6 +454,17 @@ def world(team, people, no_tasks, settings, tmp_path):
     provider = RemoteProvider.objects.create(
         team=team, stack=stack, name=f"prov-{MARKER}", api_key="sk-test", model_names=["gpt-x"]
     )
+    channel = NotificationChannel.objects.create(
+        team=team,
+        kind="webhook",
+        name=f"hook-{MARKER}",
+        target=f"http://127.0.0.1:{receiver}/hooks/token-{MARKER}-webhook-url",
+        target_hint=f"http://127.0.0.1:{receiver}/…",
+        secret=f"whsec_{MARKER}_signing_secret",
+        events=["run_failed"],
+        # A closed port on loopback: a test sent by the matrix is refused at once.
+        allow_private=True,
+    )
     member = add_member(team, person(f"member-{MARKER}"), role=Role.VIEWER)
     invitation = Invitation.objects.create(
         team=team,
@@ -472,6 +491,7 @@ def world(team, people, no_tasks, settings, tmp_path):
         "app": app,
         "share_link": share_link,
         "provider": provider,
+        "channel": channel,
         "membership": Membership.objects.get(user=member, team=team),
         "invitation": invitation,
     }
@@ -622,7 +642,8 @@ async def test_a_websocket_lets_in_only_those_who_may_see_its_object(
 
 def held_secrets(world: dict) -> dict[str, str]:
     """Every secret the world's objects hold, by where it is held: the stack's generated and
-    obtained ones, the server's private key, a provider's API key."""
+    obtained ones, the server's private key, a provider's API key, a notification channel's
+    URL and signing secret."""
     from deployments.stacks.secrets import ONEAPI_ACCESS_TOKEN, save_obtained_secret, stack_secrets
     from testkit.target import KeyPair
 
@@ -637,6 +658,8 @@ def held_secrets(world: dict) -> dict[str, str]:
     for number, line in enumerate(server.ssh_private_key.splitlines()[1:-1]):
         held[f"ssh key line {number}"] = line
     held["provider api key"] = provider.api_key
+    held["notification channel url"] = world["channel"].target
+    held["notification channel secret"] = world["channel"].secret
     return held
 
 

@@ -14,7 +14,7 @@ from ..views import (
     teams,
 )
 from ..views import llm as model_views
-from . import apps, knowledge, providers
+from . import apps, knowledge, notifications, providers
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -119,3 +119,4 @@ urlpatterns += [
 
 # Each area's routes live in their own module.
 urlpatterns += knowledge.urlpatterns + apps.urlpatterns + providers.urlpatterns
+urlpatterns += notifications.urlpatterns
