@@ -3,11 +3,13 @@ that stops answering, a document whose import failed. Tasks run here, eagerly, o
 transaction that saw the event commits; the receivers are real, on loopback."""
 
 import json
+from contextlib import contextmanager
 
 import pytest
 
 from deployments.actions.notifications import do_add_channel
 from deployments.choices import DocumentSource, DocumentStatus, Role, RunStatus, ServerStatus
+from deployments.clients.ssh import HostKey, HostKeyChanged
 from deployments.knowledge import documents
 from deployments.models import (
     ChannelKind,
@@ -18,6 +20,7 @@ from deployments.models import (
 )
 from deployments.notifications import notify
 from deployments.pipelines import runner
+from deployments.servers import check
 from deployments.servers.check import check_server
 from testkit.factories import add_member, make_server, make_stack
 from testkit.pipelines import STEPS
@@ -111,6 +114,36 @@ def test_a_server_that_stops_answering_notifies_once(
     assert body["event"] == "server_unreachable"
     assert "gpu-7" in body["subject"]
     assert body["text"] == server.last_error  # why, as its page says it
+
+
+def test_a_changed_host_key_notifies_once_and_not_as_unreachable(
+    team, owner, eager_tasks, django_capture_on_commit_callbacks, monkeypatch
+):
+    offered = HostKey("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAI", "SHA256:new")
+
+    @contextmanager
+    def refused(server):
+        raise HostKeyChanged(server.host, server.ssh_port, offered, "SHA256:old")
+        yield
+
+    # The SSH client's own tests meet a real changed key; here only what the check does next.
+    monkeypatch.setattr(check, "open_session", refused)
+    with http_receiver() as receiver:
+        hook(
+            team,
+            owner,
+            receiver.url,
+            [NotificationEvent.HOST_KEY_CHANGED, NotificationEvent.SERVER_UNREACHABLE],
+        )
+        server = make_server(team, name="gpu-8")
+        for _ in range(2):
+            with django_capture_on_commit_callbacks(execute=True):
+                check_server(server)
+
+    [body] = bodies(receiver)
+    assert body["event"] == "host_key_changed"
+    assert "gpu-8" in body["subject"]
+    assert "SHA256:old" in body["text"] and "SHA256:new" in body["text"]
 
 
 def test_a_failed_document_import_notifies(

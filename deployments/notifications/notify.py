@@ -82,6 +82,12 @@ def server_unreachable(server: Server) -> int:
     )
 
 
+def host_key_changed(server: Server) -> int:
+    subject = _("The host key of server %(server)s has changed") % {"server": server.name}
+    path = reverse("server_detail", args=[server.pk])
+    return notify(server.team, NotificationEvent.HOST_KEY_CHANGED, subject, server.last_error, path)
+
+
 def document_failed(document: Document) -> int:
     base = document.knowledge_base
     subject = _("Document “%(document)s” failed to import into %(base)s") % {

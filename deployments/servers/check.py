@@ -6,7 +6,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..choices import ServerStatus
-from ..clients.ssh import SSHError
+from ..clients.ssh import HostKeyChanged, SSHError
 from ..models import Server
 from ..notifications import notify
 from .facts import check_docker_gpu, gather_facts
@@ -30,13 +30,16 @@ def check_server(server: Server) -> Server:
             )
     except SSHError as error:
         logger.info("Server %s unreachable: %s", server.pk, error)
-        was = server.status
+        was, said = server.status, server.last_error
         server.status = ServerStatus.UNREACHABLE
         server.last_error = str(error)
         server.last_checked_at = now
         server.save(update_fields=["status", "last_error", "last_checked_at", "updated_at"])
-        if was != ServerStatus.UNREACHABLE:
-            # Once when it stops answering, not at every check while it stays down.
+        # Once when it happens, not at every check while it lasts.
+        if isinstance(error, HostKeyChanged):
+            if server.last_error != said:
+                notify.host_key_changed(server)
+        elif was != ServerStatus.UNREACHABLE:
             notify.server_unreachable(server)
         return server
     server.status = ServerStatus.REACHABLE
