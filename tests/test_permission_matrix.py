@@ -98,11 +98,14 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "stack_create": (OPERATOR, OPERATOR, None),
     "stack_detail": (VIEWER, NO_ACTION, "stack"),
     "stack_deploy": (NOT_SERVED, OPERATOR, "stack"),
-    "stack_restart": (NOT_SERVED, OPERATOR, "stack"),
+    # Its GET asks before every service is restarted.
+    "stack_restart": (OPERATOR, OPERATOR, "stack"),
     "stack_upgrade": (OPERATOR, OPERATOR, "stack"),
     "stack_rollback": (NOT_SERVED, OPERATOR, "stack"),
     "stack_teardown": (OPERATOR, OPERATOR, "stack"),
     "stack_services": (NOT_SERVED, OPERATOR, "stack"),
+    # A service's login, for an owner who types their password again.
+    "stack_reveal_login": (NOT_SERVED, OWNER, "stack"),
     "stack_logs": (VIEWER, NO_ACTION, "stack"),
     "stack_logs_recent": (VIEWER, NO_ACTION, "stack"),
     "stack_service_logs": (VIEWER, NO_ACTION, "service"),
@@ -123,7 +126,8 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     # Public: whoever holds a valid link sees which team it is for, and joins or signs up.
     "invitation_accept": (ANYONE, ANYONE, None),
     "team_member_role": (NOT_SERVED, OWNER, "team"),
-    "team_member_remove": (NOT_SERVED, OWNER, "team"),
+    # Its GET asks before the member is removed.
+    "team_member_remove": (OWNER, OWNER, "team"),
     "audit_list": (USER, NO_ACTION, None),
     # Finds only the user's own teams' objects.
     "search": (USER, NO_ACTION, None),

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from deployments.actions import ActionError
 from deployments.actions.stacks import do_create_stack, do_deploy_stack, do_teardown_stack
+from deployments.choices import StackStatus
 from deployments.models import Deployment, Stack
 from deployments.stacks.data_dirs import data_dir_problems, overlap, system_path_problem
 from testkit.factories import make_server, make_stack
@@ -123,7 +124,7 @@ def test_stacks_that_already_share_a_directory_cannot_deploy_or_delete_their_dat
     """Made before the rule: neither may write or delete the files they share, while a
     teardown that keeps the data still may stop one."""
     server = make_server(team)
-    first = make_stack(server, name="first", data_dir="/srv/shared")
+    first = make_stack(server, name="first", data_dir="/srv/shared", status=StackStatus.RUNNING)
     make_stack(server, name="second", data_dir="/srv/shared/second")
 
     with pytest.raises(ActionError, match="Stack “second” on this server keeps its data"):

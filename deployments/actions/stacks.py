@@ -1,9 +1,15 @@
 """Stacks: one installation of the FastGPT + One API + Xinference stack on a server."""
 
+import json
+from dataclasses import dataclass
+
+from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
+
+from controlpanel.login import lockout_message
 
 from .. import access, audit
 from ..choices import (
@@ -13,15 +19,18 @@ from ..choices import (
     PipelineKind,
     Role,
     RunStatus,
+    StackStatus,
 )
 from ..clients.ssh import SSHError
 from ..models import Deployment, KnowledgeBase, PipelineRun, Server, Stack
 from ..stacks.data_dirs import data_dir_problems, stacks_sharing
-from ..stacks.ports import INTERNAL_SETTING
+from ..stacks.endpoints import public_url
+from ..stacks.ports import INTERNAL_SETTING, LOOPBACK, published_ports
 from ..stacks.render import RenderedStack
 from ..stacks.secrets import stack_secrets
 from ..stacks.services import refresh_services
 from ..stacks.versions import LINES
+from ..stacks.xinference_access import ADMIN_PASSWORD, ADMIN_USERNAME
 from . import ActionError
 from .pipelines import do_start_run
 
@@ -82,6 +91,55 @@ def knowledge_runs(stack: Stack):
         ),
         kind__in=KNOWLEDGE_RUN_KINDS,
         status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
+    )
+
+
+# The actions that write the stack's files and start its containers.
+DEPLOYING_ACTIONS = (DeploymentAction.DEPLOY, DeploymentAction.UPGRADE, DeploymentAction.ROLLBACK)
+
+
+def never_deployed(stack: Stack) -> bool:
+    """No deploy, upgrade or rollback of the stack was ever started: nothing of it can be on
+    its server. A first deploy that failed may have started containers, so it counts."""
+    return (
+        stack.status == StackStatus.DRAFT
+        and not stack.deployments.filter(action__in=DEPLOYING_ACTIONS).exists()
+    )
+
+
+def torn_down(stack: Stack) -> bool:
+    """The stack's last teardown succeeded and no deploy was started since: none of its
+    containers runs. (A deploy after it that failed leaves the status, not the containers.)"""
+    if stack.status != StackStatus.TORN_DOWN:
+        return False
+    teardown = (
+        stack.deployments.filter(action=DeploymentAction.TEARDOWN, run__status=RunStatus.SUCCEEDED)
+        .order_by("-pk")
+        .first()
+    )
+    if teardown is None:
+        return True
+    return not stack.deployments.filter(action__in=DEPLOYING_ACTIONS, pk__gt=teardown.pk).exists()
+
+
+@dataclass(frozen=True)
+class StackOffers:
+    """Which actions the stack page offers: those that apply to the stack as it is."""
+
+    restart: bool
+    upgrade: bool
+    teardown: bool
+    # A stack torn down with its data kept: its data may still be deleted.
+    delete_data: bool
+
+
+def offered_actions(stack: Stack) -> StackOffers:
+    down = torn_down(stack)
+    return StackOffers(
+        restart=bool(stack.rendered_files) and not down,
+        upgrade=not down,
+        teardown=not down and not never_deployed(stack),
+        delete_data=down and bool(stack.rendered_files),
     )
 
 
@@ -159,11 +217,24 @@ def do_deploy_stack(stack: Stack, *, user, request=None) -> Deployment:
     )
 
 
+def already_current_message(stack: Stack) -> str:
+    return _(
+        "The stack is on %(line)s already: choose another version line. (Deploy writes its "
+        "files again as they are.)"
+    ) % {"line": stack.version_line}
+
+
 def do_upgrade_stack(stack: Stack, *, version_line: str, user, request=None) -> Deployment:
     """Move the stack to another version line and deploy it."""
     access.require_role(user, stack.team, Role.OPERATOR)
     if version_line not in LINES:
         raise ValidationError({"version_line": f"Unknown version line “{version_line}”."})
+    if torn_down(stack):
+        raise ActionError(_("This stack is torn down: deploy it first, then upgrade it."))
+    if version_line == stack.version_line:
+        raise ValidationError(
+            {"version_line": already_current_message(stack)}, code="already_current"
+        )
     with transaction.atomic():
         previous = stack.version_line
         Stack.objects.filter(pk=stack.pk).update(version_line=version_line)
@@ -229,6 +300,9 @@ def do_rollback_stack(stack: Stack, *, to: Deployment, user, request=None) -> De
 def do_restart_stack(stack: Stack, *, service: str = "", user, request=None) -> Deployment:
     """Restart one service of the stack (by its compose name), or all of them."""
     access.require_role(user, stack.team, Role.OPERATOR)
+    stack.refresh_from_db(fields=["status"])
+    if torn_down(stack):
+        raise ActionError(_("This stack is torn down: deploy it to start its services again."))
     deployed = Stack.objects.values_list("rendered_files", flat=True).get(pk=stack.pk)
     if not deployed:
         raise ActionError("This stack has not been deployed yet: deploy it first.")
@@ -250,6 +324,17 @@ def do_teardown_stack(
 ) -> Deployment:
     """Remove the stack's containers; its data only when the stack's name was typed."""
     access.require_role(user, stack.team, Role.OPERATOR)
+    stack.refresh_from_db(fields=["status", "rendered_files"])
+    if never_deployed(stack):
+        raise ActionError(_("This stack was never deployed: there is nothing to tear down."))
+    if torn_down(stack) and not delete_data:
+        raise ActionError(
+            _("This stack is torn down already: deploy it to start it again, or delete its data.")
+        )
+    if torn_down(stack) and not stack.rendered_files:
+        raise ActionError(
+            _("This stack is torn down and its data deleted already: nothing is left to remove.")
+        )
     if delete_data and confirm_name != stack.name:
         raise ValidationError(
             {"confirm_name": f"Type the stack's name, “{stack.name}”, to delete its data."}
@@ -283,3 +368,138 @@ def do_refresh_services(stack: Stack, *, user, request=None) -> dict[str, dict]:
         details={"services": sorted(seen)},
     )
     return seen
+
+
+# Addresses and logins ------------------------------------------------------------------
+
+# The services a person opens in a browser, in the order the stack page lists them.
+WEB_SERVICES = ("fastgpt", "oneapi", "xinference")
+
+
+@dataclass(frozen=True)
+class ServiceAddress:
+    service: str  # the compose service
+    label: str
+    port: int  # on the server
+    url: str  # its address on the network; empty where only the panel reaches it, by SSH
+    tunnel_command: str  # where it is on the server's loopback: how to reach it from a desk
+    has_login: bool
+
+
+def service_addresses(stack: Stack) -> list[ServiceAddress]:
+    """Where each of the stack's web services is published: FastGPT on the server's network,
+    One API and Xinference there too only when the stack publishes them."""
+    server = stack.server
+    logins = login_names(stack)
+    rows = []
+    for port in published_ports(stack):
+        if port.service not in WEB_SERVICES:
+            continue
+        on_loopback = port.bind == LOOPBACK
+        rows.append(
+            ServiceAddress(
+                service=port.service,
+                label=port.label,
+                port=port.host,
+                url="" if on_loopback else public_url(stack, port.service),
+                tunnel_command=(
+                    f"ssh -p {server.ssh_port} -L {port.host}:{LOOPBACK}:{port.host} "
+                    f"{server.ssh_user}@{server.host}"
+                    if on_loopback
+                    else ""
+                ),
+                has_login=port.service in logins,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class LoginItem:
+    label: str
+    value: str
+    secret: bool  # a password or a token, as opposed to a user name
+
+
+def _stored_secrets(stack: Stack) -> dict[str, str]:
+    # Read as stored: revealing a login never generates (and saves) a missing secret.
+    return json.loads(stack.secrets) if stack.secrets else {}
+
+
+def _logins(stack: Stack) -> dict[str, list[LoginItem]]:
+    """The logins the stack keeps for its web services, by compose service: FastGPT's and One
+    API's root users, and Xinference's admin where its auth is on."""
+    stored = _stored_secrets(stack)
+    wanted = {
+        "fastgpt": [
+            LoginItem(_("User name"), "root", secret=False),
+            LoginItem(_("Password"), stored.get("FASTGPT_ROOT_PASSWORD", ""), secret=True),
+        ],
+        "oneapi": [
+            LoginItem(_("User name"), "root", secret=False),
+            LoginItem(_("Password"), stored.get("ONEAPI_ROOT_PASSWORD", ""), secret=True),
+            LoginItem(_("Root token"), stored.get("ONEAPI_ROOT_TOKEN", ""), secret=True),
+        ],
+        "xinference": [
+            LoginItem(_("User name"), ADMIN_USERNAME, secret=False),
+            LoginItem(_("Password"), stored.get(ADMIN_PASSWORD, ""), secret=True),
+        ],
+    }
+    # A service none of whose secrets the stack has (Xinference with its auth off) has none.
+    return {
+        service: items
+        for service, items in wanted.items()
+        if any(item.secret and item.value for item in items)
+    }
+
+
+def login_names(stack: Stack) -> set[str]:
+    """The services whose login the stack keeps (the names only: nothing is revealed)."""
+    return set(_logins(stack))
+
+
+class RevealRefused(ActionError):
+    """A login was not revealed; `audited` tells whether the attempt was recorded."""
+
+
+def no_password_message() -> str:
+    return _(
+        "You log in through single sign-on and have no password here to confirm with: set one "
+        "on your Account page first."
+    )
+
+
+def do_reveal_login(stack: Stack, *, service: str, password: str, user, request=None):
+    """A service's login, for an owner who has just typed their own password again. The
+    attempt is audited (never the login); a wrong password counts as a failed login toward
+    the login throttle, like one on the login page. Nothing is stored: the caller shows the
+    items in its answer only."""
+    access.require_role(user, stack.team, Role.OWNER)
+    logins = _logins(stack)
+    if service not in logins:
+        raise RevealRefused(_("This stack keeps no login for that service."))
+    if not user.has_usable_password():
+        raise RevealRefused(no_password_message())
+    if not password:
+        raise RevealRefused(_("Type your password to see the login."))
+    # The panel's own backends: a locked account or address is refused before the password
+    # is checked, and a wrong one is counted by django-axes and audited as a failed login.
+    confirmed = authenticate(request, username=user.get_username(), password=password)
+    ok = confirmed is not None and confirmed.pk == user.pk
+    audit.record(
+        "stack.login_revealed" if ok else "stack.login_reveal_failed",
+        actor=user,
+        request=request,
+        target=stack,
+        details={"service": service}
+        if ok
+        else {
+            "service": service,
+            "reason": "locked out" if getattr(request, "axes_locked_out", False) else "password",
+        },
+    )
+    if not ok:
+        if getattr(request, "axes_locked_out", False):
+            raise RevealRefused(lockout_message())
+        raise RevealRefused(_("That is not your password: the login stays hidden."))
+    return logins[service]

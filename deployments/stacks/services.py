@@ -62,10 +62,14 @@ def record_services(stack: Stack, containers: list[dict]) -> dict[str, dict]:
             continue
         state = container["State"]
         health = (state.get("Health") or {}).get("Status", Health.UNKNOWN)
+        # A port published on every address has a binding for IPv4 (0.0.0.0) and another for
+        # IPv6 (::) with the same numbers: kept once.
         ports = sorted(
-            f"{binding['HostPort']}->{port}"
-            for port, bindings in (container["NetworkSettings"].get("Ports") or {}).items()
-            for binding in bindings or []
+            {
+                f"{binding['HostPort']}->{port}"
+                for port, bindings in (container["NetworkSettings"].get("Ports") or {}).items()
+                for binding in bindings or []
+            }
         )
         values = {
             "container_name": container["Name"].lstrip("/"),

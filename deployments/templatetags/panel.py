@@ -39,9 +39,13 @@ def port_list(ports) -> str:
         if isinstance(port, dict):
             published = port.get("published") or port.get("host") or port.get("PublicPort")
             target = port.get("target") or port.get("container") or port.get("PrivatePort")
-            shown.append(f"{published}:{target}" if published else str(target))
+            text = f"{published}:{target}" if published else str(target)
         else:
-            shown.append(str(port))
+            text = str(port)
+        # Docker lists a port published on every address once for IPv4 (0.0.0.0) and once
+        # for IPv6 (::), with the same numbers: one port, shown once.
+        if text not in shown:
+            shown.append(text)
     return ", ".join(shown)
 
 

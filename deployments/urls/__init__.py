@@ -42,6 +42,7 @@ urlpatterns = [
     ),
     path("stacks/<int:pk>/teardown/", stacks.stack_teardown, name="stack_teardown"),
     path("stacks/<int:pk>/services/", stacks.stack_refresh_services, name="stack_services"),
+    path("stacks/<int:pk>/logins/", stacks.stack_reveal_login, name="stack_reveal_login"),
     path("stacks/<int:pk>/logs/", logs.stack_logs, name="stack_logs"),
     path("stacks/<int:pk>/logs/recent.json", logs.stack_logs_recent, name="stack_logs_recent"),
     path("services/<int:pk>/logs/", logs.service_logs, name="stack_service_logs"),

@@ -6,18 +6,25 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from .. import access
 from ..actions import ActionError
 from ..actions.stacks import (
+    RevealRefused,
+    already_current_message,
     do_create_stack,
     do_deploy_stack,
     do_refresh_services,
     do_restart_stack,
+    do_reveal_login,
     do_rollback_stack,
     do_teardown_stack,
     do_upgrade_stack,
+    offered_actions,
+    service_addresses,
 )
 from ..choices import Role
 from ..forms.stacks import StackForm, TeardownForm, UpgradeForm
@@ -40,22 +47,69 @@ def stack_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "deployments/stack_list.html", context)
 
 
-@login_required
-def stack_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    stack = access.get_visible_or_404(
-        Stack.objects.select_related("team", "server"), request.user, pk=pk
-    )
+def _detail_context(request: HtmxHttpRequest, stack: Stack) -> dict:
     # The files a deploy would write now, secrets masked: what the team reviews.
     files = shown_files(stack)
-    context = {
+    offers = offered_actions(stack)
+    return {
         "stack": stack,
         "active": stack.active_deployment(),
+        "offers": offers,
+        # Where to open the services: once a deploy wrote the files, until a teardown.
+        "addresses": service_addresses(stack) if offers.restart else [],
         "services": stack.services.all(),
         "deployments": stack.deployments.select_related("user", "run")[:RECENT_DEPLOYMENTS],
         "launches": launch_rows(stack.model_launches.all(), RECENT_LAUNCHES),
         "files": sorted(files.items()),
         "can_operate": access.has_role(request.user, stack.team, Role.OPERATOR),
+        "can_reveal": access.has_role(request.user, stack.team, Role.OWNER),
+        "no_password": not request.user.has_usable_password(),
     }
+
+
+@login_required
+def stack_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    stack = access.get_visible_or_404(
+        Stack.objects.select_related("team", "server"), request.user, pk=pk
+    )
+    return render(request, "deployments/stack_detail.html", _detail_context(request, stack))
+
+
+@never_cache
+@login_required
+@require_POST
+def stack_reveal_login(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """An owner's own password again, then one service's login: in this answer only (never
+    in a message, the session or a cache), so a reload hides it."""
+    stack = access.get_visible_or_404(
+        Stack.objects.select_related("team", "server"), request.user, pk=pk
+    )
+    access.require_role(request.user, stack.team, Role.OWNER)
+    service = request.POST.get("service", "")
+    revealed, error = None, ""
+    try:
+        revealed = do_reveal_login(
+            stack,
+            service=service,
+            password=request.POST.get("password", ""),
+            user=request.user,
+            request=request,
+        )
+    except RevealRefused as refused:
+        error = str(refused)
+    context = {
+        **_detail_context(request, stack),
+        "revealed": revealed,
+        "login_service": service,
+        "login_error": error,
+    }
+    row = next((row for row in context["addresses"] if row.service == service), None)
+    if row is None and error:
+        # No service box to say it in (the stack is not deployed, or there is no such service).
+        messages.error(request, error)
+    if wants_partial(request) and row is not None:
+        context["row"] = row
+        return render(request, "deployments/stack_detail.html#service-login", context)
     return render(request, "deployments/stack_detail.html", context)
 
 
@@ -111,9 +165,12 @@ def _started(request: HtmxHttpRequest, stack: Stack, start) -> HttpResponse:
 
 
 @login_required
-@require_POST
 def stack_restart(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """GET asks first (restarting every service interrupts whoever uses the stack); the POST
+    restarts one service, or all of them."""
     stack = _operable_stack(request, pk)
+    if request.method != "POST":
+        return render(request, "deployments/stack_restart.html", {"stack": stack})
     service = request.POST.get("service", "")
     return _started(
         request,
@@ -126,11 +183,18 @@ def stack_restart(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def stack_upgrade(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Choose a version line, see the diff of the files it writes, then apply it."""
     stack = _operable_stack(request, pk)
+    if not offered_actions(stack).upgrade:
+        messages.error(request, _("This stack is torn down: deploy it first, then upgrade it."))
+        return redirect("stack_detail", pk=stack.pk)
     form = UpgradeForm(request.POST or request.GET or None, initial_line=stack.version_line)
     diff = None
+    current = False
     if form.is_bound and form.is_valid():
         line = form.cleaned_data["version_line"]
-        if request.method == "POST":
+        if line == stack.version_line and request.method != "POST":
+            # Nothing to apply: the page says so instead of offering it.
+            current = True
+        elif request.method == "POST":
             try:
                 deployment = do_upgrade_stack(
                     stack, version_line=line, user=request.user, request=request
@@ -148,7 +212,12 @@ def stack_upgrade(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             preview = copy.copy(stack)
             preview.version_line = line
             diff = files_diff(stack.rendered_files or {}, shown_files(preview))
-    context = {"stack": stack, "form": form, "diff": diff}
+    context = {
+        "stack": stack,
+        "form": form,
+        "diff": diff,
+        "current_message": already_current_message(stack) if current else "",
+    }
     return render(request, "deployments/stack_upgrade.html", context)
 
 
@@ -171,7 +240,12 @@ def stack_rollback(request: HtmxHttpRequest, pk: int, deployment_pk: int) -> Htt
 def stack_teardown(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Confirm, then remove the stack's containers; its data only when asked for by name."""
     stack = _operable_stack(request, pk)
-    form = TeardownForm(form_data(request))
+    offers = offered_actions(stack)
+    if request.method != "POST" and not (offers.teardown or offers.delete_data):
+        messages.error(request, _("This stack runs nothing to tear down: deploy it first."))
+        return redirect("stack_detail", pk=stack.pk)
+    # A stack torn down already keeps only its data: the page is for deleting it.
+    form = TeardownForm(form_data(request), initial={"delete_data": offers.delete_data})
     if request.method == "POST" and form.is_valid():
         try:
             deployment = do_teardown_stack(
@@ -189,7 +263,8 @@ def stack_teardown(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, "Tear-down started.")
             return redirect("deployment_detail", pk=deployment.pk)
-    return render(request, "deployments/stack_teardown.html", {"stack": stack, "form": form})
+    context = {"stack": stack, "form": form, "data_only": offers.delete_data}
+    return render(request, "deployments/stack_teardown.html", context)
 
 
 @login_required

@@ -181,11 +181,14 @@ def team_member_role(request: HtmxHttpRequest, pk: int, membership_pk: int) -> H
 
 
 @login_required
-@require_POST
 def team_member_remove(request: HtmxHttpRequest, pk: int, membership_pk: int) -> HttpResponse:
+    """GET asks first, on a page of its own; the POST removes the member."""
     team = _team(request, pk)
     membership = _membership(request, team, membership_pk)
     access.require_role(request.user, team, Role.OWNER)
+    if request.method != "POST":
+        context = {"team": team, "membership": membership}
+        return render(request, "deployments/team_member_remove.html", context)
     try:
         do_remove_member(membership, user=request.user, request=request)
     except ActionError as error:
