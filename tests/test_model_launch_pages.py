@@ -4,12 +4,13 @@ only queued here; the pipelines themselves are tested against a real Xinference 
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from deployments.actions.launches import do_launch_model
 from deployments.actions.llm import do_create_model_config_from_preset
-from deployments.choices import LaunchStatus, Role, RunStatus, StackStatus
+from deployments.choices import LaunchStatus, Role, RunStatus, StackStatus, StepStatus
 from deployments.llm.smoke import JSON_ONLY, SmokeResult
-from deployments.models import ModelLaunch, PipelineRun
+from deployments.models import ModelLaunch, PipelineRun, StepRun
 from testkit.factories import add_member, make_server, make_stack
 
 pytestmark = pytest.mark.django_db
@@ -301,3 +302,72 @@ def test_the_config_page_lists_its_launches_with_links(client, viewer, config, l
     client.force_login(viewer)
     html = client.get(config_url(config)).content.decode()
     assert launch_url(launch) in html and "prod" in html and "Ready" in html
+
+
+def _step(launch: ModelLaunch, index: int, name: str, status: StepStatus) -> None:
+    now = timezone.now()
+    StepRun.objects.create(
+        run_id=launch.run_id,
+        index=index,
+        name=name,
+        status=status,
+        started_at=now,
+        finished_at=None if status == StepStatus.RUNNING else now,
+    )
+
+
+def test_a_ready_model_being_wired_in_keeps_the_page_polling_and_shows_how_far(
+    client, viewer, launch
+):
+    set_state(launch, status=LaunchStatus.READY, progress=1.0, run_status=RunStatus.RUNNING)
+    _step(launch, 6, "update One API", StepStatus.SUCCEEDED)
+    _step(launch, 7, "update FastGPT", StepStatus.RUNNING)
+    client.force_login(viewer)
+
+    html = client.get(launch_url(launch), HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 2s"' in html
+    assert 'id="wiring-oneapi" data-state="done"' in html
+    assert 'id="wiring-fastgpt" data-state="running"' in html
+    assert "this page follows until FastGPT has it" in html
+
+
+def test_the_page_says_when_fastgpt_has_the_model_and_stops_polling(client, viewer, launch):
+    set_state(launch, status=LaunchStatus.READY, progress=1.0, run_status=RunStatus.SUCCEEDED)
+    _step(launch, 6, "update One API", StepStatus.SUCCEEDED)
+    _step(launch, 7, "update FastGPT", StepStatus.SUCCEEDED)
+    _step(launch, 8, "check FastGPT", StepStatus.SUCCEEDED)
+    client.force_login(viewer)
+
+    html = client.get(launch_url(launch), HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-trigger" not in html
+    assert 'id="wiring-fastgpt" data-state="done"' in html
+    assert "Has the model: pick it in a knowledge base or a chat app." in html
+
+
+def test_a_wiring_that_failed_shows_the_runs_error_on_a_ready_model(client, viewer, launch):
+    set_state(launch, status=LaunchStatus.READY, progress=1.0, run_status=RunStatus.FAILED)
+    PipelineRun.objects.filter(pk=launch.run_id).update(error="One API refused the channel.")
+    _step(launch, 6, "update One API", StepStatus.FAILED)
+    client.force_login(viewer)
+
+    html = client.get(launch_url(launch)).content.decode()
+    assert "adding it to One API and FastGPT failed:" in html
+    assert "One API refused the channel." in html
+    assert 'id="wiring-oneapi" data-state="failed"' in html
+
+
+def test_the_config_pages_launch_list_polls_until_the_launch_run_ends(
+    client, viewer, config, launch
+):
+    client.force_login(viewer)
+    polling = 'hx-select="#launch-list"'
+
+    set_state(launch, status=LaunchStatus.READY, progress=1.0, run_status=RunStatus.RUNNING)
+    wiring = client.get(config_url(config)).content.decode()
+    assert polling in wiring
+    assert "adding it to One API and FastGPT" in wiring
+
+    set_state(launch, run_status=RunStatus.SUCCEEDED)
+    done = client.get(config_url(config)).content.decode()
+    assert polling not in done
+    assert "adding it to One API and FastGPT" not in done

@@ -22,14 +22,51 @@ from ..actions.launches import (
     do_terminate_model,
     terminate_run,
 )
-from ..choices import LaunchStatus, PipelineKind, Role
+from ..choices import RUN_TERMINAL, LaunchStatus, PipelineKind, Role, RunStatus, StepStatus
 from ..forms.launches import LaunchForm
 from ..llm import KINDS, Kind, kind_of
 from ..models import ModelLaunch, PipelineRun
+from ..pipelines.model_launch import WIRING
 from .common import HtmxHttpRequest, render_page_or_partial
 
 TEMPLATE = "deployments/model_launch.html"
 UNDER_WAY = (LaunchStatus.PENDING, LaunchStatus.LAUNCHING)
+# The launch's last steps, after the model is ready: One API's channel, FastGPT's config.json,
+# then a check that FastGPT lists the model.
+ONEAPI_STEP, FASTGPT_STEP, FASTGPT_CHECK_STEP = (name for name, _ in WIRING)
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """How far a ready model is wired in: "waiting", "running", "done" or "failed" for each."""
+
+    oneapi: str
+    fastgpt: str
+
+    @property
+    def done(self) -> bool:
+        return self.oneapi == "done" and self.fastgpt == "done"
+
+
+def wiring_of(run: PipelineRun | None) -> Wiring | None:
+    """Where the wiring steps of a launch's run are, from its step rows; None without a run."""
+    if run is None:
+        return None
+    latest = {}
+    for name, status in run.steps.order_by("index", "attempt").values_list("name", "status"):
+        latest[name] = status
+
+    def state(*names: str) -> str:
+        statuses = [latest.get(name) for name in names]
+        if StepStatus.FAILED in statuses:
+            return "failed"
+        if all(status == StepStatus.SUCCEEDED for status in statuses):
+            return "done"
+        if any(status is not None for status in statuses):
+            return "running"
+        return "waiting"
+
+    return Wiring(oneapi=state(ONEAPI_STEP), fastgpt=state(FASTGPT_STEP, FASTGPT_CHECK_STEP))
 
 
 @dataclass(frozen=True)
@@ -44,19 +81,37 @@ class LaunchRow:
     def smoke_flagged(self) -> bool:
         return smoke_flagged(self.launch.smoke_test)
 
+    @property
+    def run_under_way(self) -> bool:
+        """Its run goes on: launching, or wiring the ready model into One API and FastGPT."""
+        run = self.launch.run
+        return run is not None and run.status not in RUN_TERMINAL
+
+    @property
+    def wiring(self) -> bool:
+        return self.status == LaunchStatus.READY and self.run_under_way
+
+
+class LaunchRows(list):
+    """Launches as a list shows them; `under_way` while any of them may still change."""
+
+    @property
+    def under_way(self) -> bool:
+        return any(row.status in UNDER_WAY or row.run_under_way for row in self)
+
 
 def smoke_flagged(smoke: dict) -> bool:
     """Whether a smoke test ran and found the model wanting."""
     return bool(smoke) and not smoke.get("passed")
 
 
-def launch_rows(launches: QuerySet[ModelLaunch], limit: int) -> list[LaunchRow]:
+def launch_rows(launches: QuerySet[ModelLaunch], limit: int) -> LaunchRows:
     """The latest `limit` launches of `launches`, as lists show them."""
     launches = launches.select_related("run", "stack", "llm", "embedding", "rerank")[:limit]
-    return [
+    return LaunchRows(
         LaunchRow(launch, kind_of(launch.config), LaunchStatus(launch.current_status))
         for launch in launches
-    ]
+    )
 
 
 def _visible_config(request: HtmxHttpRequest, slug: str, pk: int) -> tuple[Kind, Model]:
@@ -102,6 +157,7 @@ def launch_context(request: HtmxHttpRequest, launch: ModelLaunch) -> dict:
     terminating = terminate_run(launch)
     can_operate = access.has_role(request.user, launch.team_id, Role.OPERATOR)
     smoke = launch.smoke_test or {}
+    run_under_way = run is not None and not run.is_terminal
     return {
         "launch": launch,
         "config": launch.config,
@@ -109,10 +165,22 @@ def launch_context(request: HtmxHttpRequest, launch: ModelLaunch) -> dict:
         "status": status,
         "percent": round(min(max(launch.progress, 0.0), 1.0) * 100),
         "run": run,
-        "run_error": run.error if run is not None and status == LaunchStatus.FAILED else "",
+        # A ready model's run can still fail, wiring it in: that error shows too.
+        "run_error": (
+            run.error
+            if run is not None
+            and (
+                status == LaunchStatus.FAILED
+                or (status == LaunchStatus.READY and run.status == RunStatus.FAILED)
+            )
+            else ""
+        ),
         "terminate_run": terminating or _latest_terminate_run(launch),
-        # The page follows a launch under way, and a termination until it has stopped the model.
-        "polling": status in UNDER_WAY or terminating is not None,
+        # The page follows a launch until its run has ended (the wiring into One API and
+        # FastGPT comes after the model is ready), and a termination until it has stopped it.
+        "polling": status in UNDER_WAY or run_under_way or terminating is not None,
+        "wiring": wiring_of(run) if status == LaunchStatus.READY else None,
+        "run_under_way": run_under_way,
         "smoke": smoke,
         "smoke_flagged": smoke_flagged(smoke),
         "smoke_details": json.dumps(smoke.get("details") or {}, indent=2, ensure_ascii=False),
