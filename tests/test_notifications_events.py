@@ -3,23 +3,34 @@ that stops answering, a document whose import failed. Tasks run here, eagerly, o
 transaction that saw the event commits; the receivers are real, on loopback."""
 
 import json
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import pytest
 
 from deployments.actions.notifications import do_add_channel
-from deployments.choices import DocumentSource, DocumentStatus, Role, RunStatus, ServerStatus
+from deployments.choices import (
+    DocumentSource,
+    DocumentStatus,
+    PipelineKind,
+    Role,
+    RunStatus,
+    ServerStatus,
+)
 from deployments.clients.ssh import HostKey, HostKeyChanged
 from deployments.knowledge import documents
+from deployments.llm.smoke import SmokeResult
 from deployments.models import (
     ChannelKind,
     Document,
     KnowledgeBase,
+    LLMModelConfig,
+    ModelLaunch,
     NotificationEvent,
     PipelineRun,
 )
 from deployments.notifications import notify
-from deployments.pipelines import runner
+from deployments.pipelines import model_launch, runner
+from deployments.pipelines.steps import StepContext
 from deployments.servers import check
 from deployments.servers.check import check_server
 from testkit.factories import add_member, make_server, make_stack
@@ -144,6 +155,39 @@ def test_a_changed_host_key_notifies_once_and_not_as_unreachable(
     assert body["event"] == "host_key_changed"
     assert "gpu-8" in body["subject"]
     assert "SHA256:old" in body["text"] and "SHA256:new" in body["text"]
+
+
+def test_a_flagged_smoke_test_notifies(
+    team, owner, eager_tasks, django_capture_on_commit_callbacks, monkeypatch
+):
+    stack = make_stack(make_server(team), name="stack-3")
+    config = LLMModelConfig.objects.create(
+        team=team, model="qwen-chat", display_name="Qwen", xinference_model_name="qwen2.5-instruct"
+    )
+    run = PipelineRun.objects.create(team=team, kind=PipelineKind.MODEL_LAUNCH)
+    launch = ModelLaunch.objects.create(
+        team=team, stack=stack, llm=config, model_uid="qwen-chat", run=run
+    )
+    run.params = {"launch_id": launch.pk}
+    run.save(update_fields=["params"])
+    flagged = SmokeResult(False, "json_only", "It answered in raw JSON, not in plain text.")
+    # The real check against a real Xinference is in the launch's own tests; here only what the
+    # step does with a flagged answer.
+    monkeypatch.setattr(model_launch, "_xinference", lambda launch, **kwargs: nullcontext())
+    monkeypatch.setattr(model_launch.smoke_checks, "check_chat", lambda *a, **k: flagged)
+
+    with http_receiver() as receiver:
+        hook(team, owner, receiver.url, [NotificationEvent.SMOKE_TEST_FLAGGED])
+        context = StepContext(run=run, index=3, name="smoke test", worker="test-worker")
+        with django_capture_on_commit_callbacks(execute=True):
+            said = model_launch.smoke_test(context)
+
+    assert said.startswith("Flagged")
+    [body] = bodies(receiver)
+    assert body["event"] == "smoke_test_flagged"
+    assert "qwen-chat" in body["subject"] and "stack-3" in body["subject"]
+    assert body["text"] == "It answered in raw JSON, not in plain text."
+    assert body["url"].endswith(f"/models/launches/{launch.pk}/")
 
 
 def test_a_failed_document_import_notifies(

@@ -16,7 +16,15 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from ..models import Document, NotificationChannel, NotificationEvent, PipelineRun, Server, Team
+from ..models import (
+    Document,
+    ModelLaunch,
+    NotificationChannel,
+    NotificationEvent,
+    PipelineRun,
+    Server,
+    Team,
+)
 from .formats import Message
 
 logger = logging.getLogger(__name__)
@@ -86,6 +94,15 @@ def host_key_changed(server: Server) -> int:
     subject = _("The host key of server %(server)s has changed") % {"server": server.name}
     path = reverse("server_detail", args=[server.pk])
     return notify(server.team, NotificationEvent.HOST_KEY_CHANGED, subject, server.last_error, path)
+
+
+def smoke_test_flagged(launch: ModelLaunch, verdict: str) -> int:
+    subject = _("The smoke test flagged model %(model)s on stack %(stack)s") % {
+        "model": launch.model_uid,
+        "stack": launch.stack.name,
+    }
+    path = reverse("model_launch_detail", args=[launch.pk])
+    return notify(launch.team, NotificationEvent.SMOKE_TEST_FLAGGED, subject, verdict, path)
 
 
 def document_failed(document: Document) -> int:

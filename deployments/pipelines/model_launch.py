@@ -40,6 +40,7 @@ from ..llm.launch import (
 from ..llm.wiring import models_lock, update_fastgpt, update_oneapi, verify_fastgpt
 from ..logs.redact import mask_text
 from ..models import ModelLaunch
+from ..notifications import notify
 from ..servers.facts import gather_facts
 from ..servers.sessions import open_session
 from ..stacks.xinference_access import (
@@ -332,6 +333,7 @@ def smoke_test(ctx: StepContext) -> str:
     _set(launch, smoke_test=result.as_dict())
     if not result.passed:
         ctx.log(f"Smoke test FLAGGED the model: {result.message}")
+        notify.smoke_test_flagged(launch, result.message)
         return f"Flagged: {result.message}"
     return f"Passed: {result.message}"
 
