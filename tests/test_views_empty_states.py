@@ -71,3 +71,20 @@ def test_the_audit_times_stay_on_one_line(client, operator):
     audit.record("server.create", actor=operator)
     html = page(client, operator, "audit_list")
     assert '<td class="nowrap"><time' in html
+
+
+def crumbs_of(html: str) -> str:
+    return html.split('class="breadcrumbs"', 1)[1].split("</nav>", 1)[0]
+
+
+def test_the_providers_and_teams_pages_have_breadcrumbs(client, team, viewer):
+    stack = make_stack(make_server(team), name="prod")
+    crumbs = crumbs_of(page(client, viewer, "provider_list", stack.pk))
+    assert reverse("stack_detail", args=[stack.pk]) in crumbs
+    assert 'aria-current="page">Remote providers' in crumbs
+    crumbs = crumbs_of(page(client, viewer, "team_list"))
+    assert reverse("dashboard") in crumbs and 'aria-current="page">Teams' in crumbs
+
+
+def test_a_page_without_breadcrumbs_leaves_their_list_empty(client, viewer):
+    assert "<ol></ol>" in crumbs_of(page(client, viewer, "stack_list"))
