@@ -344,6 +344,9 @@ if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,30}", STACK_PROJECT_PREFIX):
     raise ImproperlyConfigured(
         "STACK_PROJECT_PREFIX must be 1-31 lower-case letters, digits, '-' or '_'."
     )
+# Where people open the panel, e.g. https://panel.example.com: notifications link to its pages
+# with it. Empty: they carry the pages' paths only.
+PANEL_URL = os.environ.get("PANEL_URL", "").rstrip("/")
 # How often every server is checked (reachable, facts), in minutes; 0 turns it off.
 SERVER_CHECK_MINUTES = envint("SERVER_CHECK_MINUTES", 10)
 # A small image the GPU check runs with --gpus all; the NVIDIA runtime injects nvidia-smi.

@@ -227,3 +227,10 @@ def test_a_broker_that_does_not_answer_does_not_fail_the_run(
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert run.finished_at is not None
+
+
+def test_links_are_absolute_where_the_panel_says_where_it_is_served(settings):
+    settings.PANEL_URL = "https://panel.example.com"
+    assert notify.absolute("/runs/7/") == "https://panel.example.com/runs/7/"
+    settings.PANEL_URL = ""
+    assert notify.absolute("/runs/7/") == "/runs/7/"

@@ -34,8 +34,7 @@ TASK_NAME = "deployments.tasks.send_notification"
 
 def absolute(path: str) -> str:
     """A link to the panel: absolute when PANEL_URL says where it is served."""
-    base = getattr(settings, "PANEL_URL", "")
-    return f"{base.rstrip('/')}{path}" if base else path
+    return f"{settings.PANEL_URL}{path}" if settings.PANEL_URL else path
 
 
 def message(team: Team, event: str, subject: str, text: str = "", path: str = "") -> Message:
