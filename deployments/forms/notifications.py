@@ -58,15 +58,25 @@ class ChannelForm(forms.Form):
         label=gettext_lazy("Events"),
         choices=NotificationEvent.choices,
         widget=forms.CheckboxSelectMultiple,
+        initial=[
+            NotificationEvent.RUN_FAILED,
+            NotificationEvent.SERVER_UNREACHABLE,
+            NotificationEvent.HOST_KEY_CHANGED,
+            NotificationEvent.SMOKE_TEST_FLAGGED,
+            NotificationEvent.DOCUMENT_FAILED,
+        ],
+        help_text=gettext_lazy(
+            "The idle and budget events are sent once a server's idle guard or the team's "
+            "budget is set."
+        ),
     )
     allow_private = forms.BooleanField(
         label=gettext_lazy("Allow private addresses"),
         required=False,
         help_text=gettext_lazy(
             "Lets the channel send to loopback, link-local, private networks and the panel's "
-            "own machine. Leave it off unless the receiver is on your own network: anyone who "
-            "can edit the URL could otherwise make the panel call services that only it can "
-            "reach."
+            "own machine. Leave it off unless the receiver is on your own network: otherwise "
+            "a URL could make the panel call services that only it can reach."
         ),
     )
     enabled = forms.BooleanField(label=gettext_lazy("On"), required=False, initial=True)
