@@ -6,6 +6,7 @@ import json
 from contextlib import contextmanager, nullcontext
 
 import pytest
+from django.db import connection
 
 from deployments.actions.notifications import do_add_channel
 from deployments.choices import (
@@ -234,3 +235,21 @@ def test_links_are_absolute_where_the_panel_says_where_it_is_served(settings):
     assert notify.absolute("/runs/7/") == "https://panel.example.com/runs/7/"
     settings.PANEL_URL = ""
     assert notify.absolute("/runs/7/") == "/runs/7/"
+
+
+def test_a_failed_read_of_the_channels_does_not_fail_the_runs_record(
+    team, owner, monkeypatch, django_capture_on_commit_callbacks
+):
+    def broken(team_id, event):
+        # A real database error, inside the transaction that ends the run (on PostgreSQL it
+        # would abort that transaction, but for the savepoint around the read).
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM no_such_table_here")
+
+    monkeypatch.setattr(notify, "subscribed", broken)
+    run = PipelineRun.objects.create(team=team, kind=STEPS, params={"fail_at": 0})
+    with django_capture_on_commit_callbacks(execute=True):
+        runner.run(run.pk, "test-worker")
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.events.filter(kind="run_finished").exists()

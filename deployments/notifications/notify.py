@@ -60,7 +60,10 @@ def enqueue(channel_id: int, payload: dict) -> None:
 def notify(team: Team, event: str, subject: str, text: str = "", path: str = "") -> int:
     """Queue `event` for every channel of `team` that wants it; how many were queued."""
     try:
-        channels = subscribed(team.pk, event)
+        # A savepoint: a failed read must not break the transaction of the run or the check
+        # that is reporting the event.
+        with transaction.atomic():
+            channels = subscribed(team.pk, event)
     except Exception:
         logger.exception("Could not read the notification channels of team %s", team.pk)
         return 0
