@@ -34,6 +34,14 @@ def test_the_first_user_is_no_django_superuser_and_is_sent_to_the_account_page(d
     assert "Admin" not in output
 
 
+def test_the_page_the_first_start_names_exists_and_changes_the_password(client, db):
+    output = run_bootstrap()
+    path = re.search(r"Account page \((/\S+)\)", output).group(1)
+    assert path == reverse("account_change_password")
+    client.force_login(get_user_model().objects.get(username="admin"))
+    assert client.get(path).status_code == 200
+
+
 def test_the_first_user_does_all_an_owner_does_from_the_panel_pages(client, db):
     run_bootstrap()
     user = get_user_model().objects.get(username="admin")

@@ -11,6 +11,7 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.urls import reverse
 
 from deployments import audit
 from deployments.choices import Role
@@ -54,6 +55,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"Created the first user '{username}', owner of team '{team}'.\n"
                 f"  Password: {password}\n"
-                "  It is shown only this once: change it after logging in, on your Account page."
+                "  It is shown only this once: change it after logging in, on your Account page "
+                f"({reverse('account_change_password')})."
             )
         )
