@@ -1,12 +1,15 @@
 """The buttons of a server's page: check, prepare, accept a changed host key."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from deployments import tasks
-from deployments.choices import Role, RunStatus
+from deployments.choices import Role, RunStatus, ServerStatus
 from deployments.clients.ssh import generate_keypair
-from deployments.models import AuditEvent, PipelineRun
+from deployments.models import AuditEvent, PipelineRun, Server
 from testkit.factories import add_member, make_server
 
 KEY, _ = generate_keypair()
@@ -24,8 +27,55 @@ def test_an_operator_queues_a_check_and_the_trail_records_it(client, team, opera
     client.force_login(operator)
     response = client.post(reverse("server_check", args=[server.pk]), follow=True)
     assert queued_checks == [server.pk]
-    assert "Check queued" in response.content.decode()
+    assert "Checking the server" in response.content.decode()
     assert AuditEvent.objects.filter(action="server.check", actor=operator).exists()
+
+
+def test_after_check_now_the_facts_block_polls_until_the_server_was_checked(
+    client, team, operator, queued_checks
+):
+    server = make_server(team)
+    client.force_login(operator)
+    response = client.post(reverse("server_check", args=[server.pk]))
+    followed = response.url
+    assert followed.startswith(reverse("server_detail", args=[server.pk]) + "?check_requested=")
+
+    page = client.get(followed).content.decode()
+    assert 'id="server-state"' in page and 'hx-trigger="every 2s"' in page
+    assert "The panel is checking the server" in page
+    partial = client.get(followed, HTTP_HX_REQUEST="true").content.decode()
+    assert partial.lstrip().startswith('<div id="server-state"')
+    assert "Not checked yet." in partial
+
+    # What the worker's check records, from a check that started after the button.
+    Server.objects.filter(pk=server.pk).update(
+        status=ServerStatus.REACHABLE,
+        last_checked_at=timezone.now(),
+        facts_checked_at=timezone.now(),
+        facts={"os": {"pretty_name": "Debian GNU/Linux 12 (bookworm)"}, "gpus": []},
+    )
+    done = client.get(followed, HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-trigger" not in done
+    assert "Debian GNU/Linux 12 (bookworm)" in done and "Reachable" in done
+
+
+def test_a_check_that_never_finishes_stops_the_polling_and_says_so(client, team, operator):
+    server = make_server(team)
+    client.force_login(operator)
+    long_ago = (timezone.now() - timedelta(minutes=10)).timestamp()
+    url = f"{reverse('server_detail', args=[server.pk])}?check_requested={long_ago:.3f}"
+    page = client.get(url).content.decode()
+    assert 'hx-trigger="every 2s"' not in page
+    assert "The check has not finished after a few minutes" in page
+
+
+def test_a_page_without_a_check_to_follow_does_not_poll(client, team, operator):
+    server = make_server(team)
+    client.force_login(operator)
+    for query in ("", "?check_requested=not-a-time", "?check_requested=1e300"):
+        page = client.get(reverse("server_detail", args=[server.pk]) + query).content.decode()
+        assert 'id="server-state">' in page, query
+        assert "Checking" not in page, query
 
 
 def test_viewers_can_neither_check_nor_prepare(client, team, viewer, queued_checks):

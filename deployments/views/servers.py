@@ -1,9 +1,16 @@
+import math
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from .. import access
@@ -18,9 +25,32 @@ from ..actions.servers import (
 from ..choices import PipelineKind, Role
 from ..forms.servers import ServerForm
 from ..models import Deployment, PipelineRun, Server
-from .common import HtmxHttpRequest, add_action_errors, form_data
+from .common import HtmxHttpRequest, add_action_errors, form_data, render_page_or_partial
 
 RECENT_DEPLOYMENTS = 10
+# "Check now" sends the page back with the time it was asked for; the page follows the check
+# until the server was checked after that, for at most this long.
+CHECK_PARAM = "check_requested"
+CHECK_FOLLOW_FOR = timedelta(minutes=3)
+
+
+def requested_check(request: HtmxHttpRequest) -> datetime | None:
+    """When the check this page follows was asked for; None when it follows none."""
+    try:
+        stamp = float(request.GET.get(CHECK_PARAM, ""))
+        return datetime.fromtimestamp(stamp, tz=timezone.get_current_timezone())
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def check_progress(server: Server, requested: datetime | None, now: datetime) -> str:
+    """ "checking" while a check asked for at `requested` has not finished, "overdue" once it is
+    past CHECK_FOLLOW_FOR without one, else "" (nothing to follow, or done)."""
+    if requested is None or requested > now:
+        return ""
+    if server.last_checked_at is not None and server.last_checked_at >= requested:
+        return ""
+    return "checking" if now - requested < CHECK_FOLLOW_FOR else "overdue"
 
 
 @login_required
@@ -51,8 +81,11 @@ def server_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "runs": runs,
         "can_edit": access.has_role(request.user, server.team, Role.OPERATOR),
         "can_own": access.has_role(request.user, server.team, Role.OWNER),
+        "check": check_progress(server, requested_check(request), timezone.now()),
     }
-    return render(request, "deployments/server_detail.html", context)
+    return render_page_or_partial(
+        request, "deployments/server_detail.html", "server-state", context
+    )
 
 
 @login_required
@@ -117,9 +150,18 @@ def _server_action(request, pk: int, action, done: str) -> HttpResponse:
 @login_required
 @require_POST
 def server_check(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    return _server_action(
-        request, pk, do_check_server, "Check queued: reload in a few seconds to see the facts."
-    )
+    """Queue a check, then show the server's page following it until its facts are in."""
+    server = access.get_visible_or_404(Server.objects.select_related("team"), request.user, pk=pk)
+    asked = timezone.now()
+    try:
+        do_check_server(server, user=request.user, request=request)
+    except ActionError as error:
+        messages.error(request, str(error))
+        return redirect("server_detail", pk=server.pk)
+    messages.success(request, gettext("Checking the server: what it finds shows here."))
+    # Rounded down, so that the check this queues always counts as after it.
+    query = urlencode({CHECK_PARAM: f"{math.floor(asked.timestamp() * 1000) / 1000:.3f}"})
+    return redirect(f"{reverse('server_detail', args=[server.pk])}?{query}")
 
 
 @login_required
