@@ -36,7 +36,7 @@ FILES = {"docker-compose.yml": "services: {}\n"}
 
 
 def test_a_finished_deploy_says_what_next_and_rolls_back_only_elsewhere(
-    live_server, transactional_db, page
+    live_server, transactional_db, page, tmp_path
 ):
     team = make_team("Alpha")
     operator = make_user("ops-olga")
@@ -65,6 +65,7 @@ def test_a_finished_deploy_says_what_next_and_rolls_back_only_elsewhere(
     expect(page.locator("[data-run-position]")).to_contain_text("Step 1 of 8:")
     expect(page.locator("#run-next")).to_have_count(0)
     expect(page.get_by_role("button", name="Roll back to these files")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "deploy-running.png"), full_page=True)
 
     # The worker finishes the run; the page follows without a reload.
     now = timezone.now()
@@ -80,6 +81,7 @@ def test_a_finished_deploy_says_what_next_and_rolls_back_only_elsewhere(
     )
     expect(next_steps.get_by_role("link", name="Launch models")).to_be_visible()
     expect(page.locator("[data-run-position]")).to_contain_text("All 8 steps are done")
+    page.screenshot(path=str(tmp_path / "deploy-succeeded.png"), full_page=True)
 
     # What the stack runs now offers no roll back to itself; the earlier deployment does.
     page.reload()

@@ -30,7 +30,7 @@ def step(run: PipelineRun, index: int, name: str, status: StepStatus) -> None:
 
 
 def test_an_operator_launches_a_model_and_the_page_follows_its_progress(
-    live_server, transactional_db, page
+    live_server, transactional_db, page, tmp_path
 ):
     team = make_team("Alpha")
     operator = make_user("ops-alice")
@@ -84,6 +84,7 @@ def test_an_operator_launches_a_model_and_the_page_follows_its_progress(
     expect(page.locator("#wiring-oneapi")).to_have_attribute("data-state", "done", timeout=10_000)
     expect(page.locator("#wiring-fastgpt")).to_have_attribute("data-state", "running")
     expect(status.locator("[data-launch-run-status]")).to_have_text("Running")
+    page.screenshot(path=str(tmp_path / "launch-wiring.png"), full_page=True)
 
     step(launch.run, 7, "update FastGPT", StepStatus.SUCCEEDED)
     step(launch.run, 8, "check FastGPT", StepStatus.SUCCEEDED)
