@@ -191,10 +191,10 @@ def stack_upgrade(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     current = False
     if form.is_bound and form.is_valid():
         line = form.cleaned_data["version_line"]
-        if line == stack.version_line and request.method != "POST":
-            # Nothing to apply: the page says so instead of offering it.
-            current = True
-        elif request.method == "POST":
+        # The line already running: the page says so instead of offering to apply it (its
+        # diff still shows whether the files a deploy writes now differ from the last ones).
+        current = line == stack.version_line and request.method != "POST"
+        if request.method == "POST":
             try:
                 deployment = do_upgrade_stack(
                     stack, version_line=line, user=request.user, request=request
