@@ -76,3 +76,28 @@ def test_restart_all_asks_first_and_cancel_restarts_nothing(
     page.get_by_role("link", name="Cancel").click()
     expect(page.get_by_role("heading", name="Stack chatbot")).to_be_visible()
     assert not Deployment.objects.filter(stack=stack).exists()
+
+
+def test_once_the_throttle_locks_the_box_says_how_long_to_wait(
+    live_server, transactional_db, page, settings
+):
+    settings.AXES_FAILURE_LIMIT = 2
+    team = make_team("Alpha")
+    owner = add_member(team, make_user("owner-olga"), role=Role.OWNER)
+    stack, secrets = deployed_stack(team)
+    log_in(page, live_server.url, "owner-olga", owner.raw_password)
+
+    page.goto(f"{live_server.url}/stacks/{stack.pk}/")
+    page.locator("#login-fastgpt").get_by_text("Show the FastGPT login").click()
+    for password in ("not-my-password", "nor-this-one"):
+        box = page.locator("#login-fastgpt")
+        box.get_by_label("Your password").fill(password)
+        box.get_by_role("button", name="Show login").click()
+        expect(page.locator("#login-fastgpt [role=alert]")).to_be_visible()
+    # The answer is a 429, which htmx would not show by itself (static/js/stack_page.js).
+    expect(page.locator("#login-fastgpt")).to_contain_text("Too many failed logins")
+    box = page.locator("#login-fastgpt")
+    box.get_by_label("Your password").fill(owner.raw_password)
+    box.get_by_role("button", name="Show login").click()
+    expect(page.locator("#login-fastgpt")).to_contain_text("Too many failed logins")
+    assert secrets["FASTGPT_ROOT_PASSWORD"] not in page.content()
