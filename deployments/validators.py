@@ -8,6 +8,7 @@ import ipaddress
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 # Whole values only: \Z, because "$" also matches before a final newline, and the validators
 # below use fullmatch() too. Other modules match with these patterns (logs/source.py).
@@ -25,8 +26,10 @@ CONTAINER_RE = re.compile(r"\A[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}\Z")
 def validate_name(value: str) -> None:
     if not NAME_RE.fullmatch(value):
         raise ValidationError(
-            "Use 1 to 64 letters, digits, dots, dashes or underscores, starting with a letter "
-            "or digit.",
+            _(
+                "Use 1 to 64 letters, digits, dots, dashes or underscores, starting with a letter "
+                "or digit."
+            ),
             code="invalid_name",
         )
 
@@ -47,7 +50,7 @@ def validate_hostname(value: str) -> None:
     ):
         return
     raise ValidationError(
-        "Enter a hostname (letters, digits, dashes and dots) or an IP address.",
+        _("Enter a hostname (letters, digits, dashes and dots) or an IP address."),
         code="invalid_host",
     )
 
@@ -55,8 +58,10 @@ def validate_hostname(value: str) -> None:
 def validate_unix_user(value: str) -> None:
     if not UNIX_USER_RE.fullmatch(value):
         raise ValidationError(
-            "Enter a Unix user name: lower-case letters, digits, dashes or underscores, "
-            "not starting with a digit or dash.",
+            _(
+                "Enter a Unix user name: lower-case letters, digits, dashes or underscores, "
+                "not starting with a digit or dash."
+            ),
             code="invalid_user",
         )
 
@@ -64,8 +69,10 @@ def validate_unix_user(value: str) -> None:
 def validate_data_dir(value: str) -> None:
     if not DATA_DIR_RE.fullmatch(value) or ".." in value.split("/"):
         raise ValidationError(
-            "Enter an absolute path made of letters, digits, dots, dashes, underscores and "
-            "slashes, without '..'.",
+            _(
+                "Enter an absolute path made of letters, digits, dots, dashes, underscores and "
+                "slashes, without '..'."
+            ),
             code="invalid_path",
         )
 
@@ -73,7 +80,7 @@ def validate_data_dir(value: str) -> None:
 def validate_container_name(value: str) -> None:
     if not CONTAINER_RE.fullmatch(value):
         raise ValidationError(
-            "Enter a container name or id: letters, digits, dots, dashes and underscores.",
+            _("Enter a container name or id: letters, digits, dots, dashes and underscores."),
             code="invalid_container",
         )
 
@@ -81,6 +88,6 @@ def validate_container_name(value: str) -> None:
 def validate_registry_prefix(value: str) -> None:
     if len(value) > 200 or not REGISTRY_PREFIX_RE.fullmatch(value):
         raise ValidationError(
-            "Enter a registry and optional path, like registry.example.com:5000/mirror.",
+            _("Enter a registry and optional path, like registry.example.com:5000/mirror."),
             code="invalid_registry",
         )

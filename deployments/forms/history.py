@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from .. import access
 from ..choices import RunStatus
@@ -15,17 +16,19 @@ class DeploymentFilterForm(forms.Form):
     server = forms.ModelChoiceField(queryset=Server.objects.none(), required=False)
     stack = forms.ModelChoiceField(queryset=Stack.objects.none(), required=False)
     user = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
-    outcome = forms.ChoiceField(choices=[("", "Any outcome"), *RunStatus.choices], required=False)
+    outcome = forms.ChoiceField(
+        choices=[("", _("Any outcome")), *RunStatus.choices], required=False
+    )
 
     def __init__(self, *args, viewer, **kwargs):
         super().__init__(*args, **kwargs)
         team_ids = access.team_ids(viewer)
         self.fields["server"].queryset = access.visible(Server.objects.all(), viewer)
-        self.fields["server"].empty_label = "Any server"
+        self.fields["server"].empty_label = _("Any server")
         self.fields["stack"].queryset = access.visible(
             Stack.objects.select_related("server"), viewer
         )
-        self.fields["stack"].empty_label = "Any stack"
+        self.fields["stack"].empty_label = _("Any stack")
         self.fields["user"].queryset = (
             get_user_model()
             .objects.filter(
@@ -34,7 +37,7 @@ class DeploymentFilterForm(forms.Form):
             .distinct()
             .order_by("username")
         )
-        self.fields["user"].empty_label = "Anyone"
+        self.fields["user"].empty_label = _("Anyone")
 
     def filter(self, queryset):
         data = self.cleaned_data

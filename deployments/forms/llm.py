@@ -5,63 +5,74 @@ its field.
 """
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from ..llm import KINDS, config_errors, name_clash, settle_hub
 from ..llm.presets import PRESETS
 from ..models import EmbeddingModelConfig, LLMModelConfig, RerankModelConfig, Team
 
 MODEL_CONFIG_LABELS = {
-    "model": "Model name",
-    "display_name": "Display name",
-    "xinference_model_name": "Xinference model",
-    "model_engine": "Engine",
-    "model_format": "Format",
-    "model_size_in_billions": "Size (billions of parameters)",
-    "device": "Runs on",
-    "gpu_count": "GPUs",
-    "hub": "Download from",
-    "local_path": "Local weights",
-    "max_context": "Context (tokens)",
-    "max_response": "Longest answer (tokens)",
-    "quote_max_token": "Quoted knowledge (tokens)",
-    "max_temperature": "Highest temperature",
-    "dataset_process": "Use for knowledge-base processing",
-    "used_in_classify": "Use for question classification",
-    "used_in_extract_fields": "Use for field extraction",
-    "used_in_tool_call": "Use for tool calls",
-    "used_in_query_extension": "Use for query extension",
-    "tool_choice": "Native tool calls (toolChoice)",
-    "function_call": "Native function calls (functionCall)",
-    "default_system_chat_prompt": "Default system prompt",
-    "default_token": "Default chunk (tokens)",
-    "max_token": "Longest chunk (tokens)",
+    "model": _("Model name"),
+    "display_name": _("Display name"),
+    "xinference_model_name": _("Xinference model"),
+    "model_engine": _("Engine"),
+    "model_format": _("Format"),
+    "model_size_in_billions": _("Size (billions of parameters)"),
+    "device": _("Runs on"),
+    "gpu_count": _("GPUs"),
+    "hub": _("Download from"),
+    "local_path": _("Local weights"),
+    "max_context": _("Context (tokens)"),
+    "max_response": _("Longest answer (tokens)"),
+    "quote_max_token": _("Quoted knowledge (tokens)"),
+    "max_temperature": _("Highest temperature"),
+    "dataset_process": _("Use for knowledge-base processing"),
+    "used_in_classify": _("Use for question classification"),
+    "used_in_extract_fields": _("Use for field extraction"),
+    "used_in_tool_call": _("Use for tool calls"),
+    "used_in_query_extension": _("Use for query extension"),
+    "tool_choice": _("Native tool calls (toolChoice)"),
+    "function_call": _("Native function calls (functionCall)"),
+    "default_system_chat_prompt": _("Default system prompt"),
+    "default_token": _("Default chunk (tokens)"),
+    "max_token": _("Longest chunk (tokens)"),
 }
 MODEL_CONFIG_HELP = {
-    "model": "The name FastGPT and One API use, and the model's uid in Xinference: letters, "
-    "digits, dots, dashes and underscores.",
-    "xinference_model_name": "A builtin or registered Xinference model, e.g. qwen2-instruct.",
-    "model_engine": "vLLM, Transformers or llama.cpp for a chat model; sentence_transformers "
-    "for embedding and rerank models.",
-    "model_format": "pytorch, gptq, awq or ggufv2, as the model's spec in Xinference lists.",
-    "model_size_in_billions": "7, or 0_5 for half a billion. Empty for embedding and rerank "
-    "models.",
-    "quantization": "none, 4-bit, 8-bit, Int4, Q4_K_M…: one the model's spec offers.",
-    "gpu_count": "0 on the CPU.",
-    "local_path": "A directory inside the Xinference container, where the stack's xinference "
-    "folder is /data. When given, nothing is downloaded.",
-    "max_context": "What FastGPT sends at most: history, quotes and question together.",
-    "quote_max_token": "How much of a knowledge base's text FastGPT quotes at most.",
-    "tool_choice": "Leave off unless the model is known to return tool calls in OpenAI's "
-    "format; otherwise FastGPT asks for them in the prompt.",
-    "dimensions": "The length of the model's vectors. FastGPT stores 1536 numbers, padding "
-    "or cutting others.",
-    "default_token": "How long FastGPT cuts a document's chunks unless told otherwise.",
+    "model": _(
+        "The name FastGPT and One API use, and the model's uid in Xinference: letters, "
+        "digits, dots, dashes and underscores."
+    ),
+    "xinference_model_name": _("A builtin or registered Xinference model, e.g. qwen2-instruct."),
+    "model_engine": _(
+        "vLLM, Transformers or llama.cpp for a chat model; sentence_transformers "
+        "for embedding and rerank models."
+    ),
+    "model_format": _("pytorch, gptq, awq or ggufv2, as the model's spec in Xinference lists."),
+    "model_size_in_billions": _(
+        "7, or 0_5 for half a billion. Empty for embedding and rerank models."
+    ),
+    "quantization": _("none, 4-bit, 8-bit, Int4, Q4_K_M…: one the model's spec offers."),
+    "gpu_count": _("0 on the CPU."),
+    "local_path": _(
+        "A directory inside the Xinference container, where the stack's xinference "
+        "folder is /data. When given, nothing is downloaded."
+    ),
+    "max_context": _("What FastGPT sends at most: history, quotes and question together."),
+    "quote_max_token": _("How much of a knowledge base's text FastGPT quotes at most."),
+    "tool_choice": _(
+        "Leave off unless the model is known to return tool calls in OpenAI's "
+        "format; otherwise FastGPT asks for them in the prompt."
+    ),
+    "dimensions": _(
+        "The length of the model's vectors. FastGPT stores 1536 numbers, padding or cutting others."
+    ),
+    "default_token": _("How long FastGPT cuts a document's chunks unless told otherwise."),
 }
 # The fields of every kind of model config, in the order the form shows them.
 SERVED_FIELDSETS = [
-    ("Name", ["model", "display_name"]),
+    (_("Name"), ["model", "display_name"]),
     (
-        "How Xinference serves it",
+        _("How Xinference serves it"),
         [
             "xinference_model_name",
             "model_engine",
@@ -109,9 +120,9 @@ class ModelConfigForm(forms.ModelForm):
 
     def fieldsets(self):
         """(legend, bound fields) for the template, each field in one group."""
-        groups = [*SERVED_FIELDSETS, ("What FastGPT is told", self.fastgpt_fields)]
+        groups = [*SERVED_FIELDSETS, (_("What FastGPT is told"), self.fastgpt_fields)]
         if "team" in self.fields:
-            groups[0] = ("Name", ["team", *groups[0][1]])
+            groups[0] = (_("Name"), ["team", *groups[0][1]])
         return [
             (legend, [self[name] for name in names if name in self.fields])
             for legend, names in groups

@@ -1,6 +1,7 @@
 """The server form: where the server is, how the panel logs in, and its SSH key."""
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from .. import access
 from ..choices import Role
@@ -17,11 +18,14 @@ class SecretTextarea(forms.Textarea):
 
 
 KEY_MODES = [
-    ("generate", "Generate a key pair: the panel shows the public key to add to authorized_keys"),
-    ("paste", "Paste a private key"),
-    ("password", "Log in once with a password to install the panel's own key"),
+    (
+        "generate",
+        _("Generate a key pair: the panel shows the public key to add to authorized_keys"),
+    ),
+    ("paste", _("Paste a private key")),
+    ("password", _("Log in once with a password to install the panel's own key")),
 ]
-KEEP_KEY = ("keep", "Keep the stored key")
+KEEP_KEY = ("keep", _("Keep the stored key"))
 
 
 class ServerForm(forms.ModelForm):
@@ -34,22 +38,22 @@ class ServerForm(forms.ModelForm):
 
     team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label=None)
     key_mode = forms.ChoiceField(
-        label="SSH key",
+        label=_("SSH key"),
         choices=KEY_MODES,
         initial="generate",
         required=False,
         widget=forms.RadioSelect,
     )
     ssh_password = forms.CharField(
-        label="One-time password",
+        label=_("One-time password"),
         required=False,
         strip=False,
         max_length=1024,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Used once to log in and install the panel's key, then forgotten.",
+        help_text=_("Used once to log in and install the panel's key, then forgotten."),
     )
     ssh_private_key = forms.CharField(
-        label="SSH private key",
+        label=_("SSH private key"),
         required=False,
         strip=True,
         max_length=PRIVATE_KEY_MAX_CHARS,
@@ -64,10 +68,10 @@ class ServerForm(forms.ModelForm):
         model = Server
         fields = ["name", "host", "ssh_port", "ssh_user", "hourly_price", "allow_local_address"]
         labels = {
-            "ssh_port": "SSH port",
-            "ssh_user": "SSH user",
-            "hourly_price": "Hourly price",
-            "allow_local_address": "Allow a local address",
+            "ssh_port": _("SSH port"),
+            "ssh_user": _("SSH user"),
+            "hourly_price": _("Hourly price"),
+            "allow_local_address": _("Allow a local address"),
         }
 
     def __init__(self, *args, user, teams: list[Team] | None = None, **kwargs):
@@ -91,9 +95,7 @@ class ServerForm(forms.ModelForm):
             for name in ("key_mode", "ssh_password", "ssh_private_key", "allow_local_address"):
                 del self.fields[name]
             return
-        self.fields[
-            "ssh_private_key"
-        ].help_text = (
+        self.fields["ssh_private_key"].help_text = _(
             "Only team owners can set the key. It is stored encrypted and never shown again."
         )
         if editing and self.instance.has_private_key:
@@ -111,8 +113,10 @@ class ServerForm(forms.ModelForm):
             return ""
         if not key.startswith("-----BEGIN ") or "PRIVATE KEY-----" not in key:
             raise forms.ValidationError(
-                "Paste the whole private key, from its -----BEGIN ... PRIVATE KEY----- line "
-                "to its -----END ... line."
+                _(
+                    "Paste the whole private key, from its -----BEGIN ... PRIVATE KEY----- line "
+                    "to its -----END ... line."
+                )
             )
         return key + "\n"
 
@@ -122,9 +126,9 @@ class ServerForm(forms.ModelForm):
         mode = cleaned.get("key_mode") or ("paste" if cleaned.get("ssh_private_key") else "keep")
         cleaned["key_mode"] = mode
         if mode == "paste" and not cleaned.get("ssh_private_key"):
-            self.add_error("ssh_private_key", "Paste the private key, or choose another option.")
+            self.add_error("ssh_private_key", _("Paste the private key, or choose another option."))
         if mode == "password" and not cleaned.get("ssh_password"):
-            self.add_error("ssh_password", "Enter the password, or choose another option.")
+            self.add_error("ssh_password", _("Enter the password, or choose another option."))
         if mode != "paste":
             cleaned["ssh_private_key"] = ""
         if mode != "password":
@@ -133,10 +137,12 @@ class ServerForm(forms.ModelForm):
         if team is None:
             return cleaned
         if cleaned.get("ssh_private_key") and team.pk not in self.owned_team_ids:
-            self.add_error("ssh_private_key", "Only owners of the team can set the SSH key.")
+            self.add_error("ssh_private_key", _("Only owners of the team can set the SSH key."))
         name = cleaned.get("name")
         if name:
             clash = Server.objects.filter(team=team, name=name).exclude(pk=self.instance.pk)
             if clash.exists():
-                self.add_error("name", f"The team already has a server named “{name}”.")
+                self.add_error(
+                    "name", _("The team already has a server named “%(name)s”.") % {"name": name}
+                )
         return cleaned

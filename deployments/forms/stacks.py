@@ -2,6 +2,7 @@
 
 from django import forms
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .. import access
 from ..choices import Role
@@ -35,14 +36,16 @@ class StackForm(forms.ModelForm):
         # The settings are listed once, on the model: deploys snapshot the same fields.
         fields = ["server", "name", *Stack.SETTINGS_FIELDS]
         labels = {
-            "version_line": "Version line",
-            "fastgpt_port": "FastGPT port",
-            "oneapi_port": "One API port",
-            "xinference_port": "Xinference port",
-            "expose_database_ports": "Publish the database ports on the server",
-            "publish_internal_services": "Publish One API and Xinference on the server's network",
-            "xinference_device": "Xinference runs on",
-            "data_dir": "Data directory on the server",
+            "version_line": gettext_lazy("Version line"),
+            "fastgpt_port": gettext_lazy("FastGPT port"),
+            "oneapi_port": gettext_lazy("One API port"),
+            "xinference_port": gettext_lazy("Xinference port"),
+            "expose_database_ports": gettext_lazy("Publish the database ports on the server"),
+            "publish_internal_services": gettext_lazy(
+                "Publish One API and Xinference on the server's network"
+            ),
+            "xinference_device": gettext_lazy("Xinference runs on"),
+            "data_dir": gettext_lazy("Data directory on the server"),
         }
 
     def __init__(self, *args, user, **kwargs):
@@ -52,7 +55,7 @@ class StackForm(forms.ModelForm):
         ).select_related("team")
         self.fields["server"].empty_label = None
         self.fields["version_line"] = forms.ChoiceField(
-            label="Version line", choices=line_choices()
+            label=_("Version line"), choices=line_choices()
         )
         # Only owners may publish One API and Xinference; the field is theirs alone.
         self.owned_team_ids = set(access.team_ids(user, Role.OWNER))
@@ -62,16 +65,21 @@ class StackForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("registry") == "custom" and not cleaned.get("registry_prefix"):
-            self.add_error("registry_prefix", "Enter the registry prefix to pull images from.")
+            self.add_error("registry_prefix", _("Enter the registry prefix to pull images from."))
         server, name = cleaned.get("server"), cleaned.get("name")
         if server and name:
             same_name = Stack.objects.filter(server=server, name=name).exclude(pk=self.instance.pk)
             if same_name.exists():
-                self.add_error("name", f"Server {server.name} already has a stack “{name}”.")
+                self.add_error(
+                    "name",
+                    _("Server %(server)s already has a stack “%(name)s”.")
+                    % {"server": server.name, "name": name},
+                )
         if cleaned.get(INTERNAL_SETTING) and server and server.team_id not in self.owned_team_ids:
             self.add_error(
                 INTERNAL_SETTING,
-                f"Only owners of team {server.team.name} can publish One API and Xinference.",
+                _("Only owners of team %(team)s can publish One API and Xinference.")
+                % {"team": server.team.name},
             )
         self._clean_ports(cleaned)
         self._clean_data_dir(cleaned)
@@ -104,7 +112,7 @@ class StackForm(forms.ModelForm):
 
 
 class UpgradeForm(forms.Form):
-    version_line = forms.ChoiceField(label="Version line", choices=line_choices)
+    version_line = forms.ChoiceField(label=gettext_lazy("Version line"), choices=line_choices)
 
     def __init__(self, *args, initial_line: str = "", **kwargs):
         super().__init__(*args, **kwargs)
@@ -113,11 +121,11 @@ class UpgradeForm(forms.Form):
 
 class TeardownForm(forms.Form):
     delete_data = forms.BooleanField(
-        label="Also delete the stack's data (databases, uploaded files, models)",
+        label=gettext_lazy("Also delete the stack's data (databases, uploaded files, models)"),
         required=False,
     )
     confirm_name = forms.CharField(
-        label="To delete the data, type the stack's name",
+        label=gettext_lazy("To delete the data, type the stack's name"),
         required=False,
         max_length=64,
     )

@@ -8,6 +8,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
 from ..access import two_factor_needed_message
+from ..step_titles import step_title as translated_step_title
 
 register = template.Library()
 
@@ -25,6 +26,12 @@ def duration(value: timedelta | None) -> str:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+@register.filter
+def step_title(name: str) -> str:
+    """A pipeline step's name in the language of the page: {{ step.name|step_title }}."""
+    return translated_step_title(name)
 
 
 @register.filter
