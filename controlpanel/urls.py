@@ -18,5 +18,7 @@ urlpatterns = [
     # gives this one, the panel's login.
     path("login/", account_views.login, name="account_login"),
     path("admin/", admin.site.urls),
+    # The language switch posts to set_language, which sets the language cookie.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("deployments.urls")),
 ]

@@ -213,6 +213,8 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "<accounts/social/connections/>": (ANYONE, ANYONE, None),
     "openid_connect_login": (ABSENT, ABSENT, None),
     "openid_connect_callback": (ABSENT, ABSENT, None),
+    # The language switch (Django's set_language): anyone may choose the page's language.
+    "set_language": (ANYONE, ANYONE, None),
     # Django's admin: its login sends to the panel's (which asks for the second factor) and
     # refuses a user who is not staff; everything else is for staff accounts only.
     "admin:login": (STAFF_LOGIN, STAFF_LOGIN, None),

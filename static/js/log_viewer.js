@@ -41,10 +41,41 @@
   const BACKOFF_FIRST_MS = 500;
   const BACKOFF_MAX_MS = 30000;
   const BOTTOM_SLACK_PX = 24;
-  const POLLING_TEXT = "Polling every 2 s: the live stream does not get through";
-  const CLOSE_REASONS = {
-    4401: "your session has ended; reload the page to log in again.",
-    4403: "these logs are not visible to you.",
+  // What a websocket closed for good by the server means: the key of its words.
+  const CLOSE_REASONS = { 4401: "closedSession", 4403: "closedForbidden" };
+  // The viewer's words in English. The page sets its own (translated) in data-text-* attributes
+  // of the viewer's root: data-text-held-one for heldOne. {count} and the like are filled in.
+  const ENGLISH = {
+    paused: "Paused",
+    heldOne: "1 new line held back",
+    heldMany: "{count} new lines held back",
+    pause: "Pause",
+    resume: "Resume",
+    newOne: "{count} new line — resume",
+    newMany: "{count} new lines — resume",
+    matchesOne: "{count} line matches of {total}",
+    matchesMany: "{count} lines match of {total}",
+    skippedOne: "{count} line skipped: the stream was faster than the page",
+    skippedMany: "{count} lines skipped: the stream was faster than the page",
+    gapOne: "{count} line skipped",
+    gapMany: "{count} lines skipped",
+    noMatch: "No line matches the filter.",
+    waiting: "Waiting for lines…",
+    showAll: "Show all {count} characters",
+    connecting: "Connecting…",
+    following: "Following",
+    ended: "Ended",
+    error: "Error",
+    errorBecause: "Error: {reason}",
+    closedSession: "Error: your session has ended; reload the page to log in again.",
+    closedForbidden: "Error: these logs are not visible to you.",
+    sessionEnded: "Error: the session has ended; reload the page to log in again.",
+    serverAnswered: "the server answered {status}",
+    unreachable: "Error: the panel could not be reached; trying again.",
+    reconnecting: "Reconnecting…",
+    reconnectingIn: "Reconnecting in {seconds} s",
+    lastError: " (last error: {error})",
+    polling: "Polling every 2 s: the live stream does not get through",
   };
 
   const ANSI_CLASSES = new Set(
@@ -99,8 +130,22 @@
     return Math.abs(h) % SERVICE_COLOURS;
   }
 
-  function plural(n, one, many) {
-    return n.toLocaleString("en") + " " + (n === 1 ? one : many);
+  // The page's words for `key` (ENGLISH's where it has none), with {name} filled in.
+  function wordsOf(root) {
+    return function (key, values) {
+      const attribute = "text" + key.charAt(0).toUpperCase() + key.slice(1);
+      let text = root.dataset[attribute] || ENGLISH[key];
+      for (const [name, value] of Object.entries(values || {})) {
+        const shown = typeof value === "number" ? value.toLocaleString("en") : String(value);
+        text = text.split("{" + name + "}").join(shown);
+      }
+      return text;
+    };
+  }
+
+  // `key`One or `key`Many by the count, with {count} filled in.
+  function plural(say, n, key, values) {
+    return say(key + (n === 1 ? "One" : "Many"), Object.assign({ count: n }, values || {}));
   }
 
   class LogViewer {
@@ -124,11 +169,7 @@
       this.matches = root.querySelector("#log-matches");
       this.timestamps = root.querySelector("#log-timestamps");
       // Words set by the page (translated there), with English where the page has none.
-      this.words = {
-        paused: root.dataset.textPaused || "Paused",
-        heldOne: root.dataset.textHeldOne || "1 new line held back",
-        heldMany: root.dataset.textHeldMany || "{count} new lines held back",
-      };
+      this.say = wordsOf(root);
 
       this.kept = []; // records written out, oldest first: what the filter and download see
       this.keptChars = 0;
@@ -232,7 +273,7 @@
       this.paused = true;
       this.autoPaused = auto;
       this.newWhilePaused = 0;
-      this.pauseButton.textContent = "Resume";
+      this.pauseButton.textContent = this.say("resume");
       this.pauseButton.setAttribute("aria-pressed", "true");
       this.updateNewButton();
       this.showState();
@@ -242,7 +283,7 @@
       this.paused = false;
       this.autoPaused = false;
       this.newWhilePaused = 0;
-      this.pauseButton.textContent = "Pause";
+      this.pauseButton.textContent = this.say("pause");
       this.pauseButton.setAttribute("aria-pressed", "false");
       this.updateNewButton();
       this.showState();
@@ -253,7 +294,7 @@
     updateNewButton() {
       const show = this.paused && this.newWhilePaused > 0;
       this.newButton.hidden = !show;
-      if (show) this.newButton.textContent = plural(this.newWhilePaused, "new line", "new lines") + " — resume";
+      if (show) this.newButton.textContent = plural(this.say, this.newWhilePaused, "new");
     }
 
     scrollToBottom() {
@@ -286,8 +327,7 @@
       }
       let lines = 0;
       for (const rec of this.kept) if (!rec.gap) lines++;
-      this.matches.textContent =
-        plural(this.matchCount, "line matches", "lines match") + " of " + lines.toLocaleString("en");
+      this.matches.textContent = plural(this.say, this.matchCount, "matches", { total: lines });
     }
 
     rerender() {
@@ -464,8 +504,7 @@
 
     showSkipped() {
       this.skippedNote.hidden = false;
-      this.skippedNote.textContent =
-        plural(this.skippedTotal, "line", "lines") + " skipped: the stream was faster than the page";
+      this.skippedNote.textContent = plural(this.say, this.skippedTotal, "skipped");
     }
 
     flush() {
@@ -550,7 +589,7 @@
       if (none && !this.empty.isConnected) this.view.appendChild(this.empty);
       if (!none && this.empty.isConnected) this.empty.remove();
       this.empty.textContent =
-        this.kept.length && (this.query || this.service) ? "No line matches the filter." : "Waiting for lines…";
+        this.kept.length && (this.query || this.service) ? this.say("noMatch") : this.say("waiting");
     }
 
     element(rec) {
@@ -558,7 +597,7 @@
       rec.el = el;
       if (rec.gap) {
         el.className = "log-gap";
-        el.textContent = plural(rec.gap, "line", "lines") + " skipped";
+        el.textContent = plural(this.say, rec.gap, "gap");
         return el;
       }
       el.className = "log-line" + (rec.stream === "stderr" ? " stderr" : "");
@@ -591,7 +630,7 @@
         more.type = "button";
         more.className = "log-expand";
         const total = rec.text.length + rec.cut;
-        more.textContent = "Show all " + total.toLocaleString("en") + " characters";
+        more.textContent = this.say("showAll", { count: total });
         el.appendChild(more);
       }
       return el;
@@ -656,7 +695,7 @@
       for (const rec of this.kept) {
         if (!rec.match) continue;
         if (rec.gap) {
-          out.push(`[${plural(rec.gap, "line", "lines")} skipped]`);
+          out.push(`[${plural(this.say, rec.gap, "gap")}]`);
           continue;
         }
         let line = "";
@@ -699,12 +738,9 @@
     }
 
     pausedText() {
-      let text = this.words.paused;
+      let text = this.say("paused");
       const waiting = this.newWhilePaused;
-      if (waiting > 0) {
-        const held = waiting === 1 ? this.words.heldOne : this.words.heldMany;
-        text += " · " + held.replace("{count}", waiting.toLocaleString());
-      }
+      if (waiting > 0) text += " · " + plural(this.say, waiting, "held");
       return text + this.connDetail;
     }
 
@@ -718,7 +754,7 @@
       const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
       const url = `${scheme}//${window.location.host}${this.wsPath}?tail=${tail}`;
       if (!this.everConnected || this.connState !== "reconnecting") {
-        this.setState("connecting", "Connecting…");
+        this.setState("connecting", this.say("connecting"));
       }
       let ws;
       try {
@@ -805,7 +841,6 @@
       const errors = all.filter((s) => s.state === "error" && s.text).map((s) => s.text);
       this.lastError = state === "following" ? "" : errors.join("; ") || this.lastError;
 
-      const words = { following: "Following", connecting: "Connecting…", ended: "Ended", error: "Error" };
       const parts = [];
       for (const [service, s] of this.statuses) {
         if (service) {
@@ -816,7 +851,7 @@
       }
       const separator = state === "ended" || state === "error" ? ": " : " · ";
       const detail = parts.length ? separator + parts.join(" · ") : "";
-      this.setState(state, words[state] + detail, detail);
+      this.setState(state, this.say(state) + detail, detail);
     }
 
     onClose(event) {
@@ -824,7 +859,7 @@
       if (event && CLOSE_REASONS[event.code]) {
         // Refused for good: trying again would not help.
         this.finished = true;
-        this.setState("error", "Error: " + CLOSE_REASONS[event.code]);
+        this.setState("error", this.say(CLOSE_REASONS[event.code]));
         return;
       }
       if (!this.connected) this.failures++;
@@ -838,8 +873,9 @@
       const due = Date.now() + delay;
       const tick = () => {
         const seconds = Math.max(0, Math.ceil((due - Date.now()) / 1000));
-        const why = this.lastError ? ` (last error: ${this.lastError})` : "";
-        this.setState("reconnecting", `Reconnecting${seconds ? " in " + seconds + " s" : "…"}${why}`);
+        const why = this.lastError ? this.say("lastError", { error: this.lastError }) : "";
+        const when = seconds ? this.say("reconnectingIn", { seconds: seconds }) : this.say("reconnecting");
+        this.setState("reconnecting", when + why);
       };
       tick();
       this.countdownTimer = setInterval(tick, 1000);
@@ -866,7 +902,7 @@
       clearInterval(this.countdownTimer);
       this.polling = true;
       this.pollCursor = "";
-      this.setState("polling", POLLING_TEXT, " · " + POLLING_TEXT);
+      this.setState("polling", this.say("polling"), " · " + this.say("polling"));
       this.poll();
     }
 
@@ -887,19 +923,20 @@
         });
         const type = response.headers.get("Content-Type") || "";
         if (!type.includes("application/json")) {
-          this.setState("error", "Error: the session has ended; reload the page to log in again.");
+          this.setState("error", this.say("sessionEnded"));
         } else {
           const data = await response.json();
           if (!this.polling) return;
           if (!response.ok) {
-            this.setState("error", "Error: " + clean(data.error || `the server answered ${response.status}`));
+            const reason = data.error || this.say("serverAnswered", { status: response.status });
+            this.setState("error", this.say("errorBecause", { reason: clean(reason) }));
           } else {
-            this.setState("polling", POLLING_TEXT, " · " + POLLING_TEXT);
+            this.setState("polling", this.say("polling"), " · " + this.say("polling"));
             this.onPoll(data);
           }
         }
       } catch (error) {
-        this.setState("error", "Error: the panel could not be reached; trying again.");
+        this.setState("error", this.say("unreachable"));
       }
       if (this.polling) this.pollTimer = setTimeout(() => this.poll(), POLL_MS);
     }
