@@ -72,6 +72,9 @@ SECRET_KEY = installation_secret("SECRET_KEY")
 # Encrypts SSH keys, passwords and generated stack secrets at rest. Kept apart from
 # SECRET_KEY so that rotating sessions does not make stored secrets unreadable.
 FIELD_ENCRYPTION_KEY = installation_secret("FIELD_ENCRYPTION_KEY")
+# Earlier keys, still accepted for reading while `manage.py rotate_encryption_key` re-encrypts
+# what they wrote (comma-separated, newest first); new values are written with the key above.
+FIELD_ENCRYPTION_OLD_KEYS = envlist("FIELD_ENCRYPTION_OLD_KEYS", "")
 
 DEBUG = envbool("DEBUG", False)
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
