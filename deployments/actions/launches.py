@@ -5,6 +5,7 @@ whether the stack and the model are in a state that allows it.
 """
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from .. import access, audit
 from ..choices import LaunchStatus, PipelineKind, Role, RunStatus
@@ -22,24 +23,28 @@ def do_launch_model(config, *, stack: Stack, user, request=None) -> ModelLaunch:
     """Queue the launch of `config` on `stack`. Operators may."""
     access.require_role(user, config.team_id, Role.OPERATOR)
     if stack.team_id != config.team_id:
-        raise ActionError("A model can only be launched on a stack of its own team.")
+        raise ActionError(_("A model can only be launched on a stack of its own team."))
     kind = kind_of(config)
     with transaction.atomic():
         stack = Stack.objects.select_for_update().get(pk=stack.pk)
         if stack.status not in LAUNCHABLE:
             raise ActionError(
-                f"Stack “{stack.name}” is {stack.get_status_display().lower()}: deploy it before "
-                "launching models on it."
+                _("Stack “%(stack)s” is %(status)s: deploy it before launching models on it.")
+                % {"stack": stack.name, "status": stack.get_status_display().lower()}
             )
         if Deployment.objects.filter(stack=stack, run__status__in=UNDER_WAY).exists():
             raise ActionError(
-                f"An action on stack “{stack.name}” is under way: launch once it has finished."
+                _("An action on stack “%(stack)s” is under way: launch once it has finished.")
+                % {"stack": stack.name}
             )
         served_by = provider_models(stack).get(config.model)
         if served_by:
             raise ActionError(
-                f"Remote provider “{served_by}” already serves a model called “{config.model}” "
-                f"on stack “{stack.name}”: One API would have two channels for it."
+                _(
+                    "Remote provider “%(served_by)s” already serves a model called “%(model)s” on "
+                    "stack “%(stack)s”: One API would have two channels for it."
+                )
+                % {"served_by": served_by, "model": config.model, "stack": stack.name}
             )
         same_uid = list(
             ModelLaunch.objects.filter(stack=stack, model_uid=config.model)
@@ -49,8 +54,15 @@ def do_launch_model(config, *, stack: Stack, user, request=None) -> ModelLaunch:
         holding = [launch for launch in same_uid if launch.is_active]
         if holding:
             raise ActionError(
-                f"“{config.model}” is already {holding[0].current_status} on stack "
-                f"“{stack.name}”: terminate it first to launch it again."
+                _(
+                    "“%(model)s” is already %(current_status)s on stack “%(stack)s”: terminate it "
+                    "first to launch it again."
+                )
+                % {
+                    "model": config.model,
+                    "current_status": holding[0].current_status,
+                    "stack": stack.name,
+                }
             )
         # A termination stops the uid in Xinference, whichever launch holds it by then.
         if PipelineRun.objects.filter(
@@ -59,8 +71,11 @@ def do_launch_model(config, *, stack: Stack, user, request=None) -> ModelLaunch:
             params__launch_id__in=[launch.pk for launch in same_uid],
         ).exists():
             raise ActionError(
-                f"“{config.model}” is being terminated on stack “{stack.name}”: launch it "
-                "again once that has finished."
+                _(
+                    "“%(model)s” is being terminated on stack “%(stack)s”: launch it again once "
+                    "that has finished."
+                )
+                % {"model": config.model, "stack": stack.name}
             )
         launch = ModelLaunch.objects.create(
             team=stack.team, stack=stack, model_uid=config.model, **{kind.slug: config}
@@ -89,8 +104,8 @@ def do_cancel_launch(launch: ModelLaunch, *, user, request=None) -> ModelLaunch:
     access.require_role(user, launch.team_id, Role.OPERATOR)
     if launch.current_status not in (LaunchStatus.PENDING, LaunchStatus.LAUNCHING):
         raise ActionError(
-            f"Only a launch under way can be cancelled; “{launch.model_uid}” is "
-            f"{launch.current_status}."
+            _("Only a launch under way can be cancelled; “%(model_uid)s” is %(current_status)s.")
+            % {"model_uid": launch.model_uid, "current_status": launch.current_status}
         )
     with transaction.atomic():
         run = do_cancel_run(launch.run, user=user, request=request)
@@ -132,12 +147,17 @@ def do_terminate_model(launch: ModelLaunch, *, user, request=None) -> PipelineRu
         status = launch.current_status
         if status in (LaunchStatus.PENDING, LaunchStatus.LAUNCHING):
             raise ActionError(
-                f"“{launch.model_uid}” is still launching: cancel the launch instead."
+                _("“%(model_uid)s” is still launching: cancel the launch instead.")
+                % {"model_uid": launch.model_uid}
             )
         if status == LaunchStatus.TERMINATED:
-            raise ActionError(f"“{launch.model_uid}” is already terminated.")
+            raise ActionError(
+                _("“%(model_uid)s” is already terminated.") % {"model_uid": launch.model_uid}
+            )
         if terminate_run(launch) is not None:
-            raise ActionError(f"“{launch.model_uid}” is already being terminated.")
+            raise ActionError(
+                _("“%(model_uid)s” is already being terminated.") % {"model_uid": launch.model_uid}
+            )
         newer = [
             other
             for other in ModelLaunch.objects.filter(stack=launch.stack, model_uid=launch.model_uid)
@@ -149,8 +169,11 @@ def do_terminate_model(launch: ModelLaunch, *, user, request=None) -> PipelineRu
             # Xinference knows the model by its uid alone: stopping this launch would stop
             # the one that now holds it.
             raise ActionError(
-                f"“{launch.model_uid}” was launched again on stack “{launch.stack.name}”: "
-                "terminate that launch instead."
+                _(
+                    "“%(model_uid)s” was launched again on stack “%(stack)s”: terminate that "
+                    "launch instead."
+                )
+                % {"model_uid": launch.model_uid, "stack": launch.stack.name}
             )
         run = do_start_run(
             team=launch.team,

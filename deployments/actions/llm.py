@@ -4,6 +4,8 @@ Xinference need them. Operators change them; every member sees them."""
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Model, ProtectedError, Q
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from .. import access, audit
 from ..choices import Role
@@ -42,7 +44,8 @@ def _validate(config: Model, kind: Kind) -> None:
 
 def _name_taken(config: Model) -> ValidationError:
     return ValidationError(
-        {"model": f"The team already has a model named “{config.model}”."}, code="unique"
+        {"model": _("The team already has a model named “%(model)s”.") % {"model": config.model}},
+        code="unique",
     )
 
 
@@ -81,7 +84,7 @@ def do_create_model_config_from_preset(
     """Create the config a preset describes, with `overrides` (e.g. another name) applied."""
     preset = get_preset(key)
     if preset is None:
-        raise ActionError(f"There is no preset “{key}”.")
+        raise ActionError(_("There is no preset “%(key)s”.") % {"key": key})
     return do_create_model_config(
         preset.config_kind,
         team=team,
@@ -130,11 +133,14 @@ def do_update_model_config(config: Model, *, data: dict, user, request=None) -> 
 def _in_use(config: Model, launches) -> ActionError:
     stacks = sorted({launch.stack.name for launch in launches})
     where = ", ".join(f"“{name}”" for name in stacks)
-    noun = "stack" if len(stacks) == 1 else "stacks"
-    return ActionError(
-        f"“{config.model}” cannot be deleted while it is launched on {noun} {where}: "
-        "terminate it there first."
+    message = ngettext(
+        "“%(model)s” cannot be deleted while it is launched on stack %(where)s: terminate it "
+        "there first.",
+        "“%(model)s” cannot be deleted while it is launched on stacks %(where)s: terminate it "
+        "there first.",
+        len(stacks),
     )
+    return ActionError(message % {"model": config.model, "where": where})
 
 
 def _protected(config: Model, error: ProtectedError) -> ActionError:
@@ -144,7 +150,8 @@ def _protected(config: Model, error: ProtectedError) -> ActionError:
         if not isinstance(obj, ModelLaunch)
     )
     return ActionError(
-        f"“{config.model}” cannot be deleted while {', '.join(users) or 'other records'} use it."
+        _("“%(model)s” cannot be deleted while %(users)s use it.")
+        % {"model": config.model, "users": ", ".join(users) or _("other records")}
     )
 
 
@@ -155,8 +162,8 @@ def _named_by(config: Model) -> list[str]:
     )
     apps = ChatApp.objects.filter(team_id=config.team_id, chat_model=config.model)
     return sorted(
-        [f"knowledge base “{base.name}”" for base in bases]
-        + [f"chat app “{app.name}”" for app in apps]
+        [_("knowledge base “%(base)s”") % {"base": base.name} for base in bases]
+        + [_("chat app “%(app)s”") % {"app": app.name} for app in apps]
     )
 
 
@@ -174,7 +181,8 @@ def do_delete_model_config(config: Model, *, user, request=None) -> None:
         users = _named_by(current)
         if users:
             raise ActionError(
-                f"“{current.model}” cannot be deleted while {', '.join(users)} use it."
+                _("“%(model)s” cannot be deleted while %(users)s use it.")
+                % {"model": current.model, "users": ", ".join(users)}
             )
         # Ended launches go with the config; their runs stay in the history.
         ModelLaunch.objects.filter(pk__in=[launch.pk for launch in launches]).delete()

@@ -3,6 +3,7 @@
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .. import audit
 from ..choices import RUN_RETRYABLE, EventKind, RunStatus
@@ -57,8 +58,8 @@ def do_retry_run(run: PipelineRun, *, user=None, request=None) -> PipelineRun:
         run.refresh_from_db()
         if not queued:
             raise ActionError(
-                f"Only a failed or cancelled run can be retried; this one is "
-                f"{run.get_status_display().lower()}."
+                _("Only a failed or cancelled run can be retried; this one is %(status)s.")
+                % {"status": run.get_status_display().lower()}
             )
         audit.record(
             "pipeline.retry",
@@ -93,8 +94,8 @@ def do_cancel_run(run: PipelineRun, *, user=None, request=None) -> PipelineRun:
         else:
             run.refresh_from_db()
             raise ActionError(
-                f"Only a queued or running run can be cancelled; this one is "
-                f"{run.get_status_display().lower()}."
+                _("Only a queued or running run can be cancelled; this one is %(status)s.")
+                % {"status": run.get_status_display().lower()}
             )
         run.refresh_from_db()
         audit.record(

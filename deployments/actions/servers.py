@@ -2,6 +2,7 @@
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from .. import access, audit
 from ..choices import KeySource, PipelineKind, Role
@@ -20,16 +21,17 @@ LOCAL_FIELD = "allow_local_address"
 def _check_key_permission(user, team: Team, data: dict, server: Server | None = None) -> None:
     wants_key = data.get(KEY_FIELD) or data.get("key_mode") not in (None, "", "keep")
     if wants_key and not access.has_role(user, team, Role.OWNER):
-        raise PermissionDenied("Only owners of the team can set the SSH key.")
+        raise PermissionDenied(_("Only owners of the team can set the SSH key."))
     current = server.allow_local_address if server is not None else False
     changes_local = LOCAL_FIELD in data and bool(data[LOCAL_FIELD]) != current
     if changes_local and not access.has_role(user, team, Role.OWNER):
-        raise PermissionDenied("Only owners of the team can allow local addresses.")
+        raise PermissionDenied(_("Only owners of the team can allow local addresses."))
 
 
 def _name_taken(name: str) -> ValidationError:
     return ValidationError(
-        {"name": f"The team already has a server named “{name}”."}, code="unique"
+        {"name": _("The team already has a server named “%(name)s”.") % {"name": name}},
+        code="unique",
     )
 
 
@@ -80,7 +82,8 @@ def _key_fields(
             )
         except ssh.SSHError as error:
             raise ValidationError(
-                f"Could not install the panel's key with that password: {error}"
+                _("Could not install the panel's key with that password: %(error)s")
+                % {"error": error}
             ) from error
         return {
             KEY_FIELD: private_key,
@@ -185,7 +188,7 @@ def do_accept_host_key(server: Server, *, user, request=None) -> None:
     """Trust the host key the server now offers. Owners only: it may be an interception."""
     access.require_role(user, server.team, Role.OWNER)
     if not server.host_key_pending:
-        raise ActionError("The server offers no new host key to accept.")
+        raise ActionError(_("The server offers no new host key to accept."))
     old, new = sessions.accept_pending_host_key(server)
     audit.record(
         "server.host_key_accept",
@@ -207,7 +210,7 @@ def do_prepare_server(server: Server, *, user, request=None):
     """Start the pipeline that installs Docker, compose and the NVIDIA toolkit."""
     access.require_role(user, server.team, Role.OPERATOR)
     if not server.has_private_key:
-        raise ActionError("Set an SSH key for the server before preparing it.")
+        raise ActionError(_("Set an SSH key for the server before preparing it."))
     return do_start_run(
         team=server.team,
         kind=PipelineKind.SERVER_PREPARE,

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Model
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from ..choices import Device, ModelHub, ModelKind
 from ..models import EmbeddingModelConfig, LLMModelConfig, ModelLaunch, RerankModelConfig, Team
@@ -35,7 +37,7 @@ class Kind:
     @property
     def a_label(self) -> str:
         """ "a chat model", "an embedding model"."""
-        return f"{'an' if self.label[0] in 'aeiou' else 'a'} {self.label}"
+        return str(A_LABELS[self.slug])
 
     @property
     def fields(self) -> list[str]:
@@ -48,15 +50,33 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "llm": Kind("llm", ModelKind.LLM, LLMModelConfig, "chat model", "Chat models"),
+    "llm": Kind(
+        "llm",
+        ModelKind.LLM,
+        LLMModelConfig,
+        gettext_lazy("chat model"),
+        gettext_lazy("Chat models"),
+    ),
     "embedding": Kind(
         "embedding",
         ModelKind.EMBEDDING,
         EmbeddingModelConfig,
-        "embedding model",
-        "Embedding models",
+        gettext_lazy("embedding model"),
+        gettext_lazy("Embedding models"),
     ),
-    "rerank": Kind("rerank", ModelKind.RERANK, RerankModelConfig, "rerank model", "Rerank models"),
+    "rerank": Kind(
+        "rerank",
+        ModelKind.RERANK,
+        RerankModelConfig,
+        gettext_lazy("rerank model"),
+        gettext_lazy("Rerank models"),
+    ),
+}
+# Each kind with its article, as a sentence says "add a chat model".
+A_LABELS = {
+    "llm": gettext_lazy("a chat model"),
+    "embedding": gettext_lazy("an embedding model"),
+    "rerank": gettext_lazy("a rerank model"),
 }
 BY_KIND: dict[str, Kind] = {kind.kind: kind for kind in KINDS.values()}
 
@@ -93,12 +113,12 @@ def config_errors(kind: Kind, values: Mapping[str, Any]) -> dict[str, str]:
             except ValidationError as error:
                 errors[name] = _message(error)
     if given("model_size_in_billions") and not SIZE_RE.fullmatch(values["model_size_in_billions"]):
-        errors["model_size_in_billions"] = (
+        errors["model_size_in_billions"] = _(
             "Enter the size in billions as Xinference writes it: a whole number such as 7, "
             "or 0_5 for 0.5."
         )
     if kind.kind == ModelKind.LLM and "model_engine" in values and not given("model_engine"):
-        errors["model_engine"] = (
+        errors["model_engine"] = _(
             "Xinference needs an engine to launch a chat model, e.g. vLLM or Transformers."
         )
 
@@ -108,16 +128,16 @@ def config_errors(kind: Kind, values: Mapping[str, Any]) -> dict[str, str]:
         except ValidationError as error:
             errors["local_path"] = _message(error)
     elif values.get("hub") == ModelHub.LOCAL:
-        errors["local_path"] = (
+        errors["local_path"] = _(
             "Enter where the weights are inside the Xinference container, or choose a hub to "
             "download them from."
         )
 
     device, gpus = values.get("device"), values.get("gpu_count")
     if device == Device.CPU and gpus:
-        errors["gpu_count"] = "A model that runs on the CPU uses no GPU: set this to 0."
+        errors["gpu_count"] = _("A model that runs on the CPU uses no GPU: set this to 0.")
     elif device == Device.GPU and gpus == 0:
-        errors["gpu_count"] = (
+        errors["gpu_count"] = _(
             "A model that runs on the GPU needs at least 1 GPU; choose CPU to run it without one."
         )
 
@@ -125,25 +145,25 @@ def config_errors(kind: Kind, values: Mapping[str, Any]) -> dict[str, str]:
         context = values.get("max_context")
         response, quote = values.get("max_response"), values.get("quote_max_token")
         if context is not None and response is not None and response >= context:
-            errors["max_response"] = (
-                f"The longest answer must be shorter than the context ({context} tokens), "
-                "which also holds the question."
-            )
+            errors["max_response"] = _(
+                "The longest answer must be shorter than the context (%(context)s tokens), which "
+                "also holds the question."
+            ) % {"context": context}
         if context is not None and quote is not None and quote > context:
-            errors["quote_max_token"] = (
-                f"The quoted knowledge cannot be longer than the context ({context} tokens)."
-            )
+            errors["quote_max_token"] = _(
+                "The quoted knowledge cannot be longer than the context (%(context)s tokens)."
+            ) % {"context": context}
     if kind.kind == ModelKind.EMBEDDING:
         dimensions = values.get("dimensions")
         if dimensions is not None and not 1 <= dimensions <= MAX_DIMENSIONS:
-            errors["dimensions"] = (
-                f"Enter the model's vector length, from 1 to {MAX_DIMENSIONS} (m3e-base: 768)."
-            )
+            errors["dimensions"] = _(
+                "Enter the model's vector length, from 1 to %(most)s (m3e-base: 768)."
+            ) % {"most": MAX_DIMENSIONS}
         default, most = values.get("default_token"), values.get("max_token")
         if default is not None and most is not None and default > most:
-            errors["default_token"] = (
-                f"The default chunk cannot be longer than the longest chunk ({most} tokens)."
-            )
+            errors["default_token"] = _(
+                "The default chunk cannot be longer than the longest chunk (%(longest)s tokens)."
+            ) % {"longest": most}
     return errors
 
 
@@ -159,10 +179,10 @@ def name_clash(team: Team | int, model: str, *, exclude: Model | None = None) ->
         if exclude is not None and isinstance(exclude, kind.model):
             taken = taken.exclude(pk=exclude.pk)
         if taken.exists():
-            return (
-                f"The team already has {kind.a_label} named “{model}”; Xinference and One API "
-                "know a model by this name alone, so choose another."
-            )
+            return _(
+                "The team already has %(kind)s named “%(model)s”; Xinference and One API know a "
+                "model by this name alone, so choose another."
+            ) % {"kind": kind.a_label, "model": model}
     return None
 
 

@@ -20,6 +20,8 @@ model can run there at all.
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 from ..choices import Device, ModelHub, ModelKind
 from ..models import Team
 from . import BY_KIND, Kind
@@ -73,7 +75,7 @@ PRESETS: dict[str, Preset] = {
             key="qwen2-instruct-7b",
             kind=ModelKind.LLM,
             label="Qwen2 7B Instruct",
-            description=(
+            description=_(
                 "The usual chat model of a FastGPT setup: Chinese and English, 32k context, "
                 "served by vLLM. Fits a 24 GB GPU."
             ),
@@ -100,7 +102,7 @@ PRESETS: dict[str, Preset] = {
             key="llama-3.1-instruct-8b",
             kind=ModelKind.LLM,
             label="Llama 3.1 8B Instruct",
-            description=(
+            description=_(
                 "An alternative chat model, strongest in English, 128k context, served by "
                 "vLLM. Needs a 40 GB GPU."
             ),
@@ -128,7 +130,7 @@ PRESETS: dict[str, Preset] = {
             key="m3e-base",
             kind=ModelKind.EMBEDDING,
             label="M3E base",
-            description=(
+            description=_(
                 "The usual embedding model of a FastGPT setup: Chinese and English, 768 "
                 "dimensions, small enough to share a GPU with the others."
             ),
@@ -157,9 +159,9 @@ PRESETS: dict[str, Preset] = {
             key="bge-reranker-v2-m3",
             kind=ModelKind.RERANK,
             label="BGE reranker v2 m3",
-            description=(
-                "The usual rerank model of a FastGPT setup: multilingual, orders the passages a "
-                "search found by how well they answer the question."
+            description=_(
+                "The usual rerank model of a FastGPT setup: multilingual, orders the passages "
+                "a search found by how well they answer the question."
             ),
             values={
                 **SERVED_ON_ONE_GPU,

@@ -1,6 +1,7 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from ..choices import RUN_RETRYABLE, Device, LaunchStatus, ModelHub
 from ..validators import validate_name
@@ -28,9 +29,9 @@ class ServedModelConfig(models.Model):
     local_path = models.CharField(max_length=300, blank=True)
     # What the model needs of GPU memory, for checking that it fits before a launch.
     gpu_memory_mib = models.PositiveIntegerField(
-        "GPU memory (MiB)",
+        _("GPU memory (MiB)"),
         default=0,
-        help_text=(
+        help_text=_(
             "An estimate of the GPU memory the model needs in all, shared evenly by its GPUs; "
             "0 means unknown."
         ),
@@ -63,7 +64,7 @@ class LLMModelConfig(ServedModelConfig):
     default_system_chat_prompt = models.TextField(blank=True)
 
     class Meta(ServedModelConfig.Meta):
-        verbose_name = "chat model config"
+        verbose_name = _("chat model config")
         constraints = [
             models.UniqueConstraint(fields=["team", "model"], name="unique_llm_model_per_team")
         ]
@@ -76,7 +77,7 @@ class EmbeddingModelConfig(ServedModelConfig):
     weight = models.PositiveIntegerField(default=100)
 
     class Meta(ServedModelConfig.Meta):
-        verbose_name = "embedding model config"
+        verbose_name = _("embedding model config")
         constraints = [
             models.UniqueConstraint(
                 fields=["team", "model"], name="unique_embedding_model_per_team"
@@ -86,7 +87,7 @@ class EmbeddingModelConfig(ServedModelConfig):
 
 class RerankModelConfig(ServedModelConfig):
     class Meta(ServedModelConfig.Meta):
-        verbose_name = "rerank model config"
+        verbose_name = _("rerank model config")
         constraints = [
             models.UniqueConstraint(fields=["team", "model"], name="unique_rerank_model_per_team")
         ]

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from ..choices import (
     Device,
@@ -30,7 +31,7 @@ class Server(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="servers")
     name = models.CharField(max_length=64, validators=[validate_name])
     host = models.CharField(
-        max_length=253, validators=[validate_hostname], help_text="Hostname or IP address."
+        max_length=253, validators=[validate_hostname], help_text=_("Hostname or IP address.")
     )
     ssh_port = models.PositiveIntegerField(default=22, validators=PORT_VALIDATORS)
     ssh_user = models.CharField(max_length=32, default="root", validators=[validate_unix_user])
@@ -38,7 +39,7 @@ class Server(models.Model):
     # or a link-local address (cloud metadata) only where this says so.
     allow_local_address = models.BooleanField(
         default=False,
-        help_text=(
+        help_text=_(
             "Let the panel connect when the address is its own machine (loopback or one of its "
             "addresses) or link-local (where cloud metadata services answer). Off unless the "
             "server really runs there."
@@ -63,7 +64,7 @@ class Server(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(0)],
-        help_text="What the rented server costs per hour, to show the running cost.",
+        help_text=_("What the rented server costs per hour, to show the running cost."),
     )
     status = models.CharField(
         max_length=16, choices=ServerStatus.choices, default=ServerStatus.UNKNOWN
@@ -118,7 +119,7 @@ class Stack(models.Model):
         max_length=200,
         blank=True,
         validators=[validate_registry_prefix],
-        help_text="Only for a custom registry, e.g. registry.example.com/team",
+        help_text=_("Only for a custom registry, e.g. registry.example.com/team"),
     )
     fastgpt_port = models.PositiveIntegerField(default=3000, validators=PORT_VALIDATORS)
     oneapi_port = models.PositiveIntegerField(default=3001, validators=PORT_VALIDATORS)
@@ -128,7 +129,7 @@ class Stack(models.Model):
     # panel reaches them through its SSH connection.
     publish_internal_services = models.BooleanField(
         default=False,
-        help_text=(
+        help_text=_(
             "Publish One API and Xinference on every address of the server, not only to the "
             "panel through SSH. Anyone who reaches the server can then use Xinference (no login "
             "unless its auth is on: launch and stop models) and try One API's root login, and "
