@@ -8,6 +8,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
 from ..access import two_factor_needed_message
+from ..audit import action_label
 from ..step_titles import step_title as translated_step_title
 
 register = template.Library()
@@ -32,6 +33,12 @@ def duration(value: timedelta | None) -> str:
 def step_title(name: str) -> str:
     """A pipeline step's name in the language of the page: {{ step.name|step_title }}."""
     return translated_step_title(name)
+
+
+@register.filter
+def audit_action(action: str) -> str:
+    """An audit action's name on the Audit page: {{ event.action|audit_action }}."""
+    return action_label(action)
 
 
 @register.filter

@@ -9,6 +9,7 @@ from django.db.models import Count, Model
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from .. import access
 from ..actions import ActionError
@@ -43,7 +44,7 @@ def _config_or_404(request: HtmxHttpRequest, kind: Kind, pk: int) -> Model:
 def _operator_teams(request: HtmxHttpRequest) -> list:
     teams = list(access.teams(request.user, Role.OPERATOR))
     if not teams:
-        raise PermissionDenied("Adding a model needs the operator role in a team.")
+        raise PermissionDenied(_("Adding a model needs the operator role in a team."))
     return teams
 
 
@@ -83,7 +84,9 @@ def model_preset(request: HtmxHttpRequest) -> HttpResponse:
                 # The preset's own values are valid: what can clash is its name in the team.
                 messages.error(request, " ".join(error.messages))
             else:
-                messages.success(request, f"Model “{config.model}” added from its preset.")
+                messages.success(
+                    request, _("Model “%(model)s” added from its preset.") % {"model": config.model}
+                )
                 return _detail(config, preset.config_kind)
         query = urlencode({"preset": preset.key, "team": team.pk})
         return redirect(f"{reverse('model_create', args=[preset.config_kind.slug])}?{query}")
@@ -118,7 +121,7 @@ def model_create(request: HtmxHttpRequest, kind: str) -> HttpResponse:
         except ValidationError as error:
             add_action_errors(form, error)
         else:
-            messages.success(request, f"Model “{config.model}” added.")
+            messages.success(request, _("Model “%(model)s” added.") % {"model": config.model})
             return _detail(config, kind)
     context = {"form": form, "kind": kind, "config": None, "preset": preset}
     return render(request, "deployments/model_form.html", context)
@@ -149,7 +152,7 @@ def _shown(config: Model, name: str):
     display = getattr(config, f"get_{name}_display", None)
     value = display() if display else getattr(config, name)
     if isinstance(value, bool):
-        return "Yes" if value else "No"
+        return _("Yes") if value else _("No")
     return "—" if value == "" else value
 
 
@@ -171,9 +174,9 @@ def model_edit(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
             add_action_errors(form, error)
         else:
             if changed:
-                messages.success(request, f"Model “{config.model}” saved.")
+                messages.success(request, _("Model “%(model)s” saved.") % {"model": config.model})
             else:
-                messages.info(request, "Nothing changed.")
+                messages.info(request, _("Nothing changed."))
             return _detail(config, kind)
     context = {"form": form, "kind": kind, "config": config, "preset": None}
     return render(request, "deployments/model_form.html", context)
@@ -191,7 +194,7 @@ def model_delete(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
         except ActionError as error:
             messages.error(request, str(error))
             return _detail(config, kind)
-        messages.success(request, f"Model “{config.model}” deleted.")
+        messages.success(request, _("Model “%(model)s” deleted.") % {"model": config.model})
         return redirect("model_list")
     launches = launches_of(config).select_related("stack")
     context = {"config": config, "kind": kind, "launches": launches[:RECENT_LAUNCHES]}
