@@ -312,19 +312,28 @@ def read_archive(path: Path, staging: Path) -> dict:
     return manifest
 
 
-def sqlite_in_use(path: Path) -> bool:
-    """Whether another process has the SQLite database at `path` open: leaving WAL mode needs
-    every other connection closed."""
-    if not path.exists():
-        return False
-    probe = sqlite3.connect(path, timeout=0)
-    try:
-        mode = probe.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-    except sqlite3.OperationalError:
-        return True
-    finally:
-        probe.close()
-    return mode.lower() != "delete"
+def processes_using(path: Path) -> list[int]:
+    """Other processes that have the SQLite database at `path` (or its -wal or -shm file) open,
+    as far as /proc shows them to this user. A panel between two requests holds no connection, so
+    an empty list does not prove it stopped; a process listed here proves it runs."""
+    resolved = str(path.resolve())
+    names = {resolved, f"{resolved}-wal", f"{resolved}-shm"}
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            descriptors = list((entry / "fd").iterdir())
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                if os.readlink(descriptor) in names:
+                    found.append(int(entry.name))
+                    break
+            except OSError:
+                continue
+    return sorted(found)
 
 
 def restore_sqlite(dump: Path, target: Path) -> None:
@@ -376,10 +385,12 @@ def restore_backup(path: Path, *, db: dict, confirmed: bool) -> Restored:
         if not dump.exists():
             raise BackupError(f"{path} holds no database. Nothing was restored.")
         if engine == "sqlite":
-            if sqlite_in_use(target):
+            holders = processes_using(target)
+            if holders:
                 raise BackupError(
-                    f"The database {target} is open in another process: stop the panel (web, "
-                    "worker and beat) before restoring. Nothing was restored."
+                    f"The database {target} is open in process(es) "
+                    f"{', '.join(map(str, holders))}: stop the panel (web, worker and beat) "
+                    "before restoring. Nothing was restored."
                 )
             where = str(target)
         else:
