@@ -13,12 +13,14 @@ from urllib.parse import urlparse
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.urls import resolve, reverse
+from playwright.sync_api import expect
 
 from testkit.permissions import reaches
 from testkit.websockets import session_cookie
 from tests import test_permission_matrix as matrix
 from tests.test_permission_matrix import (
     ALLOWED,
+    ANONYMOUS,
     APP_ROUTES,
     HTTP_ROUTES,
     LOGIN_ERROR_PAGE,
@@ -56,20 +58,24 @@ PHONE_WIDTH = 390
 
 SCHEMES = ("light", "dark")
 
+# The name the walk gives the page a mistyped address shows.
+NOT_FOUND_PAGE = "404 page"
 
-def walked_routes():
-    """The routes an owner of Alpha may GET, and the status each should answer."""
+
+def walked_routes(role: str = OWNER):
+    """The routes `role` (an owner of Alpha, or an anonymous visitor) may GET."""
     for route in APP_ROUTES:
-        # What an owner of Alpha gets does not depend on whether the route is about an object.
-        expected = outcome(decision(route)[0], OWNER, about_alpha=True)
+        # What a member of Alpha or a visitor gets does not depend on whether the route is about
+        # an object of Alpha's.
+        expected = outcome(decision(route)[0], role, about_alpha=True)
         if expected in (ALLOWED, LOGIN_ERROR_PAGE):
             yield route
 
 
-def pages(objects: dict) -> dict[str, str]:
-    """The path of each walked route, filled with the world's objects, by URL name."""
+def pages(objects: dict, role: str = OWNER) -> dict[str, str]:
+    """The path of each route `role` may GET, filled with the world's objects, by URL name."""
     paths: dict[str, str] = {}
-    for route in walked_routes():
+    for route in walked_routes(role):
         _get_needs, _post_needs, target = decision(route)
         values, _about_alpha = arguments(route, objects, target)
         path = route.path(values)
@@ -100,37 +106,29 @@ def serious_violations(page, axe: Axe, where: str) -> list[str]:
     return lines
 
 
-def test_skipped_routes_are_routes_the_walk_would_open():
-    names = {route.name for route in HTTP_ROUTES}
-    walked = {route.name for route in walked_routes()}
-    assert set(SKIPPED) <= names, f"Not routes any more: {sorted(set(SKIPPED) - names)}"
-    assert set(SKIPPED) <= walked, f"Not opened by an owner: {sorted(set(SKIPPED) - walked)}"
-    assert set(PHONE_PAGES) <= walked - set(SKIPPED)
-    # The walk reaches every area, and pages of objects.
-    assert {"dashboard", "stack_detail", "knowledge_detail", "app_detail", "account_index"} <= (
-        walked
-    )
+def in_both_schemes(page, axe: Axe, where: str) -> list[str]:
+    """The page's serious and critical violations in the light and the dark colour scheme."""
+    found = []
+    for scheme in SCHEMES:
+        page.emulate_media(color_scheme=scheme)
+        found += serious_violations(page, axe, f"{where} ({scheme})")
+    page.emulate_media(color_scheme="light")
+    return found
 
 
-def test_every_page_an_owner_opens_has_no_serious_accessibility_violation(
-    live_server, page, people, world, no_tasks
-):
-    log_in_browser(page, live_server.url, people[OWNER])
+def walk(page, base_url: str, paths: dict[str, str]) -> tuple[list[str], set[str]]:
+    """Open every path and check the page it lands on; the violations, and the paths checked."""
     axe = Axe()
     found: list[str] = []
     checked: set[str] = set()
-    paths = pages(world)
-    # The 404 page a mistyped address shows, too.
-    paths["404 page"] = "/no-such-page/"
     for name, path in paths.items():
         if name in SKIPPED:
             continue
-        page.emulate_media(color_scheme="light")
-        response = page.goto(f"{live_server.url}{path}")
+        response = page.goto(f"{base_url}{path}")
         assert response is not None, f"{name} ({path}) gave no response"
         status = response.status
         landed = urlparse(page.url).path
-        if name == "404 page":
+        if name == NOT_FOUND_PAGE:
             assert status == 404, f"{path} answered {status}"
         elif resolve(landed).url_name == "socialaccount_login_error":
             # The page of a third-party login that failed answers 401.
@@ -148,11 +146,71 @@ def test_every_page_an_owner_opens_has_no_serious_accessibility_violation(
         if landed in checked:
             continue
         checked.add(landed)
-        for scheme in SCHEMES:
-            page.emulate_media(color_scheme=scheme)
-            found += serious_violations(page, axe, f"{name} {path} ({scheme})")
-    assert reverse("dashboard") in checked
-    assert found == [], "\n".join(["Serious or critical accessibility violations:", *found])
+        found += in_both_schemes(page, axe, f"{name} {path}")
+    return found, checked
+
+
+def report(found: list[str]) -> str:
+    return "\n".join(["Serious or critical accessibility violations:", *found])
+
+
+def test_skipped_routes_are_routes_the_walk_would_open():
+    names = {route.name for route in HTTP_ROUTES}
+    walked = {route.name for route in walked_routes()}
+    assert set(SKIPPED) <= names, f"Not routes any more: {sorted(set(SKIPPED) - names)}"
+    assert set(SKIPPED) <= walked, f"Not opened by an owner: {sorted(set(SKIPPED) - walked)}"
+    assert set(PHONE_PAGES) <= walked - set(SKIPPED)
+    # The walk reaches every area, and pages of objects.
+    assert {"dashboard", "stack_detail", "knowledge_detail", "app_detail", "account_index"} <= (
+        walked
+    )
+    # A visitor's walk: the login and the pages of the password reset.
+    assert {"login", "account_reset_password", "invitation_accept"} <= set(
+        route.name for route in walked_routes(ANONYMOUS)
+    )
+
+
+def test_every_page_an_owner_opens_has_no_serious_accessibility_violation(
+    live_server, page, people, world, no_tasks
+):
+    log_in_browser(page, live_server.url, people[OWNER])
+    paths = pages(world)
+    # The 404 page a mistyped address shows, too.
+    paths[NOT_FOUND_PAGE] = "/no-such-page/"
+
+    found, checked = walk(page, live_server.url, paths)
+
+    assert {reverse("dashboard"), reverse("stack_detail", args=[world["stack"].pk])} <= checked
+    assert found == [], report(found)
+
+
+def test_every_page_a_visitor_opens_before_logging_in_has_no_serious_accessibility_violation(
+    live_server, page, world, no_tasks
+):
+    found, checked = walk(page, live_server.url, pages(world, ANONYMOUS))
+
+    assert reverse("login") in checked
+    assert found == [], report(found)
+
+
+def test_forms_sent_with_mistakes_have_no_serious_accessibility_violation(
+    live_server, page, people, world, no_tasks
+):
+    axe = Axe()
+    page.goto(f"{live_server.url}{reverse('login')}")
+    page.get_by_label("Username").fill("nobody")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("main .errorlist, main .error").first).to_be_visible()
+    found = in_both_schemes(page, axe, "login, a wrong password")
+
+    log_in_browser(page, live_server.url, people[OWNER])
+    page.goto(f"{live_server.url}{reverse('server_create')}")
+    page.get_by_role("button", name="Add server").click()
+    expect(page.get_by_label("Name")).to_have_attribute("aria-invalid", "true")
+    found += in_both_schemes(page, axe, "server_create, sent empty")
+
+    assert found == [], report(found)
 
 
 def test_key_pages_at_phone_width_have_no_serious_accessibility_violation(
@@ -166,14 +224,10 @@ def test_key_pages_at_phone_width_have_no_serious_accessibility_violation(
     for name in PHONE_PAGES:
         response = page.goto(f"{live_server.url}{paths[name]}")
         assert response is not None and response.status < 400, f"{name} did not open"
-        for scheme in SCHEMES:
-            page.emulate_media(color_scheme=scheme)
-            found += serious_violations(page, axe, f"{name} {paths[name]} ({scheme}, phone)")
+        found += in_both_schemes(page, axe, f"{name} {paths[name]} (phone)")
     # The menu opened: its search, navigation and account.
     page.get_by_text("Menu").click()
-    navigation = page.get_by_role("navigation", name="Main")
-    assert navigation.is_visible()
-    for scheme in SCHEMES:
-        page.emulate_media(color_scheme=scheme)
-        found += serious_violations(page, axe, f"the menu ({scheme}, phone)")
-    assert found == [], "\n".join(["Serious or critical accessibility violations:", *found])
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    found += in_both_schemes(page, axe, "the menu (phone)")
+
+    assert found == [], report(found)
