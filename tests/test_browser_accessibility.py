@@ -106,9 +106,21 @@ def serious_violations(page, axe: Axe, where: str) -> list[str]:
     return lines
 
 
+def duplicate_ids(page, where: str) -> list[str]:
+    """Each id that more than one element of the page has: a label or a link to it is ambiguous.
+    (axe-core checks this only for ids that ARIA attributes name.)"""
+    ids = page.evaluate(
+        "() => { const seen = {}; for (const el of document.querySelectorAll('[id]')) {"
+        " seen[el.id] = (seen[el.id] || 0) + 1; }"
+        " return Object.keys(seen).filter(id => seen[id] > 1); }"
+    )
+    return [f"{where}: duplicate-id: #{id_} is on more than one element" for id_ in ids]
+
+
 def in_both_schemes(page, axe: Axe, where: str) -> list[str]:
-    """The page's serious and critical violations in the light and the dark colour scheme."""
-    found = []
+    """The page's serious and critical violations in the light and the dark colour scheme, and
+    its duplicate ids."""
+    found = duplicate_ids(page, where)
     for scheme in SCHEMES:
         page.emulate_media(color_scheme=scheme)
         found += serious_violations(page, axe, f"{where} ({scheme})")
