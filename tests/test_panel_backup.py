@@ -2,6 +2,7 @@
 manifest of checksums and, only when asked, the keys; `restore_panel` checks the archive and brings
 the rows back, encrypted ones still readable."""
 
+import hashlib
 import io
 import json
 import os
@@ -77,14 +78,18 @@ def scratch_sqlite(path: Path) -> dict:
     return {"ENGINE": SQLITE, "NAME": str(path)}
 
 
-def manage(*arguments: str, database: Path, var: Path) -> subprocess.CompletedProcess:
-    """manage.py in a fresh Python, on the SQLite database at `database`, with this panel's keys."""
+def manage(
+    *arguments: str, database: Path, var: Path, key: str | None = None
+) -> subprocess.CompletedProcess:
+    """manage.py in a fresh Python, on the SQLite database at `database`, with this panel's keys
+    (or another FIELD_ENCRYPTION_KEY)."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlpanel.settings"}
     env.update(
         DATABASE_URL=f"sqlite:///{database}",
         CONTROLPANEL_VAR_DIR=str(var),
         SECRET_KEY=settings.SECRET_KEY,
-        FIELD_ENCRYPTION_KEY=settings.FIELD_ENCRYPTION_KEY,
+        FIELD_ENCRYPTION_KEY=key or settings.FIELD_ENCRYPTION_KEY,
+        FIELD_ENCRYPTION_OLD_KEYS="",
     )
     return subprocess.run(
         [sys.executable, "manage.py", *arguments],
@@ -119,6 +124,28 @@ def test_a_backup_restored_into_a_fresh_database_brings_the_rows_back_still_decr
     assert mode(fresh) == 0o600
 
 
+@sqlite_only
+def test_a_restore_without_the_backups_encryption_key_says_its_secrets_cannot_be_read(
+    transactional_db, tmp_path
+):
+    make_server(make_team("Alpha"), ssh_private_key=PRIVATE_KEY)
+    archive = tmp_path / "panel.tar.gz"
+    backup(str(archive), "--include-keys")
+
+    result = manage(
+        "restore_panel",
+        str(archive),
+        database=tmp_path / "fresh.sqlite3",
+        var=tmp_path / "var",
+        key="a new installation's key",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "FIELD_ENCRYPTION_KEY is not the one this panel is configured with" in result.stdout
+    assert "Stored secrets: 0 readable with the configured keys, 1 not." in result.stdout
+    assert "Some stored secrets cannot be read" in result.stderr
+
+
 @postgresql_only
 def test_a_postgresql_backup_restored_brings_the_rows_back_still_decrypting(
     transactional_db, tmp_path
@@ -149,10 +176,7 @@ def test_the_manifest_names_the_engine_migrations_version_and_each_members_check
     assert manifest["panel_version"] and manifest["created_at"]
     dump = panel_backup.DATABASE_MEMBERS[engine]
     assert set(manifest["members"]) == {dump}
-    assert (
-        manifest["members"][dump]["sha256"]
-        == panel_backup.hashlib.sha256(content[dump]).hexdigest()
-    )
+    assert manifest["members"][dump]["sha256"] == hashlib.sha256(content[dump]).hexdigest()
 
 
 def test_a_corrupted_member_is_caught_by_its_checksum_and_nothing_is_restored(db, tmp_path):
