@@ -13,14 +13,17 @@ to FastGPT, and an import that a restore cuts short is done again by uploading t
 """
 
 import hashlib
+import io
 import json
 import os
 import sqlite3
 import subprocess
 import tarfile
 import tempfile
+import time
 import tomllib
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -221,11 +224,8 @@ def write_archive(path: Path, manifest: dict, members: dict[str, Path]) -> None:
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             data = json.dumps(manifest, indent=2).encode()
             info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mode, info.mtime = len(data), 0o600, int(datetime.now().timestamp())
-            with tempfile.SpooledTemporaryFile() as buffer:
-                buffer.write(data)
-                buffer.seek(0)
-                tar.addfile(info, buffer)
+            info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
             for name, member in members.items():
                 info = tar.gettarinfo(member, arcname=name)
                 info.mode, info.uid, info.gid, info.uname, info.gname = 0o600, 0, 0, "", ""
@@ -338,7 +338,8 @@ def processes_using(path: Path) -> list[int]:
 
 def restore_sqlite(dump: Path, target: Path) -> None:
     try:
-        result = sqlite3.connect(dump).execute("PRAGMA integrity_check").fetchone()[0]
+        with closing(sqlite3.connect(dump)) as restored:
+            result = restored.execute("PRAGMA integrity_check").fetchone()[0]
     except sqlite3.DatabaseError as error:
         raise BackupError(
             f"The database in the archive is not a SQLite database: {error}"
