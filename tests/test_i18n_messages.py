@@ -15,9 +15,10 @@ from django.utils import translation
 from deployments.actions import ActionError
 from deployments.actions.pipelines import do_retry_run
 from deployments.audit import action_label
-from deployments.choices import RunStatus, StackStatus
+from deployments.choices import PipelineKind, RunStatus, StackStatus
 from deployments.forms.servers import ServerForm
 from deployments.models.pipelines import run_title
+from deployments.notifications import notify
 from deployments.pipelines import registry
 from deployments.step_titles import STEP_TITLES, step_title
 from deployments.validators import validate_hostname
@@ -159,7 +160,10 @@ def test_a_step_title_is_its_name_in_english():
 
 
 def test_every_step_of_every_pipeline_has_a_title():
-    names = {step.name for kind in registry.kinds() for step in registry.get(kind).steps}
+    # The product's pipelines; tests may register others of their own.
+    product = [kind for kind in registry.kinds() if kind in PipelineKind.values]
+    assert len(product) == len(PipelineKind.values)
+    names = {step.name for kind in product for step in registry.get(kind).steps}
     assert names - set(STEP_TITLES) == set()
 
 
@@ -171,3 +175,14 @@ def test_a_run_title_reads_in_chinese(zh):
 def test_an_audit_action_is_named_in_chinese(zh):
     assert action_label("server.create") == "添加服务器"
     assert action_label("something.unknown") == "something.unknown"
+
+
+@pytest.mark.django_db
+def test_a_notification_is_written_in_the_panels_language_whoever_caused_it(zh, team, monkeypatch):
+    sent = []
+    monkeypatch.setattr(notify, "notify", lambda *args: sent.append(args) or 1)
+    run = make_run(team, status=RunStatus.FAILED, kind="server.prepare")
+    notify.run_failed(run.pk, "boom")
+    subject = sent[0][2]
+    assert subject == f"Run #{run.pk} failed: Prepare server"
+    assert translation.get_language() == "zh-hans"

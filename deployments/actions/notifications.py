@@ -7,8 +7,10 @@ secret is made here and handed back once, for the page to show that one time.
 
 import secrets
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from .. import access, audit
@@ -147,16 +149,18 @@ def do_test_channel(channel: NotificationChannel, *, user, request=None) -> send
     """Send a test message now, once (no retry), and say how it went."""
     access.require_role(user, channel.team_id, Role.OPERATOR)
     name = user.get_username() if user is not None and user.is_authenticated else ""
-    message = Message(
-        event="test",
-        event_label=str(_("A test")),
-        team=channel.team.name,
-        subject=_("Test message from the control panel"),
-        text=_("%(user)s sent this test to the channel “%(channel)s”.")
-        % {"user": name, "channel": channel.name},
-        url=notify.absolute(reverse("notification_list", args=[channel.team_id])),
-        test=True,
-    )
+    # The message is the team's, in the panel's language; the outcome is shown to the sender.
+    with translation.override(settings.LANGUAGE_CODE):
+        message = Message(
+            event="test",
+            event_label=str(_("A test")),
+            team=channel.team.name,
+            subject=_("Test message from the control panel"),
+            text=_("%(user)s sent this test to the channel “%(channel)s”.")
+            % {"user": name, "channel": channel.name},
+            url=notify.absolute(reverse("notification_list", args=[channel.team_id])),
+            test=True,
+        )
     outcome = sending.deliver(channel, message)
     audit.record(
         "notification_channel.test",

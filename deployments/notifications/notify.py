@@ -8,12 +8,13 @@ notify: Celery runs the registered task (eagerly where tasks run eagerly) or sen
 
 import logging
 from dataclasses import asdict
-from functools import partial
+from functools import partial, wraps
 
 from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from ..models import (
@@ -30,6 +31,18 @@ from .formats import Message
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "deployments.tasks.send_notification"
+
+
+def in_panel_language(func):
+    """Write a notification in the panel's own language (LANGUAGE_CODE), whoever's request
+    caused it: a channel is read by the whole team, not by the person who acted."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        with translation.override(settings.LANGUAGE_CODE):
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 def absolute(path: str) -> str:
@@ -75,6 +88,7 @@ def notify(team: Team, event: str, subject: str, text: str = "", path: str = "")
     return len(channels)
 
 
+@in_panel_language
 def run_failed(run_id: int, error: str) -> int:
     run = PipelineRun.objects.filter(pk=run_id).select_related("team").first()
     if run is None or run.team is None:
@@ -84,6 +98,7 @@ def run_failed(run_id: int, error: str) -> int:
     return notify(run.team, NotificationEvent.RUN_FAILED, subject, error, path)
 
 
+@in_panel_language
 def server_unreachable(server: Server) -> int:
     subject = _("Server %(server)s is unreachable") % {"server": server.name}
     path = reverse("server_detail", args=[server.pk])
@@ -92,12 +107,14 @@ def server_unreachable(server: Server) -> int:
     )
 
 
+@in_panel_language
 def host_key_changed(server: Server) -> int:
     subject = _("The host key of server %(server)s has changed") % {"server": server.name}
     path = reverse("server_detail", args=[server.pk])
     return notify(server.team, NotificationEvent.HOST_KEY_CHANGED, subject, server.last_error, path)
 
 
+@in_panel_language
 def smoke_test_flagged(launch: ModelLaunch, verdict: str) -> int:
     subject = _("The smoke test flagged model %(model)s on stack %(stack)s") % {
         "model": launch.model_uid,
@@ -107,6 +124,7 @@ def smoke_test_flagged(launch: ModelLaunch, verdict: str) -> int:
     return notify(launch.team, NotificationEvent.SMOKE_TEST_FLAGGED, subject, verdict, path)
 
 
+@in_panel_language
 def document_failed(document: Document) -> int:
     base = document.knowledge_base
     subject = _("Document “%(document)s” failed to import into %(base)s") % {
