@@ -16,6 +16,7 @@ from deployments.actions import ActionError
 from deployments.actions.pipelines import do_retry_run
 from deployments.audit import action_label
 from deployments.choices import PipelineKind, RunStatus, StackStatus
+from deployments.consumers.runs import scope_language
 from deployments.forms.servers import ServerForm
 from deployments.models.pipelines import run_title
 from deployments.notifications import notify
@@ -186,3 +187,11 @@ def test_a_notification_is_written_in_the_panels_language_whoever_caused_it(zh, 
     subject = sent[0][2]
     assert subject == f"Run #{run.pk} failed: Prepare server"
     assert translation.get_language() == "zh-hans"
+
+
+def test_a_run_page_followed_live_keeps_the_language_of_the_page(settings):
+    by_browser = {"headers": [(b"accept-language", b"zh-CN,zh;q=0.9,en;q=0.5")], "cookies": {}}
+    by_switch = {"headers": [], "cookies": {settings.LANGUAGE_COOKIE_NAME: "zh-hans"}}
+    assert scope_language(by_browser).startswith("zh")
+    assert scope_language(by_switch) == "zh-hans"
+    assert scope_language({"headers": [], "cookies": {}}) == settings.LANGUAGE_CODE

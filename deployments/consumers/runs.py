@@ -37,6 +37,7 @@ from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.template.loader import render_to_string
 from django.urls import path
+from django.utils import translation
 
 from .. import access
 from ..choices import EventKind, StepStatus
@@ -208,16 +209,28 @@ def _render_section(run_id: int, scope: dict) -> Section | None:
     run = PipelineRun.objects.filter(pk=run_id).first()
     if run is None:
         return None
-    context = steps_context(run, scope["user"])
-    html = render_to_string(
-        STEPS_TEMPLATE, {**context, "live": True, "csrf_token": _csrf_token(scope)}
-    )
+    with translation.override(scope_language(scope)):
+        context = steps_context(run, scope["user"])
+        html = render_to_string(
+            STEPS_TEMPLATE, {**context, "live": True, "csrf_token": _csrf_token(scope)}
+        )
     lines = {
         step.index: len(step.output.split("\n")) if step.output else 0
         for step in context["steps"]
         if step.status == StepStatus.RUNNING
     }
     return Section(html, context["last_seq"], lines, run.is_terminal)
+
+
+def scope_language(scope: dict) -> str:
+    """The language of the page that opened the socket: its language cookie, else the
+    browser's Accept-Language, as LocaleMiddleware chose it for the page."""
+    request = HttpRequest()
+    request.COOKIES = scope.get("cookies", {})
+    for name, value in scope.get("headers", []):
+        if name == b"accept-language":
+            request.META["HTTP_ACCEPT_LANGUAGE"] = value.decode("latin-1")
+    return translation.get_language_from_request(request)
 
 
 def _csrf_token(scope: dict) -> str:
