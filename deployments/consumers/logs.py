@@ -47,12 +47,15 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from .. import access
 from ..logs.hub import Subscription, get_hub, service_prefix, status, with_prefix
 from ..logs.source import open_remote_logs
 from ..models import Server, Service, Stack
 from .live_access import CLOSE_NOT_LOGGED_IN, CLOSE_NOT_VISIBLE, watch_and_close
+from .runs import scope_language
 
 logger = logging.getLogger(__name__)
 
@@ -124,13 +127,11 @@ class LogsConsumer(AsyncWebsocketConsumer):
         following = False
         for target in targets:
             if not target.container:
-                await self._send_status(
-                    target,
-                    status(
-                        "error",
-                        f"{target.service} has no container yet: deploy the stack first.",
-                    ),
-                )
+                with translation.override(scope_language(self.scope)):
+                    text = _("%(service)s has no container yet: deploy the stack first.") % {
+                        "service": target.service
+                    }
+                await self._send_status(target, status("error", text))
                 continue
             subscription = hub.subscribe(
                 (target.server.pk, target.container),
@@ -147,7 +148,8 @@ class LogsConsumer(AsyncWebsocketConsumer):
             following = True
         if not following:
             if not targets:
-                message = status("error", "This stack has no services.")
+                with translation.override(scope_language(self.scope)):
+                    message = status("error", _("This stack has no services."))
                 await self.send(text_data=json.dumps(message))
             await self.close()
             return
