@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from .. import access
@@ -212,7 +213,11 @@ def model_launch_create(request: HtmxHttpRequest, kind: str, pk: int) -> HttpRes
     except ActionError as error:
         messages.error(request, str(error))
         return redirect("model_detail", kind=kind.slug, pk=config.pk)
-    messages.success(request, f"Launch of “{config.model}” on stack “{stack.name}” queued.")
+    messages.success(
+        request,
+        _("Launch of “%(model)s” on stack “%(stack)s” queued.")
+        % {"model": config.model, "stack": stack.name},
+    )
     return redirect("model_launch_detail", pk=launch.pk)
 
 
@@ -234,10 +239,14 @@ def model_launch_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(error))
     else:
         if launch.status == LaunchStatus.TERMINATED:
-            messages.success(request, f"Launch of “{launch.model_uid}” cancelled.")
+            messages.success(
+                request, _("Launch of “%(model_uid)s” cancelled.") % {"model_uid": launch.model_uid}
+            )
         else:
             messages.success(
-                request, f"Cancel requested: the launch of “{launch.model_uid}” stops shortly."
+                request,
+                _("Cancel requested: the launch of “%(model_uid)s” stops shortly.")
+                % {"model_uid": launch.model_uid},
             )
     return redirect("model_launch_detail", pk=launch.pk)
 
@@ -252,6 +261,8 @@ def model_launch_terminate(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(error))
     else:
         messages.success(
-            request, f"Terminating “{launch.model_uid}” on stack “{launch.stack.name}”."
+            request,
+            _("Terminating “%(model_uid)s” on stack “%(stack)s”.")
+            % {"model_uid": launch.model_uid, "stack": launch.stack.name},
         )
     return redirect("model_launch_detail", pk=launch.pk)

@@ -116,7 +116,7 @@ def stack_reveal_login(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 def stack_create(request: HtmxHttpRequest) -> HttpResponse:
     if not access.team_ids(request.user, Role.OPERATOR):
-        raise PermissionDenied("Adding a stack needs the operator role in a team.")
+        raise PermissionDenied(_("Adding a stack needs the operator role in a team."))
     form = StackForm(form_data(request), user=request.user)
     if request.method == "POST" and form.is_valid():
         data = {name: value for name, value in form.cleaned_data.items() if name != "server"}
@@ -127,7 +127,10 @@ def stack_create(request: HtmxHttpRequest) -> HttpResponse:
         except ValidationError as error:
             add_action_errors(form, error)
         else:
-            messages.success(request, f"Stack “{stack.name}” created with its own secrets.")
+            messages.success(
+                request,
+                _("Stack “%(stack)s” created with its own secrets.") % {"stack": stack.name},
+            )
             return redirect("stack_detail", pk=stack.pk)
     return render(request, "deployments/stack_form.html", {"form": form})
 
@@ -141,7 +144,7 @@ def stack_deploy(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except ActionError as error:
         messages.error(request, str(error))
         return redirect("stack_detail", pk=stack.pk)
-    messages.success(request, "Deployment started.")
+    messages.success(request, _("Deployment started."))
     return redirect("deployment_detail", pk=deployment.pk)
 
 
@@ -160,7 +163,9 @@ def _started(request: HtmxHttpRequest, stack: Stack, start) -> HttpResponse:
     except ActionError as error:
         messages.error(request, str(error))
         return redirect("stack_detail", pk=stack.pk)
-    messages.success(request, f"{deployment.get_action_display()} started.")
+    messages.success(
+        request, _("%(action)s started.") % {"action": deployment.get_action_display()}
+    )
     return redirect("deployment_detail", pk=deployment.pk)
 
 
@@ -205,7 +210,7 @@ def stack_upgrade(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             except ValidationError as error:
                 add_action_errors(form, error)
             else:
-                messages.success(request, "Upgrade started.")
+                messages.success(request, _("Upgrade started."))
                 return redirect("deployment_detail", pk=deployment.pk)
         else:
             # A copy on the new line, never saved: only to render what it would write.
@@ -227,7 +232,7 @@ def stack_rollback(request: HtmxHttpRequest, pk: int, deployment_pk: int) -> Htt
     stack = _operable_stack(request, pk)
     target = Deployment.objects.filter(stack=stack, pk=deployment_pk).first()
     if target is None:
-        messages.error(request, "That deployment is not one of this stack's.")
+        messages.error(request, _("That deployment is not one of this stack's."))
         return redirect("stack_detail", pk=stack.pk)
     return _started(
         request,
@@ -261,7 +266,7 @@ def stack_teardown(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         except ValidationError as error:
             add_action_errors(form, error)
         else:
-            messages.success(request, "Tear-down started.")
+            messages.success(request, _("Tear-down started."))
             return redirect("deployment_detail", pk=deployment.pk)
     context = {"stack": stack, "form": form, "data_only": offers.delete_data}
     return render(request, "deployments/stack_teardown.html", context)
