@@ -15,11 +15,20 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from deployments import audit
 from deployments.choices import Role, StackStatus
 from deployments.models import KnowledgeBase, Service, StepRun
-from testkit.factories import add_member, make_deployment, make_server, make_stack
+from testkit.browser import log_in
+from testkit.factories import (
+    add_member,
+    make_deployment,
+    make_server,
+    make_stack,
+    make_team,
+    make_user,
+)
 
 CATALOGUE = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES"
 TEMPLATES = Path(settings.BASE_DIR) / "templates"
@@ -317,3 +326,46 @@ def test_a_key_page_renders_fully_translated_in_chinese(client, team, owner, wor
         # Words written in Python (messages, form labels, choices, step names) are translated
         # in deployments/locale, separately from the templates' catalogue.
         pytest.xfail(f"{name}: strings from Python not translated yet: {left}")
+
+
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def browser_owner(transactional_db):
+    team = make_team("Alpha")
+    user = make_user("owner-olga")
+    add_member(team, user, role=Role.OWNER)
+    make_server(team, name="gpu-a")
+    return user
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}]
+)
+def test_in_a_browser_a_chinese_reader_gets_chinese_and_the_switch_keeps_english(
+    live_server, page, browser_owner, viewport, tmp_path
+):
+    page.set_viewport_size(viewport)
+    log_in(page, live_server.url, browser_owner.username, browser_owner.raw_password)
+    page.set_extra_http_headers({"Accept-Language": "zh-CN,zh;q=0.9"})
+    page.goto(f"{live_server.url}/servers/")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    expect(page.get_by_role("heading", level=1)).to_have_text("服务器")
+    # Nothing reaches past the window's width in Chinese either.
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page.screenshot(path=str(tmp_path / "servers-zh.png"), full_page=True)
+
+    if viewport["width"] < 600:
+        page.locator("details.menu > summary").click()
+    page.get_by_label("语言").select_option("en")
+    page.get_by_role("button", name="切换").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Servers")
+    page.screenshot(path=str(tmp_path / "servers-en.png"), full_page=True)
+
+    # The choice sticks, though the browser still asks for Chinese.
+    page.goto(f"{live_server.url}/stacks/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Stacks")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
