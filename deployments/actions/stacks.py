@@ -46,7 +46,7 @@ def _check_publish_permission(user, stack: Stack, publish: bool) -> None:
         and not access.has_role(user, stack.team, Role.OWNER)
     ):
         raise PermissionDenied(
-            "Only owners of the team can publish One API and Xinference on the server's network."
+            _("Only owners of the team can publish One API and Xinference on the server's network.")
         )
 
 
@@ -63,7 +63,12 @@ def do_create_stack(*, server: Server, data: dict, user, request=None) -> Stack:
     if problems:
         raise ValidationError({"data_dir": problems})
     if Stack.objects.filter(server=server, name=stack.name).exists():
-        raise ValidationError({"name": f"Server {server.name} already has a stack “{stack.name}”."})
+        raise ValidationError(
+            {
+                "name": _("Server %(server)s already has a stack “%(stack)s”.")
+                % {"server": server.name, "stack": stack.name}
+            }
+        )
     try:
         with transaction.atomic():
             stack.save()
@@ -76,7 +81,9 @@ def do_create_stack(*, server: Server, data: dict, user, request=None) -> Stack:
                 details={"server": server.name, "version_line": stack.version_line},
             )
     except IntegrityError as error:
-        raise ValidationError({"name": "A stack with this name exists on the server."}) from error
+        raise ValidationError(
+            {"name": _("A stack with this name exists on the server.")}
+        ) from error
     return stack
 
 
@@ -153,7 +160,7 @@ def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request,
         )
         if busy.exists():
             raise ActionError(
-                "Another action on this stack is under way: wait for it, or cancel it."
+                _("Another action on this stack is under way: wait for it, or cancel it.")
             )
         # A deploy may recreate Xinference or FastGPT under a model run that is using them.
         model_runs = PipelineRun.objects.filter(
@@ -163,8 +170,10 @@ def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request,
         )
         if model_runs.exists():
             raise ActionError(
-                "A model is being launched or terminated on this stack: wait for it, or cancel "
-                "the launch."
+                _(
+                    "A model is being launched or terminated on this stack: wait for it, or cancel "
+                    "the launch."
+                )
             )
         # Stacks made before each had to have its own directory may still share one.
         writes_data = kind == PipelineKind.STACK_DEPLOY or params.get("delete_data")
@@ -228,7 +237,12 @@ def do_upgrade_stack(stack: Stack, *, version_line: str, user, request=None) -> 
     """Move the stack to another version line and deploy it."""
     access.require_role(user, stack.team, Role.OPERATOR)
     if version_line not in LINES:
-        raise ValidationError({"version_line": f"Unknown version line “{version_line}”."})
+        raise ValidationError(
+            {
+                "version_line": _("Unknown version line “%(version_line)s”.")
+                % {"version_line": version_line}
+            }
+        )
     if torn_down(stack):
         raise ActionError(_("This stack is torn down: deploy it first, then upgrade it."))
     if version_line == stack.version_line:
@@ -273,8 +287,10 @@ def do_rollback_stack(stack: Stack, *, to: Deployment, user, request=None) -> De
     access.require_role(user, stack.team, Role.OPERATOR)
     if not rollback_targets(stack).filter(pk=to.pk).exists():
         raise ActionError(
-            "Only an earlier successful deploy, upgrade or rollback of this stack can be "
-            "rolled back to."
+            _(
+                "Only an earlier successful deploy, upgrade or rollback of this stack can be "
+                "rolled back to."
+            )
         )
     with transaction.atomic():
         restored = {
@@ -305,9 +321,9 @@ def do_restart_stack(stack: Stack, *, service: str = "", user, request=None) -> 
         raise ActionError(_("This stack is torn down: deploy it to start its services again."))
     deployed = Stack.objects.values_list("rendered_files", flat=True).get(pk=stack.pk)
     if not deployed:
-        raise ActionError("This stack has not been deployed yet: deploy it first.")
+        raise ActionError(_("This stack has not been deployed yet: deploy it first."))
     if service and service not in RenderedStack(deployed).compose_services():
-        raise ActionError(f"This stack has no service “{service}”.")
+        raise ActionError(_("This stack has no service “%(service)s”.") % {"service": service})
     return _start(
         stack,
         kind=PipelineKind.STACK_RESTART,
@@ -337,7 +353,10 @@ def do_teardown_stack(
         )
     if delete_data and confirm_name != stack.name:
         raise ValidationError(
-            {"confirm_name": f"Type the stack's name, “{stack.name}”, to delete its data."}
+            {
+                "confirm_name": _("Type the stack's name, “%(stack)s”, to delete its data.")
+                % {"stack": stack.name}
+            }
         )
     return _start(
         stack,
@@ -358,7 +377,8 @@ def do_refresh_services(stack: Stack, *, user, request=None) -> dict[str, dict]:
         seen = refresh_services(stack)
     except SSHError as error:
         raise ActionError(
-            f"Could not read the containers from {stack.server.name}: {error}"
+            _("Could not read the containers from %(server)s: %(error)s")
+            % {"server": stack.server.name, "error": error}
         ) from error
     audit.record(
         "stack.refresh_services",
