@@ -66,6 +66,11 @@
     following: "Following",
     ended: "Ended",
     error: "Error",
+    // One service's state, after its name, where it differs from the whole view's.
+    serviceConnecting: "connecting",
+    serviceFollowing: "following",
+    serviceEnded: "ended",
+    serviceError: "error",
     errorBecause: "Error: {reason}",
     closedSession: "Error: your session has ended; reload the page to log in again.",
     closedForbidden: "Error: these logs are not visible to you.",
@@ -844,7 +849,8 @@
       const parts = [];
       for (const [service, s] of this.statuses) {
         if (service) {
-          if (s.state !== state || s.text) parts.push(`${service} ${s.state}${s.text ? ": " + s.text : ""}`);
+          const word = this.say("service" + s.state.charAt(0).toUpperCase() + s.state.slice(1));
+          if (s.state !== state || s.text) parts.push(`${service} ${word}${s.text ? ": " + s.text : ""}`);
         } else if (s.text) {
           parts.push(s.text);
         }
