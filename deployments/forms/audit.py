@@ -9,7 +9,7 @@ from ..models import AuditEvent
 
 
 class AuditFilterForm(forms.Form):
-    action = forms.ChoiceField(required=False)
+    action = forms.ChoiceField(label=_("Action"), required=False)
 
     def __init__(self, *args, events: QuerySet[AuditEvent], **kwargs):
         super().__init__(*args, **kwargs)

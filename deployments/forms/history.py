@@ -13,11 +13,15 @@ from ..models import Deployment, Server, Stack
 class DeploymentFilterForm(forms.Form):
     """The history's filters. Choices are limited to what the user may see."""
 
-    server = forms.ModelChoiceField(queryset=Server.objects.none(), required=False)
-    stack = forms.ModelChoiceField(queryset=Stack.objects.none(), required=False)
-    user = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
+    server = forms.ModelChoiceField(
+        label=_("Server"), queryset=Server.objects.none(), required=False
+    )
+    stack = forms.ModelChoiceField(label=_("Stack"), queryset=Stack.objects.none(), required=False)
+    user = forms.ModelChoiceField(
+        label=_("User"), queryset=get_user_model().objects.none(), required=False
+    )
     outcome = forms.ChoiceField(
-        choices=[("", _("Any outcome")), *RunStatus.choices], required=False
+        label=_("Outcome"), choices=[("", _("Any outcome")), *RunStatus.choices], required=False
     )
 
     def __init__(self, *args, viewer, **kwargs):

@@ -73,7 +73,7 @@ class ChunkingForm(forms.Form):
 
 
 class StagedImportForm(ChunkingForm):
-    documents = forms.TypedMultipleChoiceField(coerce=int, choices=())
+    documents = forms.TypedMultipleChoiceField(label=_("Documents"), coerce=int, choices=())
 
     def __init__(self, *args, staged: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)

@@ -19,7 +19,9 @@ MODEL_CONFIG_LABELS = {
     "model_format": _("Format"),
     "model_size_in_billions": _("Size (billions of parameters)"),
     "device": _("Runs on"),
+    "quantization": _("Quantization"),
     "gpu_count": _("GPUs"),
+    "replicas": _("Replicas"),
     "hub": _("Download from"),
     "local_path": _("Local weights"),
     "max_context": _("Context (tokens)"),
@@ -36,6 +38,9 @@ MODEL_CONFIG_LABELS = {
     "default_system_chat_prompt": _("Default system prompt"),
     "default_token": _("Default chunk (tokens)"),
     "max_token": _("Longest chunk (tokens)"),
+    "vision": _("Vision"),
+    "dimensions": _("Dimensions"),
+    "weight": _("Weight"),
 }
 MODEL_CONFIG_HELP = {
     "model": _(
@@ -100,7 +105,7 @@ class ModelConfigForm(forms.ModelForm):
 
     config_kind = None  # a deployments.llm.Kind, set by each subclass
     fastgpt_fields: list[str] = []
-    team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label=None)
+    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), empty_label=None)
 
     def __init__(self, *args, user, teams: list[Team] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -200,8 +205,8 @@ MODEL_CONFIG_FORMS = {
 class PresetForm(forms.Form):
     """A preset to start a model config from, and the team it goes to."""
 
-    preset = forms.ChoiceField(widget=forms.RadioSelect)
-    team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label=None)
+    preset = forms.ChoiceField(label=_("Preset"), widget=forms.RadioSelect)
+    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), empty_label=None)
 
     def __init__(self, *args, teams: list[Team], **kwargs):
         super().__init__(*args, **kwargs)

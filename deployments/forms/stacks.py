@@ -36,6 +36,10 @@ class StackForm(forms.ModelForm):
         # The settings are listed once, on the model: deploys snapshot the same fields.
         fields = ["server", "name", *Stack.SETTINGS_FIELDS]
         labels = {
+            "server": gettext_lazy("Server"),
+            "name": gettext_lazy("Name"),
+            "registry": gettext_lazy("Registry"),
+            "registry_prefix": gettext_lazy("Registry prefix"),
             "version_line": gettext_lazy("Version line"),
             "fastgpt_port": gettext_lazy("FastGPT port"),
             "oneapi_port": gettext_lazy("One API port"),
