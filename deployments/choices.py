@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Role(models.TextChoices):
@@ -46,7 +47,7 @@ class StackStatus(models.TextChoices):
 
 class ServiceState(models.TextChoices):
     UNKNOWN = "unknown", _("Unknown")
-    CREATED = "created", _("Created")
+    CREATED = "created", pgettext_lazy("status", "Created")
     RUNNING = "running", _("Running")
     RESTARTING = "restarting", _("Restarting")
     EXITED = "exited", _("Exited")
@@ -153,6 +154,6 @@ class DocumentSource(models.TextChoices):
 class DocumentStatus(models.TextChoices):
     PENDING = "pending", _("Waiting")
     UPLOADING = "uploading", _("Sending to FastGPT")
-    TRAINING = "training", _("Training")
+    TRAINING = "training", pgettext_lazy("status", "Training")
     READY = "ready", _("Ready")
     FAILED = "failed", _("Failed")

@@ -15,7 +15,13 @@ from django.utils import translation
 from deployments.actions import ActionError
 from deployments.actions.pipelines import do_retry_run
 from deployments.audit import action_label
-from deployments.choices import PipelineKind, RunStatus, StackStatus
+from deployments.choices import (
+    DocumentStatus,
+    PipelineKind,
+    RunStatus,
+    ServiceState,
+    StackStatus,
+)
 from deployments.consumers.runs import scope_language
 from deployments.forms.servers import ServerForm
 from deployments.models.pipelines import run_title
@@ -195,3 +201,10 @@ def test_a_run_page_followed_live_keeps_the_language_of_the_page(settings):
     assert scope_language(by_browser).startswith("zh")
     assert scope_language(by_switch) == "zh-hans"
     assert scope_language({"headers": [], "cookies": {}}) == settings.LANGUAGE_CODE
+
+
+def test_a_status_reads_as_a_status_not_as_a_column_heading(zh):
+    # "Created" is also a column heading ("创建时间") in the pages' catalogue, which wins for
+    # a msgid both have: the statuses carry a context of their own.
+    assert str(ServiceState.CREATED.label) == "已创建"
+    assert str(DocumentStatus.TRAINING.label) == "训练中"
