@@ -23,6 +23,7 @@ ACTION_LABELS = {
     "team.member_remove": _("Member removed"),
     "team.member_role": _("Member's role changed"),
     "team.owner_two_factor": _("Two-factor authentication required of owners"),
+    "team.budget": _("Monthly budget changed"),
     "invitation.create": _("Invitation sent"),
     "invitation.accept": _("Invitation accepted"),
     "invitation.revoke": _("Invitation revoked"),

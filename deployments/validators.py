@@ -91,3 +91,14 @@ def validate_registry_prefix(value: str) -> None:
             _("Enter a registry and optional path, like registry.example.com:5000/mirror."),
             code="invalid_registry",
         )
+
+
+CURRENCY_RE = re.compile(r"[A-Z]{3}")
+
+
+def validate_currency(value: str) -> None:
+    if not CURRENCY_RE.fullmatch(value or ""):
+        raise ValidationError(
+            _("Enter a currency as its three-letter code in capitals, like USD, EUR or CNY."),
+            code="invalid_currency",
+        )

@@ -123,6 +123,7 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "team_invitation_create": (NOT_SERVED, OWNER, "team"),
     "team_invitation_revoke": (NOT_SERVED, OWNER, "team"),
     "team_owner_two_factor": (NOT_SERVED, OWNER, "team"),
+    "team_budget": (NOT_SERVED, OWNER, "team"),
     # Public: whoever holds a valid link sees which team it is for, and joins or signs up.
     "invitation_accept": (ANYONE, ANYONE, None),
     "team_member_role": (NOT_SERVED, OWNER, "team"),

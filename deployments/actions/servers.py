@@ -13,7 +13,15 @@ from ..tasks import check_server_task
 from . import ActionError
 from .pipelines import do_start_run
 
-EDITABLE_FIELDS = ("name", "host", "ssh_port", "ssh_user", "hourly_price", "allow_local_address")
+EDITABLE_FIELDS = (
+    "name",
+    "host",
+    "ssh_port",
+    "ssh_user",
+    "hourly_price",
+    "price_currency",
+    "allow_local_address",
+)
 KEY_FIELD = "ssh_private_key"
 LOCAL_FIELD = "allow_local_address"
 

@@ -76,6 +76,37 @@ def do_set_owner_two_factor(team: Team, *, required: bool, user, request=None) -
     return current
 
 
+BUDGET_FIELDS = ("monthly_budget", "budget_currency", "budget_warning_percent")
+
+
+def do_set_budget(team: Team, *, data: dict, user, request=None) -> Team:
+    """Set the team's monthly budget, its currency and the share at which the panel warns.
+    Owners only."""
+    access.require_role(user, team, Role.OWNER)
+    with transaction.atomic():
+        current = Team.objects.select_for_update().get(pk=team.pk)
+        changed = [
+            field
+            for field in BUDGET_FIELDS
+            if field in data and getattr(current, field) != data[field]
+        ]
+        if not changed:
+            return current
+        for field in changed:
+            setattr(current, field, data[field])
+        current.full_clean(exclude=["name"])
+        current.save(update_fields=changed)
+        audit.record(
+            "team.budget",
+            actor=user,
+            request=request,
+            target=current,
+            team=current,
+            details={field: str(getattr(current, field)) for field in changed},
+        )
+    return current
+
+
 def do_change_role(membership: Membership, *, role: Role, user, request=None) -> Membership:
     access.require_role(user, membership.team_id, Role.OWNER)
     role = Role(role)

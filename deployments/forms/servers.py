@@ -62,15 +62,24 @@ class ServerForm(forms.ModelForm):
 
     # `team` stays out of Meta.fields: the model's (team, name) constraint is then left
     # to clean(), which puts the message beside the name instead of above the form.
-    field_order = ["team", "name", "host", "ssh_port", "ssh_user", "hourly_price"]
+    field_order = ["team", "name", "host", "ssh_port", "ssh_user", "hourly_price", "price_currency"]
 
     class Meta:
         model = Server
-        fields = ["name", "host", "ssh_port", "ssh_user", "hourly_price", "allow_local_address"]
+        fields = [
+            "name",
+            "host",
+            "ssh_port",
+            "ssh_user",
+            "hourly_price",
+            "price_currency",
+            "allow_local_address",
+        ]
         labels = {
             "ssh_port": _("SSH port"),
             "ssh_user": _("SSH user"),
             "hourly_price": _("Hourly price"),
+            "price_currency": _("Currency"),
             "allow_local_address": _("Allow a local address"),
         }
 
@@ -91,6 +100,7 @@ class ServerForm(forms.ModelForm):
             self.owned_team_ids = {t.pk for t in teams} & set(access.team_ids(user, Role.OWNER))
         if self.fixed_team is not None:
             del self.fields["team"]
+        self.fields["price_currency"].required = False
         if not self.owned_team_ids:
             for name in ("key_mode", "ssh_password", "ssh_private_key", "allow_local_address"):
                 del self.fields[name]
@@ -106,6 +116,11 @@ class ServerForm(forms.ModelForm):
     def chosen_team(self) -> Team | None:
         """The team the server is (or goes) in; None until a valid choice is made."""
         return self.fixed_team or self.cleaned_data.get("team")
+
+    def clean_price_currency(self) -> str:
+        # Left empty: the server's currency so far (USD for a new one).
+        code = (self.cleaned_data.get("price_currency") or "").strip().upper()
+        return code or self.instance.price_currency or "USD"
 
     def clean_ssh_private_key(self) -> str:
         key = self.cleaned_data["ssh_private_key"].replace("\r\n", "\n")

@@ -41,6 +41,34 @@ class OwnerTwoFactorForm(forms.Form):
     )
 
 
+class BudgetForm(forms.ModelForm):
+    """A team's monthly budget for its servers, and when the panel warns."""
+
+    class Meta:
+        model = Team
+        fields = ["monthly_budget", "budget_currency", "budget_warning_percent"]
+        labels = {
+            "monthly_budget": gettext_lazy("Monthly budget"),
+            "budget_currency": gettext_lazy("Currency"),
+            "budget_warning_percent": gettext_lazy("Warn at (% of the budget)"),
+        }
+        help_texts = {
+            "monthly_budget": gettext_lazy(
+                "What the team means to spend on its servers in a calendar month. Empty: no budget."
+            ),
+            "budget_currency": gettext_lazy(
+                "Three letters, like USD: servers priced in another currency are not counted."
+            ),
+            "budget_warning_percent": gettext_lazy(
+                "The dashboard warns, and the team's channels are told once a month, when the "
+                "month so far reaches this share."
+            ),
+        }
+
+    def clean_budget_currency(self) -> str:
+        return (self.cleaned_data.get("budget_currency") or "").strip().upper()
+
+
 class ChangeRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 

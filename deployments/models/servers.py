@@ -16,6 +16,7 @@ from ..choices import (
 from ..fields import EncryptedTextField
 from ..validators import (
     validate_container_name,
+    validate_currency,
     validate_data_dir,
     validate_hostname,
     validate_name,
@@ -66,6 +67,14 @@ class Server(models.Model):
         validators=[MinValueValidator(0)],
         help_text=_("What the rented server costs per hour, to show the running cost."),
     )
+    price_currency = models.CharField(
+        max_length=3,
+        default="USD",
+        validators=[validate_currency],
+        help_text=_("The hourly price's currency: its three-letter code (USD, EUR, CNY)."),
+    )
+    # When the server last started, read from its uptime at each check that reaches it.
+    booted_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=ServerStatus.choices, default=ServerStatus.UNKNOWN
     )

@@ -1,7 +1,9 @@
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from ..choices import ROLE_RANK, Role
+from ..validators import validate_currency
 
 
 class Team(models.Model):
@@ -9,6 +11,21 @@ class Team(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # While on, an owner without two-factor authentication acts as an operator in this team.
     require_owner_two_factor = models.BooleanField(default=False)
+    # What the team means to spend on its servers in a calendar month, and at which share of
+    # it the panel warns (the dashboard, and a notification once a month).
+    monthly_budget = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+    )
+    budget_currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
+    budget_warning_percent = models.PositiveSmallIntegerField(
+        default=80, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    # The month ("2026-12") whose budget warning was last sent: once a month, not each check.
+    budget_notified_month = models.CharField(max_length=7, blank=True)
 
     class Meta:
         ordering = ["name"]

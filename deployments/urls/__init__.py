@@ -75,6 +75,7 @@ urlpatterns = [
         teams.team_owner_two_factor,
         name="team_owner_two_factor",
     ),
+    path("teams/<int:pk>/budget/", teams.team_budget, name="team_budget"),
     path(
         "teams/<int:pk>/members/<int:membership_pk>/role/",
         teams.team_member_role,

@@ -2,8 +2,9 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count, F, Q
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
-from .. import access
+from .. import access, costs
 from ..choices import Health, Role, RunStatus
 from ..getting_started import checklist
 from ..models import Deployment, Membership, PipelineRun, Server, Stack
@@ -13,6 +14,7 @@ from .common import HtmxHttpRequest
 RECENT = 10
 STACKS_SHOWN = 12
 FAILURES_SHOWN = 5
+SERVERS_SHOWN = 12
 UNDER_WAY = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
@@ -27,6 +29,24 @@ def stacks_with_health(user):
         )
         .order_by("-unhealthy_count", "name", "pk")
     )
+
+
+def servers_with_cost(user, now):
+    """The user's servers with what each costs: (server, costs.ServerCost) pairs."""
+    servers = access.visible(Server.objects.select_related("team"), user).order_by("name", "pk")
+    return [(server, costs.server_cost(server, now)) for server in servers[:SERVERS_SHOWN]]
+
+
+def budgets(memberships, user, now):
+    """The month so far of each of the user's teams that set a budget: (team, TeamBudget)."""
+    teams = [
+        membership.team for membership in memberships if membership.team.monthly_budget is not None
+    ]
+    servers = access.visible(Server.objects.filter(team__in=teams), user)
+    by_team: dict[int, list] = {}
+    for server in servers:
+        by_team.setdefault(server.team_id, []).append(server)
+    return [(team, costs.team_budget(team, by_team.get(team.pk, []), now)) for team in teams]
 
 
 @login_required
@@ -45,6 +65,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     stacks = stacks_with_health(user)
     can_add_server = access.team_ids(user, Role.OPERATOR) != []
     steps = checklist(user) if can_add_server else None
+    now = timezone.now()
     context = {
         "memberships": memberships,
         "checklist": steps if steps and not steps.complete else None,
@@ -60,5 +81,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         "events": visible_events(user).filter(team__isnull=False).select_related("team")[:RECENT],
         "can_add_server": can_add_server,
         "can_add_stack": can_add_server,
+        "servers": servers_with_cost(user, now),
+        "budgets": budgets(memberships, user, now),
     }
     return render(request, "deployments/dashboard.html", context)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
-from .. import access
+from .. import access, costs
 from ..actions import ActionError
 from ..actions.servers import (
     do_accept_host_key,
@@ -82,6 +82,7 @@ def server_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "can_edit": access.has_role(request.user, server.team, Role.OPERATOR),
         "can_own": access.has_role(request.user, server.team, Role.OWNER),
         "check": check_progress(server, requested_check(request), timezone.now()),
+        "cost": costs.server_cost(server, timezone.now()),
     }
     return render_page_or_partial(
         request, "deployments/server_detail.html", "server-state", context

@@ -6,19 +6,27 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .. import access
+from .. import access, costs
 from ..actions import ActionError, invitations
 from ..actions.teams import (
     do_change_role,
     do_create_team,
     do_remove_member,
+    do_set_budget,
     do_set_owner_two_factor,
 )
 from ..choices import Role
-from ..forms.teams import ChangeRoleForm, InvitationForm, OwnerTwoFactorForm, TeamForm
+from ..forms.teams import (
+    BudgetForm,
+    ChangeRoleForm,
+    InvitationForm,
+    OwnerTwoFactorForm,
+    TeamForm,
+)
 from ..models import Invitation, Membership, Team
 from .common import HtmxHttpRequest, form_data
 from .invitations import invitation_link
@@ -72,6 +80,7 @@ def _render_detail(
     *,
     invitation_form: InvitationForm | None = None,
     created: dict | None = None,
+    budget_form: BudgetForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     is_owner = access.has_role(request.user, team, Role.OWNER)
@@ -82,6 +91,7 @@ def _render_detail(
         "my_role": access.role_in(request.user, team),
         "needs_two_factor": access.owner_needs_two_factor(request.user, team),
         "roles": Role.choices,
+        "budget": costs.team_budget(team, team.servers.all(), timezone.now()),
     }
     if is_owner:
         context.update(
@@ -91,6 +101,7 @@ def _render_detail(
             two_factor_form=OwnerTwoFactorForm(
                 initial={"require_owner_two_factor": team.require_owner_two_factor}
             ),
+            budget_form=budget_form or BudgetForm(instance=team),
         )
     return render(request, "deployments/team_detail.html", context, status=status)
 
@@ -152,6 +163,19 @@ def team_owner_two_factor(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("Owners of this team now need two-factor authentication."))
         else:
             messages.success(request, _("Owners of this team no longer need two-factor."))
+    return redirect("team_detail", pk=team.pk)
+
+
+@login_required
+@require_POST
+def team_budget(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    team = _team(request, pk)
+    access.require_role(request.user, team, Role.OWNER)
+    form = BudgetForm(form_data(request), instance=Team.objects.get(pk=team.pk))
+    if not form.is_valid():
+        return _render_detail(request, team, budget_form=form)
+    team = do_set_budget(team, data=form.cleaned_data, user=request.user, request=request)
+    messages.success(request, _("The team's monthly budget is saved."))
     return redirect("team_detail", pk=team.pk)
 
 
