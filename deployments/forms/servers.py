@@ -36,7 +36,7 @@ class ServerForm(forms.ModelForm):
     only when the user owns one of them, and it is write-only.
     """
 
-    team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label=None)
+    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), empty_label=None)
     key_mode = forms.ChoiceField(
         label=_("SSH key"),
         choices=KEY_MODES,
@@ -76,6 +76,8 @@ class ServerForm(forms.ModelForm):
             "allow_local_address",
         ]
         labels = {
+            "name": _("Name"),
+            "host": _("Host"),
             "ssh_port": _("SSH port"),
             "ssh_user": _("SSH user"),
             "hourly_price": _("Hourly price"),

@@ -70,7 +70,7 @@ class BudgetForm(forms.ModelForm):
 
 
 class ChangeRoleForm(forms.Form):
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(label=gettext_lazy("Role"), choices=Role.choices)
 
 
 class SignupForm(UserCreationForm):

@@ -93,7 +93,7 @@ def server_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def server_create(request: HtmxHttpRequest) -> HttpResponse:
     teams = list(access.teams(request.user, Role.OPERATOR))
     if not teams:
-        raise PermissionDenied("Adding a server needs the operator role in a team.")
+        raise PermissionDenied(gettext("Adding a server needs the operator role in a team."))
     form = ServerForm(form_data(request), user=request.user, teams=teams)
     if request.method == "POST" and form.is_valid():
         try:
@@ -106,7 +106,9 @@ def server_create(request: HtmxHttpRequest) -> HttpResponse:
         except ValidationError as error:
             add_action_errors(form, error)
         else:
-            messages.success(request, f"Server “{server.name}” added.")
+            messages.success(
+                request, gettext("Server “%(server)s” added.") % {"server": server.name}
+            )
             return redirect("server_detail", pk=server.pk)
     return render(request, "deployments/server_form.html", {"form": form, "server": None})
 
@@ -128,9 +130,11 @@ def server_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             add_action_errors(form, error)
         else:
             if changed:
-                messages.success(request, f"Server “{server.name}” saved.")
+                messages.success(
+                    request, gettext("Server “%(server)s” saved.") % {"server": server.name}
+                )
             else:
-                messages.info(request, "Nothing changed.")
+                messages.info(request, gettext("Nothing changed."))
             return redirect("server_detail", pk=server.pk)
     return render(request, "deployments/server_form.html", {"form": form, "server": server})
 
@@ -168,12 +172,15 @@ def server_check(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def server_prepare(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    return _server_action(request, pk, do_prepare_server, "Preparing the server.")
+    return _server_action(request, pk, do_prepare_server, gettext("Preparing the server."))
 
 
 @login_required
 @require_POST
 def server_accept_host_key(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return _server_action(
-        request, pk, do_accept_host_key, "The new host key is pinned: the panel connects again."
+        request,
+        pk,
+        do_accept_host_key,
+        gettext("The new host key is pinned: the panel connects again."),
     )
