@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from django.utils import translation
 
 from deployments.choices import Role, StackStatus
 from deployments.tasks import run_pipeline
@@ -17,6 +18,14 @@ PROJECT_PREFIX = os.environ.setdefault("STACK_PROJECT_PREFIX", f"test{os.getpid(
 @pytest.fixture(autouse=True)
 def _own_compose_projects(settings):
     settings.STACK_PROJECT_PREFIX = PROJECT_PREFIX
+
+
+@pytest.fixture(autouse=True)
+def _english_after_each_test():
+    # A request in another language leaves it active in the thread (LocaleMiddleware does not
+    # undo it), so the next test would read Chinese where it expects the default.
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)
