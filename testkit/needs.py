@@ -47,6 +47,7 @@ IMPLIES = {
 FIXTURE_NEEDS: dict[str, set[str]] = {
     "_own_compose_projects": set(),
     "_plain_static_storage": set(),
+    "_english_after_each_test": set(),
     "team": set(),
     "other_team": set(),
     "owner": set(),
