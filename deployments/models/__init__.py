@@ -1,5 +1,6 @@
 from .datasets import ChatApp, Document, KnowledgeBase, ShareLink
 from .deployments import Deployment
+from .gpu_history import GpuSample
 from .llm import EmbeddingModelConfig, LLMModelConfig, ModelLaunch, RerankModelConfig
 from .notifications import ChannelKind, NotificationChannel, NotificationEvent
 from .pipelines import PipelineEvent, PipelineRun, StepRun
@@ -14,6 +15,7 @@ __all__ = [
     "Deployment",
     "Document",
     "EmbeddingModelConfig",
+    "GpuSample",
     "Invitation",
     "KnowledgeBase",
     "LLMModelConfig",
