@@ -25,14 +25,21 @@ SIGNED_BY_SERVICE = (ChannelKind.FEISHU, ChannelKind.DINGTALK)
 KEPT = gettext_lazy("Saved; enter a new one to replace it. It is never shown.")
 
 
+class SecretField(forms.CharField):
+    """A value stored encrypted and never shown again: typed in a password box, never rendered
+    back, optional (empty keeps what is saved)."""
+
+    def __init__(self, **kwargs):
+        widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
+        super().__init__(required=False, widget=widget, **kwargs)
+
+
 class ChannelForm(forms.Form):
     name = forms.CharField(label=gettext_lazy("Name"), max_length=100)
     kind = forms.ChoiceField(label=gettext_lazy("Kind"), choices=ChannelKind.choices)
-    url = forms.CharField(
+    url = SecretField(
         label=gettext_lazy("Webhook URL"),
-        required=False,
         max_length=URL_MAX,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text=gettext_lazy(
             "For every kind but e-mail: the URL the chat service gave the bot, or your "
             "receiver's. It holds the bot's token, so it is stored encrypted and never shown."
@@ -44,11 +51,9 @@ class ChannelForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text=gettext_lazy("For e-mail: one or more addresses, separated by commas or lines."),
     )
-    secret = forms.CharField(
+    secret = SecretField(
         label=gettext_lazy("Signing secret (Feishu, DingTalk)"),
-        required=False,
         max_length=SECRET_MAX,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text=gettext_lazy(
             "Optional: the secret of the bot's signature setting (DingTalk's starts with SEC). "
             "A webhook channel gets a signing secret from the panel instead."

@@ -61,29 +61,39 @@ def notification_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return render(request, LIST_TEMPLATE, context)
 
 
+def _save_form(request, form: ChannelForm, team: Team, channel, save, done: str) -> HttpResponse:
+    """The tail both forms share: save a valid POST, show a new secret once or say it was done,
+    and otherwise the form again with the action's refusal as its error."""
+    if request.method == "POST" and form.is_valid():
+        try:
+            channel, secret = save()
+        except ActionError as error:
+            form.add_error(None, str(error))
+        else:
+            if secret:
+                return _show_secret_once(request, channel, secret)
+            messages.success(request, done % {"name": channel.name})
+            return redirect("notification_list", pk=team.pk)
+    return render(request, FORM_TEMPLATE, {"form": form, "team": team, "channel": channel})
+
+
 @login_required
 @never_cache
 def notification_create(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     team = _team(request, pk)
     access.require_role(request.user, team, Role.OWNER)
     form = ChannelForm(form_data(request), team=team)
-    if request.method == "POST" and form.is_valid():
-        try:
-            channel, secret = do_add_channel(
-                team,
-                kind=form.cleaned_data["kind"],
-                data=form.channel_data(),
-                user=request.user,
-                request=request,
-            )
-        except ActionError as error:
-            form.add_error(None, str(error))
-        else:
-            if secret:
-                return _show_secret_once(request, channel, secret)
-            messages.success(request, _("Channel “%(name)s” added.") % {"name": channel.name})
-            return redirect("notification_list", pk=team.pk)
-    return render(request, FORM_TEMPLATE, {"form": form, "team": team, "channel": None})
+
+    def save():
+        return do_add_channel(
+            team,
+            kind=form.cleaned_data["kind"],
+            data=form.channel_data(),
+            user=request.user,
+            request=request,
+        )
+
+    return _save_form(request, form, team, None, save, _("Channel “%(name)s” added."))
 
 
 @login_required
@@ -92,24 +102,19 @@ def notification_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     channel = _channel(request, pk, Role.OWNER)
     team = channel.team
     form = ChannelForm(form_data(request), team=team, channel=channel)
-    if request.method == "POST" and form.is_valid():
-        try:
-            secret = do_edit_channel(
-                channel,
-                data=form.channel_data(),
-                new_secret=form.cleaned_data.get("new_secret", False),
-                clear_secret=form.cleaned_data.get("clear_secret", False),
-                user=request.user,
-                request=request,
-            )
-        except ActionError as error:
-            form.add_error(None, str(error))
-        else:
-            if secret:
-                return _show_secret_once(request, channel, secret)
-            messages.success(request, _("Channel “%(name)s” saved.") % {"name": channel.name})
-            return redirect("notification_list", pk=team.pk)
-    return render(request, FORM_TEMPLATE, {"form": form, "team": team, "channel": channel})
+
+    def save():
+        secret = do_edit_channel(
+            channel,
+            data=form.channel_data(),
+            new_secret=form.cleaned_data.get("new_secret", False),
+            clear_secret=form.cleaned_data.get("clear_secret", False),
+            user=request.user,
+            request=request,
+        )
+        return channel, secret
+
+    return _save_form(request, form, team, channel, save, _("Channel “%(name)s” saved."))
 
 
 @login_required
