@@ -16,6 +16,18 @@ ensure_apt_packages() {
     apt_install "${missing[@]}"
 }
 
+# ensure_apt_installed PACKAGE ...  installs the packages dpkg does not have yet (those with
+# no command to look for, such as fonts).
+ensure_apt_installed() {
+    local missing=() package
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    apt_install "${missing[@]}"
+}
+
 # apt_install PACKAGE ...  installs the packages (apt-get update once per run).
 apt_install() {
     echo "Installing $* with apt-get ..."
