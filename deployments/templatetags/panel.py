@@ -6,6 +6,7 @@ from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
+from django.utils.translation import pgettext
 
 from ..access import two_factor_needed_message
 from ..audit import action_label
@@ -14,19 +15,46 @@ from ..step_titles import step_title as translated_step_title
 register = template.Library()
 
 
+def duration_units() -> dict[str, str]:
+    """The words durations are written with, in the page's language (static/js/run_steps.js
+    counts up with the same words: base.html hands them to it with
+    {% duration_unit_attributes %})."""
+    return {
+        "h": pgettext("hours, in a duration such as 2 h 3 min", "h"),
+        "min": pgettext("minutes, in a duration such as 1 min 5 s", "min"),
+        "s": pgettext("seconds, in a duration such as 8 s", "s"),
+    }
+
+
 @register.filter
 def duration(value: timedelta | None) -> str:
-    """A timedelta as "1h 02m", "3m 05s" or "4.2s"; empty when there is none."""
+    """A timedelta as people read it: "8 s", "1 min 5 s", "2 h 3 min" (a part that is 0 left
+    out after the first), in the page's language; empty when there is none. Whole seconds,
+    rounded down, as the page's counter shows them."""
     if value is None:
         return ""
-    seconds = value.total_seconds()
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    seconds = max(0, int(value.total_seconds()))
+    units = duration_units()
+    minutes, secs = divmod(seconds, 60)
+    if not minutes:
+        parts = [(secs, "s")]
+    elif minutes < 60:
+        parts = [(minutes, "min"), (secs, "s")]
+    else:
+        hours, minutes = divmod(minutes, 60)
+        parts = [(hours, "h"), (minutes, "min")]
+    return " ".join(
+        f"{number} {units[unit]}" for i, (number, unit) in enumerate(parts) if number or not i
+    )
+
+
+@register.simple_tag
+def duration_unit_attributes() -> str:
+    """data-unit-* attributes with duration_units' words, for the script tag that counts up."""
+    units = duration_units()
+    return format_html(
+        'data-unit-h="{}" data-unit-min="{}" data-unit-s="{}"', units["h"], units["min"], units["s"]
+    )
 
 
 @register.filter

@@ -25,13 +25,25 @@
     });
   });
 
-  // The same words as the "duration" template filter (deployments/templatetags/panel.py).
-  var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+  // The same words as the "duration" template filter (deployments/templatetags/panel.py):
+  // "8 s", "1 min 5 s", "2 h 3 min", with the units in the page's language, which the page
+  // hands over in this script tag's data-unit-* attributes.
+  var script = document.currentScript;
+  var unit = function (name) {
+    return (script && script.getAttribute("data-unit-" + name)) || name;
+  };
+  var units = { h: unit("h"), min: unit("min"), s: unit("s") };
   var duration = function (seconds) {
-    if (seconds < 60) return seconds.toFixed(1) + "s";
-    var minutes = Math.floor(seconds / 60);
-    if (minutes < 60) return minutes + "m " + pad(Math.floor(seconds) % 60) + "s";
-    return Math.floor(minutes / 60) + "h " + pad(minutes % 60) + "m";
+    var whole = Math.max(0, Math.floor(seconds));
+    var minutes = Math.floor(whole / 60);
+    var parts;
+    if (!minutes) parts = [[whole, units.s]];
+    else if (minutes < 60) parts = [[minutes, units.min], [whole % 60, units.s]];
+    else parts = [[Math.floor(minutes / 60), units.h], [minutes % 60, units.min]];
+    return parts
+      .filter(function (part, i) { return part[0] > 0 || i === 0; })
+      .map(function (part) { return part[0] + " " + part[1]; })
+      .join(" ");
   };
   var firstSeen = new WeakMap();
   var tick = function () {
