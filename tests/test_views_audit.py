@@ -88,3 +88,18 @@ def test_user_text_in_the_trail_is_escaped(client, team, operator):
     html = client.get(reverse("audit_list")).content.decode()
     assert "<img src=x" not in html
     assert "&lt;img src=x onerror=1&gt;" in html
+
+
+def test_audit_page_names_actions_in_words_in_the_pages_language(client, team, operator):
+    server = make_server(team, name="gpu-words")
+    audit.record("server.create", actor=operator, target=server)
+    audit.record("stack.unknown_action", actor=operator, target=server)
+    client.force_login(operator)
+    html = client.get(reverse("audit_list")).content.decode()
+    assert 'title="server.create">Server added</span>' in html
+    assert 'title="login">Logged in</span>' in html
+    assert "<code>server.create</code>" not in html
+    # An action without a name yet is shown as stored.
+    assert 'title="stack.unknown_action">stack.unknown_action</span>' in html
+    chinese = client.get(reverse("audit_list"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert 'title="server.create">添加服务器</span>' in chinese
