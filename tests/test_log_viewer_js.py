@@ -88,10 +88,14 @@ def service(stack):
 def open_logs(live_server, page, stack):
     """Log in and open a logs page with the websocket faked; gives the fake server."""
 
-    def open_logs(path: str, refuse: int = 0) -> FakeLogServer:
+    def open_logs(path: str, refuse: int = 0, language: str = "") -> FakeLogServer:
         server = FakeLogServer(page)
         server.refuse = refuse
         log_in(page, live_server.url, "viewer-vera", stack.viewer.raw_password)
+        if language:
+            page.context.add_cookies(
+                [{"name": "django_language", "value": language, "url": live_server.url}]
+            )
         page.goto(f"{live_server.url}{path}")
         if not refuse:
             server.wait_for_socket()
@@ -136,10 +140,14 @@ def test_lines_appear_with_stderr_marked_timestamps_toggled_and_a_filter_that_co
     expect(page.locator("#log-state")).to_have_text("Following · prod-fastgpt-1")
     expect(page.locator("#log-state")).to_have_attribute("data-state", "following")
 
-    # stderr is told apart by a class and a visible marker, stdout is not.
+    # stderr is told apart by a class and a badge that says so, stdout is not.
     expect(lines.nth(1)).to_have_class(re.compile(r"\bstderr\b"))
-    expect(lines.nth(1).locator(".stream")).to_have_text("err")
+    expect(lines.nth(1).locator(".stream")).to_have_text("stderr")
+    expect(lines.nth(1).locator(".stream")).to_have_attribute(
+        "title", "Written to the error output (stderr)"
+    )
     expect(lines.nth(0)).not_to_have_class(re.compile(r"\bstderr\b"))
+    expect(lines.nth(0).locator(".stream")).to_have_count(0)
 
     # Log text is text: no element comes from it, and escape codes never show.
     expect(lines.nth(2).locator(".msg")).to_have_text(
@@ -533,6 +541,21 @@ def test_the_stack_view_interleaves_its_services_and_filters_by_service(
     page.wait_for_timeout(1000)
     assert len(server.urls) == 1
     expect(page.get_by_role("button", name="Reconnect")).to_be_visible()
+
+
+def test_in_chinese_the_stderr_badge_and_each_services_state_read_in_chinese(
+    page, open_logs, stack, service
+):
+    Service.objects.create(stack=stack, name="oneapi", container_name="prod-oneapi-1")
+    server = open_logs(f"/stacks/{stack.pk}/logs/", language="zh-hans")
+    server.lines(
+        [out(1, "fastgpt up", service="fastgpt"), out(2, "boom", "stderr", service="oneapi")]
+    )
+    badge = line_elements(page).nth(1).locator(".stream")
+    expect(badge).to_have_text("错误输出")
+    expect(badge).to_have_attribute("title", "写入错误输出（stderr）的行")
+    server.send({"type": "status", "state": "error", "message": "GPU lost.", "service": "oneapi"})
+    expect(page.locator("#log-state")).to_have_text("实时跟踪中 · oneapi 错误: GPU lost.")
 
 
 def test_the_stack_views_first_lines_are_interleaved_by_time_whatever_order_they_come_in(

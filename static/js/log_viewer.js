@@ -66,11 +66,9 @@
     following: "Following",
     ended: "Ended",
     error: "Error",
-    // One service's state, after its name, where it differs from the whole view's.
-    serviceConnecting: "connecting",
-    serviceFollowing: "following",
-    serviceEnded: "ended",
-    serviceError: "error",
+    // The badge of a line the container wrote to its error output, and its tooltip.
+    stderr: "stderr",
+    stderrTitle: "Written to the error output (stderr)",
     errorBecause: "Error: {reason}",
     closedSession: "Error: your session has ended; reload the page to log in again.",
     closedForbidden: "Error: these logs are not visible to you.",
@@ -619,11 +617,13 @@
         svc.textContent = rec.service;
         el.appendChild(svc);
       }
-      const mark = document.createElement("span");
-      mark.className = "stream";
-      mark.textContent = rec.stream === "stderr" ? "err" : "";
-      mark.title = rec.stream;
-      el.appendChild(mark);
+      if (rec.stream === "stderr") {
+        const mark = document.createElement("span");
+        mark.className = "stream";
+        mark.textContent = this.say("stderr");
+        mark.title = this.say("stderrTitle");
+        el.appendChild(mark);
+      }
       const msg = document.createElement("span");
       msg.className = "msg";
       el.appendChild(msg);
@@ -849,7 +849,8 @@
       const parts = [];
       for (const [service, s] of this.statuses) {
         if (service) {
-          const word = this.say("service" + s.state.charAt(0).toUpperCase() + s.state.slice(1));
+          // A service's state after its name: the view's word for it, in lower case.
+          const word = this.say(s.state).replace(/^./, (first) => first.toLocaleLowerCase());
           if (s.state !== state || s.text) parts.push(`${service} ${word}${s.text ? ": " + s.text : ""}`);
         } else if (s.text) {
           parts.push(s.text);
