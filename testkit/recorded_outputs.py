@@ -20,6 +20,7 @@ H100 = {
     "memory_free_mib": 81079,
     "driver_version": "580.159.04",
     "compute_cap": "9.0",
+    "utilization_percent": 0,
 }
 H200 = {
     "index": 0,
@@ -30,6 +31,8 @@ H200 = {
     "memory_free_mib": 143156,
     "driver_version": "580.159.04",
     "compute_cap": "9.0",
+    # Recorded without the utilization.gpu field.
+    "utilization_percent": None,
 }
 UBUNTU = {"id": "ubuntu", "version_id": "24.04", "pretty_name": "Ubuntu 24.04.3 LTS"}
 DEBIAN = {"id": "debian", "version_id": "12", "pretty_name": "Debian GNU/Linux 12 (bookworm)"}

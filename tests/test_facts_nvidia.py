@@ -3,7 +3,7 @@
 import pytest
 
 from deployments.servers.facts.nvidia import (
-    NVIDIA_QUERY_FIELDS,
+    NVIDIA_GPU_FIELDS,
     explain_nvidia_smi_failure,
     parse_nvidia_smi_csv,
     parse_nvidia_smi_list,
@@ -13,8 +13,8 @@ from deployments.servers.facts.output import FactsError
 from testkit.recorded_outputs import H100, H200, UUID0, UUID1, fixture, recorded
 
 
-def test_csv_h100_with_header_and_units_ignores_other_fields():
-    # This file also has utilization, temperature and power columns.
+def test_csv_h100_with_header_and_units_reads_utilization_and_ignores_other_fields():
+    # This file also has temperature and power columns.
     assert parse_nvidia_smi_csv(fixture("nvidia_smi/query_gpu_h100_x1.csv")) == [H100]
 
 
@@ -23,14 +23,14 @@ def test_csv_h100_noheader_nounits_with_its_fields():
     gpus = parse_nvidia_smi_csv(
         fixture("nvidia_smi/query_gpu_h100_x1_noheader_nounits.csv"), fields
     )
-    assert gpus == [{**H100, "uuid": None, "compute_cap": None}]
+    assert gpus == [{**H100, "uuid": None, "compute_cap": None, "utilization_percent": None}]
 
 
 def test_csv_h200_both_forms():
     assert parse_nvidia_smi_csv(fixture("nvidia_smi/query_gpu_h200_x1.csv")) == [H200]
     noheader = fixture("nvidia_smi/query_gpu_h200_x1_noheader_nounits.csv")
     assert parse_nvidia_smi_csv(noheader) == [H200]
-    assert parse_nvidia_smi_csv(noheader, NVIDIA_QUERY_FIELDS) == [H200]
+    assert parse_nvidia_smi_csv(noheader, NVIDIA_GPU_FIELDS) == [H200]
 
 
 def test_csv_two_gpus_synthetic_fixture():

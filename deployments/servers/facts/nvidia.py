@@ -8,8 +8,8 @@ from typing import Any
 
 from .output import FactsError, _first_line, _not_found, _quote, _text, _timed_out
 
-# The fields gather_facts asks nvidia-smi for, in this order.
-NVIDIA_QUERY_FIELDS = (
+# A GPU's identity and memory: the columns of a CSV without a header, unless named otherwise.
+NVIDIA_GPU_FIELDS = (
     "index",
     "name",
     "uuid",
@@ -19,6 +19,8 @@ NVIDIA_QUERY_FIELDS = (
     "driver_version",
     "compute_cap",
 )
+# The fields gather_facts asks nvidia-smi for, in this order: those and the utilisation.
+NVIDIA_QUERY_FIELDS = (*NVIDIA_GPU_FIELDS, "utilization.gpu")
 # nvidia-smi field -> (key in a GPU dict, kind of value).
 _GPU_FIELDS = {
     "index": ("index", "int"),
@@ -31,6 +33,7 @@ _GPU_FIELDS = {
     "memory.free": ("memory_free_mib", "mib"),
     "driver_version": ("driver_version", "str"),
     "compute_cap": ("compute_cap", "str"),
+    "utilization.gpu": ("utilization_percent", "percent"),
 }
 _GPU_KEYS = (
     "index",
@@ -41,6 +44,7 @@ _GPU_KEYS = (
     "memory_free_mib",
     "driver_version",
     "compute_cap",
+    "utilization_percent",
 )
 
 
@@ -58,6 +62,8 @@ def _gpu_value(raw: str, kind: str, field: str, line_no: int):
         return value
     if kind == "mib":
         value = re.sub(r"\s*MiB$", "", value)
+    if kind == "percent":
+        value = re.sub(r"\s*%$", "", value)
     try:
         return int(value)
     except ValueError:
@@ -70,10 +76,11 @@ def parse_nvidia_smi_csv(text: str, fields: tuple[str, ...] | list[str] | None =
     """`nvidia-smi --query-gpu=... --format=csv[,noheader][,nounits]` -> a list of GPU dicts.
 
     With a header line the columns are named by it (units such as "[MiB]" are allowed);
-    without one, `fields` names them (default: NVIDIA_QUERY_FIELDS). Each GPU dict has every
+    without one, `fields` names them (default: NVIDIA_GPU_FIELDS). Each GPU dict has every
     key of a GPU ("index", "name", "uuid", "memory_total_mib", "memory_used_mib",
-    "memory_free_mib", "driver_version", "compute_cap"); a field that was not asked for, or
-    that nvidia-smi reports as "[N/A]", is None. Other fields are ignored.
+    "memory_free_mib", "driver_version", "compute_cap", "utilization_percent"); a field that
+    was not asked for, or that nvidia-smi reports as "[N/A]", is None. Other fields are
+    ignored.
     """
     rows = [
         (number, row)
@@ -88,7 +95,7 @@ def parse_nvidia_smi_csv(text: str, fields: tuple[str, ...] | list[str] | None =
     if any(name in _GPU_FIELDS for name in first):
         columns, body = first, rows[1:]
     else:
-        columns, body = list(fields or NVIDIA_QUERY_FIELDS), rows
+        columns, body = list(fields or NVIDIA_GPU_FIELDS), rows
     if "index" not in columns and "name" not in columns and "uuid" not in columns:
         raise FactsError(
             "nvidia-smi CSV has neither an index, a name nor a UUID column: "
