@@ -369,6 +369,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.sweep_staged_uploads",
         "schedule": schedule(3600),
     },
+    # Each stack's daily backup, at the hour its backup settings name (off by default).
+    "scheduled-stack-backups": {
+        "task": "deployments.tasks.start_scheduled_backups",
+        "schedule": schedule(600),
+    },
 }
 if SERVER_CHECK_MINUTES:
     CELERY_BEAT_SCHEDULE["check-servers"] = {

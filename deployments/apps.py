@@ -15,6 +15,7 @@ class DeploymentsConfig(AppConfig):
             model_launch,
             providers_sync,
             server_prepare,
+            stack_backup,
             stack_deploy,
             stack_restart,
             stack_teardown,

@@ -28,6 +28,14 @@ STEP_TITLES = {
     "restart": pgettext_lazy("pipeline step", "restart"),
     "stop services": pgettext_lazy("pipeline step", "stop services"),
     "remove data": pgettext_lazy("pipeline step", "remove data"),
+    # Back up a stack
+    "prepare folder": pgettext_lazy("pipeline step", "prepare folder"),
+    "dump PostgreSQL": pgettext_lazy("pipeline step", "dump PostgreSQL"),
+    "dump MySQL": pgettext_lazy("pipeline step", "dump MySQL"),
+    "dump MongoDB": pgettext_lazy("pipeline step", "dump MongoDB"),
+    "archive files": pgettext_lazy("pipeline step", "archive files"),
+    "record checksums": pgettext_lazy("pipeline step", "record checksums"),
+    "remove old backups": pgettext_lazy("pipeline step", "remove old backups"),
     # Launch and stop a model; update remote providers
     "check GPU memory": pgettext_lazy("pipeline step", "check GPU memory"),
     "register weights": pgettext_lazy("pipeline step", "register weights"),

@@ -1,5 +1,6 @@
 """Celery tasks: ids in, one call out. The logic lives in pipelines/ and servers/."""
 
+import logging
 import os
 import socket
 
@@ -9,8 +10,10 @@ from .knowledge import retention, staging
 from .models import Server
 from .notifications import notify, sending
 from .notifications.formats import Message
-from .pipelines import reaper, runner
+from .pipelines import reaper, runner, stack_backup
 from .servers.check import check_server
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True)
@@ -38,6 +41,21 @@ def check_all_servers() -> int:
     for server_id in ids:
         check_server_task.delay(server_id)
     return len(ids)
+
+
+@shared_task
+def start_scheduled_backups() -> int:
+    """Back up the stacks whose daily backup is due this hour, one a day each."""
+    started = 0
+    for stack in stack_backup.claim_scheduled_backups():
+        try:
+            backup = stack_backup.start_backup(stack)
+        except stack_backup.BackupRefused as error:
+            logger.warning("Scheduled backup of stack %s not started: %s", stack.pk, error)
+            continue
+        run_pipeline.delay_on_commit(backup.run_id)
+        started += 1
+    return started
 
 
 @shared_task

@@ -51,6 +51,7 @@ from deployments.models import (
     RemoteProvider,
     Service,
     ShareLink,
+    StackBackup,
 )
 from deployments.tasks import check_server_task
 from testkit.factories import add_member, make_deployment, make_run, make_server, make_stack
@@ -106,6 +107,12 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "stack_services": (NOT_SERVED, OPERATOR, "stack"),
     # A service's login, for an owner who types their password again.
     "stack_reveal_login": (NOT_SERVED, OWNER, "stack"),
+    # Backups: members see the list; operators back up, set the keeping and download (a POST,
+    # audited, streamed from the server).
+    "stack_backups": (VIEWER, NO_ACTION, "stack"),
+    "stack_backup_start": (NOT_SERVED, OPERATOR, "stack"),
+    "stack_backup_settings": (NOT_SERVED, OPERATOR, "stack"),
+    "stack_backup_download": (NOT_SERVED, OPERATOR, "backup"),
     "stack_logs": (VIEWER, NO_ACTION, "stack"),
     "stack_logs_recent": (VIEWER, NO_ACTION, "stack"),
     "stack_service_logs": (VIEWER, NO_ACTION, "service"),
@@ -482,8 +489,12 @@ def world(team, people, no_tasks, settings, tmp_path):
         created_by=people[OWNER],
         expires_at=timezone.now() + timedelta(days=1),
     )
+    backup = StackBackup.objects.create(
+        team=team, stack=stack, status="succeeded", folder=f"/opt/{MARKER}/backups/1"
+    )
     AuditEvent.objects.create(team=team, action="server.create", target_repr=server.name)
     return {
+        "backup": backup,
         "team": team,
         "server": server,
         "stack": stack,

@@ -1,3 +1,4 @@
+from .backups import BackupStatus, StackBackup, StackBackupSettings
 from .datasets import ChatApp, Document, KnowledgeBase, ShareLink
 from .deployments import Deployment
 from .gpu_history import GpuSample
@@ -10,6 +11,7 @@ from .teams import AuditEvent, Invitation, Membership, Team
 
 __all__ = [
     "AuditEvent",
+    "BackupStatus",
     "ChannelKind",
     "ChatApp",
     "Deployment",
@@ -31,6 +33,8 @@ __all__ = [
     "Service",
     "ShareLink",
     "Stack",
+    "StackBackup",
+    "StackBackupSettings",
     "StepRun",
     "Team",
 ]

@@ -2,6 +2,7 @@ from django.urls import path
 
 from ..views import (
     audit,
+    backups,
     dashboard,
     history,
     invitations,
@@ -43,6 +44,14 @@ urlpatterns = [
     path("stacks/<int:pk>/teardown/", stacks.stack_teardown, name="stack_teardown"),
     path("stacks/<int:pk>/services/", stacks.stack_refresh_services, name="stack_services"),
     path("stacks/<int:pk>/logins/", stacks.stack_reveal_login, name="stack_reveal_login"),
+    path("stacks/<int:pk>/backups/", backups.stack_backups, name="stack_backups"),
+    path("stacks/<int:pk>/backups/new/", backups.stack_backup_start, name="stack_backup_start"),
+    path(
+        "stacks/<int:pk>/backups/settings/",
+        backups.stack_backup_settings,
+        name="stack_backup_settings",
+    ),
+    path("backups/<int:pk>/download/", backups.stack_backup_download, name="stack_backup_download"),
     path("stacks/<int:pk>/logs/", logs.stack_logs, name="stack_logs"),
     path("stacks/<int:pk>/logs/recent.json", logs.stack_logs_recent, name="stack_logs_recent"),
     path("services/<int:pk>/logs/", logs.service_logs, name="stack_service_logs"),
