@@ -294,10 +294,32 @@ def run_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     deployment = Deployment.objects.filter(run=run).only("pk").first()
     if deployment is not None:
         return redirect("deployment_detail", pk=deployment.pk)
-    server_id = run.params.get("server_id")
-    server = Server.objects.filter(pk=server_id, team_id=run.team_id).first() if server_id else None
-    context = {**steps_context(run, request.user), "server": server}
+    context = {**steps_context(run, request.user), **_run_place(run)}
     return render(request, "deployments/run_detail.html", context)
+
+
+def _run_place(run: PipelineRun) -> dict:
+    """What the run's params point at, of its own team: the page links them and its
+    breadcrumbs lead through them (server, or stack with its launch or knowledge base)."""
+    params = run.params or {}
+
+    def find(model, key: str, *related: str):
+        if not params.get(key):
+            return None
+        return (
+            model.objects.filter(pk=params[key], team_id=run.team_id)
+            .select_related(*related)
+            .first()
+        )
+
+    stack = find(Stack, "stack_id", "server")
+    server = stack.server if stack is not None else find(Server, "server_id")
+    return {
+        "server": server,
+        "stack": stack,
+        "launch": find(ModelLaunch, "launch_id"),
+        "knowledge_base": find(KnowledgeBase, "knowledge_base_id"),
+    }
 
 
 @login_required
