@@ -2,6 +2,7 @@ from .backups import BackupStatus, StackBackup, StackBackupSettings
 from .datasets import ChatApp, Document, KnowledgeBase, ShareLink
 from .deployments import Deployment
 from .gpu_history import GpuSample
+from .idle import IdleGuard, IdleState, IdleStep
 from .llm import EmbeddingModelConfig, LLMModelConfig, ModelLaunch, RerankModelConfig
 from .notifications import ChannelKind, NotificationChannel, NotificationEvent
 from .pipelines import PipelineEvent, PipelineRun, StepRun
@@ -18,6 +19,9 @@ __all__ = [
     "Document",
     "EmbeddingModelConfig",
     "GpuSample",
+    "IdleGuard",
+    "IdleState",
+    "IdleStep",
     "Invitation",
     "KnowledgeBase",
     "LLMModelConfig",
