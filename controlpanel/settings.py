@@ -380,6 +380,11 @@ if SERVER_CHECK_MINUTES:
         "task": "deployments.tasks.check_all_servers",
         "schedule": schedule(SERVER_CHECK_MINUTES * 60),
     }
+# Raw GPU readings older than two days become hourly ones, and those go after 30 days.
+CELERY_BEAT_SCHEDULE["compact-gpu-history"] = {
+    "task": "deployments.tasks.compact_gpu_history",
+    "schedule": schedule(3600),
+}
 
 LOGGING = {
     "version": 1,

@@ -11,6 +11,7 @@ from .models import Server
 from .notifications import notify, sending
 from .notifications.formats import Message
 from .pipelines import reaper, runner, stack_backup
+from .servers import gpu_history
 from .servers.check import check_server
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,12 @@ def start_scheduled_backups() -> int:
         run_pipeline.delay_on_commit(backup.run_id)
         started += 1
     return started
+
+
+@shared_task
+def compact_gpu_history() -> int:
+    """Fold old GPU readings into hourly ones and drop the oldest (see servers/gpu_history.py)."""
+    return gpu_history.compact().folded
 
 
 @shared_task

@@ -15,6 +15,7 @@ from ..choices import ServerStatus
 from ..clients.ssh import HostKeyChanged, SSHError
 from ..models import NotificationEvent, Server, Team
 from ..notifications import notify
+from . import gpu_history
 from .facts import check_docker_gpu, gather_facts
 from .sessions import open_session
 
@@ -143,5 +144,6 @@ def check_server(server: Server) -> Server:
             "updated_at",
         ]
     )
+    gpu_history.record(server, facts.get("gpus") or [], now)
     check_budget(server.team, now)
     return server

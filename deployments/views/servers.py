@@ -25,7 +25,14 @@ from ..actions.servers import (
 from ..choices import PipelineKind, Role
 from ..forms.servers import ServerForm
 from ..models import Deployment, PipelineRun, Server
-from .common import HtmxHttpRequest, add_action_errors, form_data, render_page_or_partial
+from ..servers import gpu_history
+from .common import (
+    HtmxHttpRequest,
+    add_action_errors,
+    form_data,
+    render_page_or_partial,
+    wants_partial,
+)
 
 RECENT_DEPLOYMENTS = 10
 # "Check now" sends the page back with the time it was asked for; the page follows the check
@@ -51,6 +58,35 @@ def check_progress(server: Server, requested: datetime | None, now: datetime) ->
     if server.last_checked_at is not None and server.last_checked_at >= requested:
         return ""
     return "checking" if now - requested < CHECK_FOLLOW_FOR else "overdue"
+
+
+GPU_SPAN_PARAM = "gpu_span"
+
+
+def gpu_spans(request: HtmxHttpRequest) -> list[tuple[str, str, str]]:
+    """(key, label, query string) of each span the GPU chart offers; the rest of the page's
+    query (a check it follows) is kept."""
+    labels = {
+        "6h": gettext("6 hours"),
+        "24h": gettext("24 hours"),
+        "7d": gettext("7 days"),
+        "30d": gettext("30 days"),
+    }
+    spans = []
+    for key in gpu_history.SPANS:
+        query = request.GET.copy()
+        query[GPU_SPAN_PARAM] = key
+        spans.append((key, labels[key], query.urlencode()))
+    return spans
+
+
+def gpu_span_phrase(key: str) -> str:
+    return {
+        "6h": gettext("in the last 6 hours"),
+        "24h": gettext("in the last 24 hours"),
+        "7d": gettext("in the last 7 days"),
+        "30d": gettext("in the last 30 days"),
+    }[key]
 
 
 @login_required
@@ -84,6 +120,10 @@ def server_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "check": check_progress(server, requested_check(request), timezone.now()),
         "cost": costs.server_cost(server, timezone.now()),
     }
+    if not wants_partial(request):  # the checking block's polls leave the chart alone
+        context["gpu_chart"] = gpu_history.chart(server, request.GET.get(GPU_SPAN_PARAM))
+        context["gpu_spans"] = gpu_spans(request)
+        context["gpu_span_phrase"] = gpu_span_phrase(context["gpu_chart"].span)
     return render_page_or_partial(
         request, "deployments/server_detail.html", "server-state", context
     )
