@@ -375,6 +375,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": schedule(600),
     },
 }
+# The idle guard looks at every server whose guard is on, and takes its next step.
+CELERY_BEAT_SCHEDULE["check-idle-servers"] = {
+    "task": "deployments.tasks.check_idle_servers",
+    "schedule": schedule(60),
+}
 if SERVER_CHECK_MINUTES:
     CELERY_BEAT_SCHEDULE["check-servers"] = {
         "task": "deployments.tasks.check_all_servers",

@@ -12,6 +12,7 @@ class DeploymentsConfig(AppConfig):
         from .pipelines import (  # noqa: F401
             chatbot_publish,
             dataset_import,
+            idle_steps,
             model_launch,
             providers_sync,
             server_prepare,

@@ -100,6 +100,11 @@ class PipelineKind(models.TextChoices):
     DATASET_IMPORT = "dataset.import", _("Import documents")
     CHATBOT_PUBLISH = "chatbot.publish", _("Publish a chatbot")
     PROVIDERS_SYNC = "providers.sync", _("Update remote model providers")
+    IDLE_NOTIFY = "idle.notify", _("Tell the team a server is idle")
+    IDLE_STOP_MODELS = "idle.stop_models", _("Stop idle models")
+    IDLE_STOP_STACKS = "idle.stop_stacks", _("Stop idle stacks")
+    IDLE_POWER_OFF = "idle.power_off", _("Power off an idle server")
+    IDLE_START_AGAIN = "idle.start_again", _("Start again after idle")
 
 
 # Runs that use a stack's models: a deploy must not recreate services under them.
@@ -111,6 +116,14 @@ MODEL_RUN_KINDS = (
 # Runs that talk to a stack's FastGPT: a deploy that recreated it would cut an import off
 # half-sent, or leave a chatbot half-made.
 KNOWLEDGE_RUN_KINDS = (PipelineKind.DATASET_IMPORT, PipelineKind.CHATBOT_PUBLISH)
+# The idle guard's own runs: they never count as someone using a server.
+IDLE_RUN_KINDS = (
+    PipelineKind.IDLE_NOTIFY,
+    PipelineKind.IDLE_STOP_MODELS,
+    PipelineKind.IDLE_STOP_STACKS,
+    PipelineKind.IDLE_POWER_OFF,
+    PipelineKind.IDLE_START_AGAIN,
+)
 
 
 class DeploymentAction(models.TextChoices):

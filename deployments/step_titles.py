@@ -48,6 +48,13 @@ STEP_TITLES = {
     "check FastGPT": pgettext_lazy("pipeline step", "check FastGPT"),
     "stop model": pgettext_lazy("pipeline step", "stop model"),
     "test channels": pgettext_lazy("pipeline step", "test channels"),
+    # The idle guard's steps, and starting again
+    "notify team": pgettext_lazy("pipeline step", "notify team"),
+    "stop models": pgettext_lazy("pipeline step", "stop models"),
+    "stop stacks": pgettext_lazy("pipeline step", "stop stacks"),
+    "power off": pgettext_lazy("pipeline step", "power off"),
+    "start stacks": pgettext_lazy("pipeline step", "start stacks"),
+    "relaunch models": pgettext_lazy("pipeline step", "relaunch models"),
     # Import documents, publish a chatbot
     "create knowledge base": pgettext_lazy("pipeline step", "create knowledge base"),
     "send documents to FastGPT": pgettext_lazy("pipeline step", "send documents to FastGPT"),

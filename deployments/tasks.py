@@ -10,7 +10,7 @@ from .knowledge import retention, staging
 from .models import Server
 from .notifications import notify, sending
 from .notifications.formats import Message
-from .pipelines import reaper, runner, stack_backup
+from .pipelines import idle_guard, reaper, runner, stack_backup
 from .servers import gpu_history
 from .servers.check import check_server
 
@@ -41,6 +41,27 @@ def check_all_servers() -> int:
     ids = list(Server.objects.values_list("pk", flat=True))
     for server_id in ids:
         check_server_task.delay(server_id)
+    return len(ids)
+
+
+@shared_task
+def check_idle_server_task(server_id: int) -> None:
+    server = Server.objects.filter(pk=server_id).first()
+    if server is not None:
+        for run_id in idle_guard.check(server):
+            run_pipeline.delay_on_commit(run_id)
+
+
+@shared_task
+def check_idle_servers() -> int:
+    """Fan out: one idle check per server whose guard is on (see pipelines/idle_guard.py)."""
+    ids = list(
+        Server.objects.filter(idle_guard__enabled=True, hourly_price__isnull=False).values_list(
+            "pk", flat=True
+        )
+    )
+    for server_id in ids:
+        check_idle_server_task.delay(server_id)
     return len(ids)
 
 

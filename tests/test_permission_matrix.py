@@ -95,6 +95,11 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "server_check": (NOT_SERVED, OPERATOR, "server"),
     "server_prepare": (NOT_SERVED, OPERATOR, "server"),
     "server_accept_host_key": (NOT_SERVED, OWNER, "server"),
+    # The idle guard: owners set it, anyone of the team keeps an idle server running,
+    # operators start again what it stopped.
+    "server_idle_settings": (NOT_SERVED, OWNER, "server"),
+    "server_idle_keep_running": (NOT_SERVED, VIEWER, "server"),
+    "server_idle_start_again": (NOT_SERVED, OPERATOR, "server"),
     "stack_list": (USER, NO_ACTION, None),
     "stack_create": (OPERATOR, OPERATOR, None),
     "stack_detail": (VIEWER, NO_ACTION, "stack"),

@@ -125,6 +125,31 @@ class XinferenceClient:
         """GET /status: uptime and workers. Answers without a login."""
         return self._request("GET", "/status", "report its status")
 
+    def model_requests(self) -> float:
+        """How many requests Xinference's API has received for its models since it started.
+
+        Read from its Prometheus endpoint, GET /metrics (no login needed): the HTTP middleware's
+        `requests_total_counter`, one series per method and route, summed over the routes that
+        use a model (chat, completions, embeddings, rerank, audio, images, ...). The panel's own
+        calls (status, model lists) are other routes and never move it.
+        """
+        try:
+            response = self._http.get("/metrics", timeout=self.timeout)
+        except httpx.HTTPError as error:
+            raise XinferenceError(
+                f"Could not reach Xinference at {self._where()} to read its metrics "
+                f"(GET /metrics): {type(error).__name__}.",
+                permanent=False,
+            ) from None
+        if not response.is_success:
+            raise XinferenceError(
+                f"Xinference could not report its metrics (GET /metrics, HTTP "
+                f"{response.status_code}); XINFERENCE_DISABLE_METRICS may be set on the server.",
+                status_code=response.status_code,
+                permanent=response.status_code not in TRANSIENT_STATUS_CODES,
+            )
+        return model_requests_in(response.text)
+
     def auth_state(self) -> AuthState:
         """Whether auth is on and whether the first admin still has to be set up."""
         try:
@@ -388,6 +413,45 @@ class XinferenceClient:
     def _where(self) -> str:
         # A URL may carry a user and password; a message never does.
         return str(httpx.URL(self.base_url).copy_with(userinfo=b""))
+
+
+# The request counter of the API's HTTP middleware (aioprometheus), and the routes of it that
+# put a model to work.
+REQUEST_COUNTER = "requests_total_counter"
+MODEL_ROUTES = (
+    "/v1/chat/",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/rerank",
+    "/v1/responses",
+    "/v1/messages",
+    "/anthropic/v1/messages",
+    "/v1/audio/",
+    "/v1/images/",
+    "/v1/video/",
+    "/v1/flexible/",
+)
+METRIC_LINE = re.compile(
+    r"^(?P<name>[A-Za-z_:][\w:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)(?:\s+\d+)?$"
+)
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def model_requests_in(text: str) -> float:
+    """The sum of REQUEST_COUNTER over the MODEL_ROUTES in a Prometheus text exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        match = METRIC_LINE.match(line.strip())
+        if match is None or match["name"] != REQUEST_COUNTER:
+            continue
+        labels = dict(LABEL.findall(match["labels"] or ""))
+        if not labels.get("path", "").startswith(MODEL_ROUTES):
+            continue
+        try:
+            total += float(match["value"])
+        except ValueError:
+            continue
+    return total
 
 
 def _detail(response: httpx.Response) -> str:

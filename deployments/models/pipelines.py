@@ -30,6 +30,11 @@ RUN_TITLES = {
     (PipelineKind.CHATBOT_PUBLISH, "name"): _("Publish chatbot %(name)s on %(stack)s"),
     PipelineKind.CHATBOT_PUBLISH: _("Publish a chatbot on %(stack)s"),
     PipelineKind.PROVIDERS_SYNC: _("Update remote model providers on %(stack)s"),
+    PipelineKind.IDLE_NOTIFY: _("Tell the team %(server)s is idle"),
+    PipelineKind.IDLE_STOP_MODELS: _("Stop the idle models on %(server)s"),
+    PipelineKind.IDLE_STOP_STACKS: _("Stop the idle stacks on %(server)s"),
+    PipelineKind.IDLE_POWER_OFF: _("Power off idle server %(server)s"),
+    PipelineKind.IDLE_START_AGAIN: _("Start %(server)s again after idle"),
 }
 
 

@@ -15,7 +15,7 @@ from ..views import (
     teams,
 )
 from ..views import llm as model_views
-from . import apps, knowledge, notifications, providers
+from . import apps, idle, knowledge, notifications, providers
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -130,4 +130,4 @@ urlpatterns += [
 
 # Each area's routes live in their own module.
 urlpatterns += knowledge.urlpatterns + apps.urlpatterns + providers.urlpatterns
-urlpatterns += notifications.urlpatterns
+urlpatterns += notifications.urlpatterns + idle.urlpatterns

@@ -1,0 +1,12 @@
+from django import template
+
+from ..idle.status import idle_status
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def idle_guard_of(context, server):
+    """The server's idle guard as the page shows it to the user looking at it."""
+    request = context.get("request")
+    return idle_status(server, getattr(request, "user", None))
