@@ -1,0 +1,109 @@
+"""A backup's PostgreSQL dump for real: the stack's PostgreSQL image (real PostgreSQL with
+pgvector) in a container of its own on this machine's engine, dumped by the exact command line
+the backup run sends to a server (the output script, `docker exec -e PGPASSWORD ... pg_dump
+-Fc`, quoted by the SSH client's command builder); rows written, dumped, changed, restored with
+pg_restore, and back as they were.
+
+MySQL is not here: the test image is MariaDB's server and client without its dump tool (which
+would bring Perl along), so its dump is tested by the command sent (test_stack_backups.py).
+MongoDB has a stand-in image only, tested the same way."""
+
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from deployments.clients.ssh.commands import build_command
+from deployments.pipelines.stack_backup import WRITE_SCRIPT, postgres_dump_argv
+from testkit.docker_engine import docker, engine_error
+from testkit.images.stack import ensure_stack_images
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "Backup0Test0Password"
+READY_SECONDS = 90
+
+
+def psql(container: str, sql: str) -> str:
+    result = docker(
+        "exec",
+        container,
+        *("psql", "-U", "fastgpt", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql),
+        timeout=60,
+    )
+    return result.stdout.decode().strip()
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    problem = engine_error()
+    if problem:
+        raise RuntimeError(f"{problem} (scripts/test starts the engine.)")
+    image = ensure_stack_images()["pg"][0]
+    name = f"cpbackuptest-{uuid.uuid4().hex[:10]}"
+    docker(
+        *("run", "-d", "--rm", "--name", name),
+        *("-e", "POSTGRES_USER=fastgpt", "-e", f"POSTGRES_PASSWORD={PASSWORD}"),
+        *("-e", "POSTGRES_DB=postgres", image),
+        timeout=120,
+    )
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        while True:
+            ready = docker(
+                *("exec", name, "psql", "-U", "fastgpt", "-d", "postgres", "-c", "select 1"),
+                check=False,
+                timeout=30,
+            )
+            if ready.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"PostgreSQL not ready in {READY_SECONDS}s: {ready.stderr!r}")
+            time.sleep(0.5)
+        yield name
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
+def run_as_the_server_would(argv: list[str], env: dict[str, str]) -> None:
+    """The command line the SSH client sends, run by a shell here as sshd runs it there."""
+    command = build_command(argv, env=env, timeout=300)
+    result = subprocess.run(["sh", "-c", command], capture_output=True, timeout=330, check=False)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+
+
+def test_a_postgres_dump_of_the_backup_restores_the_rows_as_they_were(postgres, tmp_path):
+    psql(
+        postgres,
+        "create extension if not exists vector; "
+        "create table notes (id int primary key, body text, embedding vector(3)); "
+        "insert into notes values (1, 'first', '[1,2,3]'), (2, 'second', '[4,5,6]'), "
+        "(3, 'third ''quoted''', '[7,8,9]');",
+    )
+    before = psql(postgres, "select id, body, embedding from notes order by id")
+    assert before.count("\n") == 2
+
+    # The backup step's command: its output written to the file by the fixed script.
+    dump = tmp_path / "backup folder" / "postgres.dump"
+    dump.parent.mkdir()
+    run_as_the_server_would(
+        ["sh", "-c", WRITE_SCRIPT, "write-output", str(dump), *postgres_dump_argv(postgres)],
+        env={"PGPASSWORD": PASSWORD},
+    )
+    assert dump.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
+    assert not dump.with_name("postgres.dump.partial").exists()
+    assert oct(dump.stat().st_mode)[-3:] == "600"
+
+    psql(postgres, "delete from notes where id = 2; update notes set body = 'changed' where id = 1")
+    assert psql(postgres, "select id, body, embedding from notes order by id") != before
+
+    # Restored into the same database: its objects dropped and made again from the dump.
+    restored = docker(
+        *("exec", "-i", postgres, "pg_restore", "--clean", "--if-exists"),
+        *("-U", "fastgpt", "-d", "postgres"),
+        input=dump.read_bytes(),
+        timeout=120,
+    )
+    assert restored.returncode == 0
+    assert psql(postgres, "select id, body, embedding from notes order by id") == before
