@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from deployments.clients.xinference import XinferenceClient as PanelXinferenceClient
 from testkit.docker_engine import docker
 from testkit.workers import wait_until
 from testkit.xinference_env import XinferenceContainer, install_info, prepare
@@ -109,9 +110,18 @@ def test_minilm_embedding_from_local_weights(server):
     assert uid == "minilm"
     assert "minilm" in client.running_uids()
 
+    # The idle guard's request counter (/metrics): listing models is no use of one, an
+    # embedding request is.
+    panel = PanelXinferenceClient(container.base_url, token=client.token)
+    before = panel.model_requests()
+    assert "minilm" in client.running_uids()
+    assert panel.model_requests() == before
+
     started = time.monotonic()
     answer = client.post("/v1/embeddings", {"model": "minilm", "input": ["hello world"]})
     timed("embedding", started)
+    assert panel.model_requests() == before + 1
+    panel.close()
     vector = answer["data"][0]["embedding"]
     assert len(vector) == MINILM_DIMENSIONS
     assert all(isinstance(value, float) for value in vector)
