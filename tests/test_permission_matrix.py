@@ -110,6 +110,8 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "stack_rollback": (NOT_SERVED, OPERATOR, "stack"),
     "stack_teardown": (OPERATOR, OPERATOR, "stack"),
     "stack_services": (NOT_SERVED, OPERATOR, "stack"),
+    # The services table that the stack's page reads again every few seconds.
+    "stack_services_table": (VIEWER, NO_ACTION, "stack"),
     # A service's login, for an owner who types their password again.
     "stack_reveal_login": (NOT_SERVED, OWNER, "stack"),
     # Backups: members see the list; operators back up, set the keeping and download (a POST,

@@ -43,6 +43,11 @@ urlpatterns = [
     ),
     path("stacks/<int:pk>/teardown/", stacks.stack_teardown, name="stack_teardown"),
     path("stacks/<int:pk>/services/", stacks.stack_refresh_services, name="stack_services"),
+    path(
+        "stacks/<int:pk>/services/table/",
+        stacks.stack_services_table,
+        name="stack_services_table",
+    ),
     path("stacks/<int:pk>/logins/", stacks.stack_reveal_login, name="stack_reveal_login"),
     path("stacks/<int:pk>/backups/", backups.stack_backups, name="stack_backups"),
     path("stacks/<int:pk>/backups/new/", backups.stack_backup_start, name="stack_backup_start"),

@@ -1,11 +1,14 @@
 import copy
+from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count
+from django.db.models import Count, Max
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -27,14 +30,19 @@ from ..actions.stacks import (
     service_addresses,
 )
 from ..choices import Role
+from ..clients.ssh import SSHError
 from ..forms.stacks import StackForm, TeardownForm, UpgradeForm
 from ..models import Deployment, Stack
 from ..stacks.files import files_diff, shown_files
+from ..stacks.services import refresh_services
 from .common import HtmxHttpRequest, add_action_errors, form_data, wants_partial
 from .launches import launch_rows
 
 RECENT_DEPLOYMENTS = 10
 RECENT_LAUNCHES = 20
+# The services table on the stack's page reads itself again this often, and the server's
+# containers are read for it at most this often per stack, however many pages are open.
+SERVICES_POLL_SECONDS = 20
 
 
 @login_required
@@ -58,6 +66,7 @@ def _detail_context(request: HtmxHttpRequest, stack: Stack) -> dict:
         # Where to open the services: once a deploy wrote the files, until a teardown.
         "addresses": service_addresses(stack) if offers.restart else [],
         "services": stack.services.all(),
+        "services_poll_seconds": SERVICES_POLL_SECONDS,
         "deployments": stack.deployments.select_related("user", "run")[:RECENT_DEPLOYMENTS],
         "launches": launch_rows(stack.model_launches.all(), RECENT_LAUNCHES),
         "files": sorted(files.items()),
@@ -282,14 +291,64 @@ def stack_refresh_services(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         do_refresh_services(stack, user=request.user, request=request)
     except ActionError as exc:
         error = str(exc)
-    context = {
-        "stack": stack,
-        "services": stack.services.all(),
-        "services_error": error,
-        "can_operate": access.has_role(request.user, stack.team, Role.OPERATOR),
-    }
     if wants_partial(request):
+        context = _services_context(request, stack, services_error=error)
         return render(request, "deployments/stack_detail.html#services", context)
     if error:
         messages.error(request, error)
     return redirect("stack_detail", pk=stack.pk)
+
+
+def _services_context(request: HtmxHttpRequest, stack: Stack, **extra) -> dict:
+    return {
+        "stack": stack,
+        "services": stack.services.all(),
+        "services_poll_seconds": SERVICES_POLL_SECONDS,
+        "can_operate": access.has_role(request.user, stack.team, Role.OPERATOR),
+        **extra,
+    }
+
+
+@login_required
+def stack_services_table(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The services table alone, which the stack's page reads again every
+    SERVICES_POLL_SECONDS: whoever may see the stack sees its services' state as last read."""
+    stack = access.get_visible_or_404(
+        Stack.objects.select_related("team", "server"), request.user, pk=pk
+    )
+    unread = _read_services_when_stale(stack)
+    context = _services_context(request, stack, services_unread=unread)
+    return render(request, "deployments/stack_detail.html#services", context)
+
+
+def _read_services_when_stale(stack: Stack) -> str:
+    """Read the containers from a deployed stack's server when its services were last seen
+    over SERVICES_POLL_SECONDS ago, so the table's "last seen" follows the server rather than
+    the last press of Refresh; return why the read failed, if it did.
+
+    The rows are what the panel last saw, as a deploy and Refresh record them: updating them
+    here is recording an observation, not an action, so it is not audited. Open pages share
+    one read per stack in each interval (the first poll takes it, the others are told its
+    outcome), and nothing is read while an action on the stack runs: its run reads them."""
+    if not offered_actions(stack).restart or stack.active_deployment() is not None:
+        return ""
+    newest = stack.services.aggregate(newest=Max("last_seen_at"))["newest"]
+    if newest and timezone.now() - newest < timedelta(seconds=SERVICES_POLL_SECONDS):
+        return ""
+    key = f"stack-services-read:{stack.pk}"
+    if not cache.add(key, "", SERVICES_POLL_SECONDS):
+        reason = cache.get(key) or ""
+    else:
+        try:
+            refresh_services(stack)
+        except SSHError as error:
+            reason = str(error)
+            cache.set(key, reason, SERVICES_POLL_SECONDS)
+        else:
+            return ""
+    if not reason:
+        return ""
+    return _("Could not read the containers from %(server)s: %(error)s") % {
+        "server": stack.server.name,
+        "error": reason,
+    }

@@ -8,3 +8,21 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     event.detail.isError = false;
   }
 });
+
+// The services table reads itself again every few seconds (its hx-trigger): not while the tab
+// is hidden, where nobody reads it and each poll may cost the server an SSH session, and once
+// at once when the tab shows again, so what it shows is fresh when someone looks.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const elt = event.detail.elt;
+  if (document.hidden && elt && elt.hasAttribute("data-poll-visible")) {
+    event.preventDefault();
+  }
+});
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) {
+    return;
+  }
+  for (const elt of document.querySelectorAll("[data-poll-visible]")) {
+    elt.dispatchEvent(new Event("services-visible"));
+  }
+});

@@ -1,0 +1,166 @@
+"""The stack page's services table reads itself again, so a service's state and "last seen"
+follow the server without a press of Refresh."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from django.utils import timezone
+
+from deployments.choices import Health, Role, RunStatus, ServiceState, StackStatus
+from deployments.clients.ssh import SSHError
+from deployments.models import Service
+from deployments.views import stacks as stack_views
+from testkit.factories import add_member, make_deployment, make_server, make_stack
+
+
+@pytest.fixture(autouse=True)
+def _no_read_remembered():
+    # Which stack's containers were read lately is kept in the cache, per stack id.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def stack(team):
+    return make_stack(make_server(team, name="gpu-1"), name="chatbot")
+
+
+@pytest.fixture
+def deployed(stack, operator):
+    make_deployment(stack, user=operator)
+    stack.status = StackStatus.RUNNING
+    stack.rendered_files = {"docker-compose.yml": "services: {}\n"}
+    stack.save(update_fields=["status", "rendered_files"])
+    return stack
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """The reads of the server's containers, each marking the stack's services seen now."""
+    calls = []
+
+    def refresh(stack):
+        calls.append(stack.pk)
+        stack.services.update(last_seen_at=timezone.now(), state=ServiceState.EXITED)
+        return {}
+
+    monkeypatch.setattr(stack_views, "refresh_services", refresh)
+    return calls
+
+
+def service(stack, minutes_ago: float, **fields) -> Service:
+    fields.setdefault("state", ServiceState.RUNNING)
+    fields.setdefault("health", Health.HEALTHY)
+    seen = timezone.now() - timedelta(minutes=minutes_ago)
+    return Service.objects.create(stack=stack, name="fastgpt", last_seen_at=seen, **fields)
+
+
+def table(client, stack) -> str:
+    response = client.get(reverse("stack_services_table", args=[stack.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_table_shows_each_services_state_and_last_seen_as_stored_now(client, stack, viewer):
+    row = service(stack, minutes_ago=10)
+    client.force_login(viewer)
+    html = table(client, stack)
+    assert html.lstrip().startswith('<section id="services"')
+    assert "<title>" not in html
+    assert f'<time datetime="{row.last_seen_at.isoformat()}">' in html
+    assert "Running" in html and "Healthy" in html
+    later = timezone.now().replace(microsecond=0)
+    Service.objects.filter(pk=row.pk).update(
+        state=ServiceState.EXITED, health=Health.UNHEALTHY, last_seen_at=later
+    )
+    html = table(client, stack)
+    assert later.strftime("%Y-%m-%d %H:%M:%S") in html
+    assert "Exited" in html and "Unhealthy" in html and "Running" not in html
+    # A viewer may read the table, not refresh it by hand.
+    assert "services-refresh" not in html
+
+
+def test_the_table_is_refused_to_other_teams_and_visitors(client, stack, other_team):
+    url = reverse("stack_services_table", args=[stack.pk])
+    response = client.get(url)
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    client.force_login(add_member(other_team, role=Role.OWNER))
+    assert client.get(url).status_code == 404
+
+
+def test_the_stack_page_and_the_refresh_answer_poll_the_table(client, stack, operator):
+    service(stack, minutes_ago=1)
+    client.force_login(operator)
+    poll = (
+        f'<section id="services" hx-get="{reverse("stack_services_table", args=[stack.pk])}" '
+        f'hx-trigger="every {stack_views.SERVICES_POLL_SECONDS}s, services-visible" '
+        'hx-swap="outerHTML" data-poll-visible>'
+    )
+    page = client.get(reverse("stack_detail", args=[stack.pk])).content.decode()
+    assert poll in page
+    assert 'src="/static/js/stack_page.js"' in page
+    # Refresh swaps the section for one that goes on polling (it reads no server here: the
+    # stack has no key, and says so).
+    refreshed = client.post(reverse("stack_services", args=[stack.pk]), HTTP_HX_REQUEST="true")
+    assert poll in refreshed.content.decode()
+
+
+def test_a_stale_table_reads_the_server_once_per_interval(client, deployed, operator, reads):
+    service(deployed, minutes_ago=5)
+    client.force_login(operator)
+    html = table(client, deployed)
+    assert reads == [deployed.pk]
+    assert "Exited" in html
+    # Seen just now: the next polls read the rows only.
+    table(client, deployed)
+    table(client, deployed)
+    assert reads == [deployed.pk]
+    assert Service.objects.get().state == ServiceState.EXITED
+
+
+def test_a_failed_read_is_said_once_for_every_open_page_until_the_next_interval(
+    client, deployed, operator, viewer, monkeypatch
+):
+    calls = []
+
+    def unreachable(stack):
+        calls.append(stack.pk)
+        raise SSHError("The server did not answer on port 22.", kind="unreachable")
+
+    monkeypatch.setattr(stack_views, "refresh_services", unreachable)
+    service(deployed, minutes_ago=5)
+    client.force_login(operator)
+    said = "Could not read the containers from gpu-1: The server did not answer on port 22."
+    first = table(client, deployed)
+    assert said in first and "The table shows what was last seen." in first
+    assert 'role="alert"' not in first
+    client.force_login(viewer)
+    assert said in table(client, deployed)
+    assert calls == [deployed.pk]
+    cache.clear()  # the interval is over
+    table(client, deployed)
+    assert calls == [deployed.pk, deployed.pk]
+
+
+@pytest.mark.parametrize("case", ["never deployed", "action under way", "seen lately"])
+def test_no_read_where_it_would_tell_nothing_new(client, stack, operator, reads, case):
+    if case == "never deployed":
+        service(stack, minutes_ago=60)
+    else:
+        stack.rendered_files = {"docker-compose.yml": "services: {}\n"}
+        stack.save(update_fields=["rendered_files"])
+        if case == "action under way":
+            make_deployment(stack, user=operator, status=RunStatus.RUNNING)
+            service(stack, minutes_ago=60)
+        else:
+            make_deployment(stack, user=operator)
+            service(stack, minutes_ago=0.1)
+    client.force_login(operator)
+    html = table(client, stack)
+    assert reads == []
+    assert "Running" in html
+    assert re.search(r"Could not read", html) is None
