@@ -38,6 +38,7 @@ ACTION_LABELS = {
     "stack.backup": _("Backup started"),
     "stack.backup_download": _("Backup downloaded"),
     "stack.backup_settings": _("Backup settings changed"),
+    "stack.restore": _("Backup restore started"),
     "pipeline.start": _("Run started"),
     "pipeline.retry": _("Run retried"),
     "pipeline.cancel": _("Run cancelled"),

@@ -95,6 +95,7 @@ class PipelineKind(models.TextChoices):
     STACK_RESTART = "stack.restart", _("Restart stack")
     STACK_TEARDOWN = "stack.teardown", _("Tear down stack")
     STACK_BACKUP = "stack.backup", _("Back up stack")
+    STACK_RESTORE = "stack.restore", _("Restore stack")
     MODEL_LAUNCH = "model.launch", _("Launch model")
     MODEL_TERMINATE = "model.terminate", _("Terminate model")
     DATASET_IMPORT = "dataset.import", _("Import documents")

@@ -36,6 +36,10 @@ STEP_TITLES = {
     "archive files": pgettext_lazy("pipeline step", "archive files"),
     "record checksums": pgettext_lazy("pipeline step", "record checksums"),
     "remove old backups": pgettext_lazy("pipeline step", "remove old backups"),
+    "check backup": pgettext_lazy("pipeline step", "check backup"),
+    "restore PostgreSQL": pgettext_lazy("pipeline step", "restore PostgreSQL"),
+    "restore MySQL": pgettext_lazy("pipeline step", "restore MySQL"),
+    "restore MongoDB": pgettext_lazy("pipeline step", "restore MongoDB"),
     # Launch and stop a model; update remote providers
     "check GPU memory": pgettext_lazy("pipeline step", "check GPU memory"),
     "register weights": pgettext_lazy("pipeline step", "register weights"),

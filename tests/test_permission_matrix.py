@@ -120,6 +120,8 @@ MATRIX: dict[str, tuple[str, str, str | None]] = {
     "stack_backup_start": (NOT_SERVED, OPERATOR, "stack"),
     "stack_backup_settings": (NOT_SERVED, OPERATOR, "stack"),
     "stack_backup_download": (NOT_SERVED, OPERATOR, "backup"),
+    # Its GET asks for the stack's name before the backup replaces the databases.
+    "stack_backup_restore": (OPERATOR, OPERATOR, "backup"),
     "stack_logs": (VIEWER, NO_ACTION, "stack"),
     "stack_logs_recent": (VIEWER, NO_ACTION, "stack"),
     "stack_service_logs": (VIEWER, NO_ACTION, "service"),

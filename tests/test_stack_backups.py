@@ -1,31 +1,32 @@
-"""Backups of a stack: the exact commands the backup run sends (with a recording SSH client in
-place of a server), what it records, which old backups it removes, who may start and download
-one, and the download streamed in chunks. The round trip on real databases is in
-test_stack_backups_real.py; MongoDB has a stand-in image only, so its dump is tested here by
-the command it sends."""
+"""Backups of a stack: the exact commands the backup and restore runs send (with a recording SSH
+client in place of a server), what a backup records, which old backups it removes, who may
+start, download and restore one, and the download streamed in chunks. The PostgreSQL round trip
+on the real database is in test_stack_backups_real.py; MySQL's test image has no dump tool and
+MongoDB has a stand-in image only, so theirs are tested here by the commands sent."""
 
 import datetime
 from dataclasses import dataclass, field
 
 import pytest
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
 from deployments import tasks
 from deployments.actions import ActionError
 from deployments.actions import backups as backup_actions
-from deployments.actions.backups import do_backup_stack, do_open_download
+from deployments.actions.backups import do_backup_stack, do_open_download, do_restore_backup
 from deployments.actions.stacks import do_deploy_stack
 from deployments.choices import RunStatus, StackStatus
 from deployments.models import AuditEvent, BackupStatus, StackBackup, StackBackupSettings
-from deployments.pipelines import runner, stack_backup
+from deployments.pipelines import runner, stack_backup, stack_restore
 from deployments.pipelines.stack_backup import (
     BACKUP_FILES,
     MONGODUMP_SCRIPT,
     WRITE_SCRIPT,
     claim_scheduled_backups,
 )
+from deployments.pipelines.stack_restore import MONGORESTORE_SCRIPT, READ_SCRIPT
 from deployments.stacks.render import render
 from deployments.stacks.secrets import stack_secrets
 from testkit.factories import make_deployment, make_server, make_stack
@@ -247,7 +248,7 @@ def test_one_backup_at_a_time_and_no_deploy_during_it(stack, operator, queued):
     do_backup_stack(stack, user=operator)
     with pytest.raises(ActionError, match="under way"):
         do_backup_stack(stack, user=operator)
-    with pytest.raises(ActionError, match="backup of this stack is under way"):
+    with pytest.raises(ActionError, match="backup or restore of this stack is under way"):
         do_deploy_stack(stack, user=operator)
 
 
@@ -436,3 +437,124 @@ def client_logged_in_as(client):
         return client
 
     return log_in
+
+
+# --- restore -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_ssh(server_ssh, monkeypatch):
+    """The recording client for the restore run, with compose's command line fixed and the
+    health wait answered at once (both are tested with the deploy)."""
+    monkeypatch.setattr(stack_restore, "open_session", lambda server: server_ssh)
+    monkeypatch.setattr(
+        stack_restore, "service_container", lambda ssh, stack, service: f"proj-{service}-1"
+    )
+    monkeypatch.setattr(stack_restore, "server_facts", lambda ssh: {})
+    monkeypatch.setattr(
+        stack_restore, "compose_argv", lambda ssh, stack, facts: ["docker", "compose", "-p", "p"]
+    )
+    healthy = []
+    monkeypatch.setattr(
+        stack_restore,
+        "wait_for_health",
+        lambda ctx, stack, services: healthy.append(services) or "healthy",
+    )
+    server_ssh.healthy = healthy
+    return server_ssh
+
+
+@pytest.fixture
+def made(stack):
+    """A backup whose files' checksums are what the recording client reports for them."""
+    return StackBackup.objects.create(
+        team=stack.team,
+        stack=stack,
+        status=BackupStatus.SUCCEEDED,
+        folder=f"{DATA_DIR}/backups/20261206-060000-1",
+        files=[
+            {"name": name, "size": 1, "sha256": str(i) * 64} for i, name in enumerate(BACKUP_FILES)
+        ],
+    )
+
+
+def restore(made, user, name=None):
+    run = do_restore_backup(made, confirm_name=name or made.stack.name, user=user)
+    runner.run(run.pk, WORKER)
+    run.refresh_from_db()
+    return run
+
+
+def test_a_restore_stops_the_services_restores_each_database_and_starts_them_again(
+    made, operator, restore_ssh, queued
+):
+    run = restore(made, operator)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    folder = made.folder
+    read = ["sh", "-c", READ_SCRIPT, "read-input"]
+    apps = ["sandbox", "fastgpt", "oneapi", "xinference"]
+    assert restore_ssh.argvs() == [
+        ["sha256sum", "--", *(f"{folder}/{name}" for name in BACKUP_FILES[:3])],
+        ["docker", "compose", "-p", "p", "stop", *apps],
+        [
+            *read,
+            f"{folder}/postgres.dump",
+            *("docker", "exec", "-i", "-e", "PGPASSWORD", "proj-pg-1", "pg_restore"),
+            *("--clean", "--if-exists", "--username", "fastgpt", "--dbname", "postgres"),
+        ],
+        [
+            *read,
+            f"{folder}/mysql.sql",
+            *("docker", "exec", "-i", "-e", "MYSQL_PWD", "proj-mysql-1", "mysql", "--user=root"),
+        ],
+        [
+            *read,
+            f"{folder}/mongo.archive.gz",
+            *("docker", "exec", "-i", "-e", "MONGO_PASSWORD", "proj-mongo-1"),
+            *("sh", "-c", MONGORESTORE_SCRIPT, "mongorestore", "fastgpt"),
+        ],
+        ["docker", "compose", "-p", "p", "start", *apps],
+    ]
+    secrets = stack_secrets(made.stack)
+    assert [call["env"] for call in restore_ssh.calls[2:5]] == [
+        {"PGPASSWORD": secrets["PG_PASSWORD"]},
+        {"MYSQL_PWD": secrets["MYSQL_ROOT_PASSWORD"]},
+        {"MONGO_PASSWORD": secrets["MONGO_PASSWORD"]},
+    ]
+    assert "--drop" in MONGORESTORE_SCRIPT and '"$MONGO_PASSWORD"' in MONGORESTORE_SCRIPT
+    assert restore_ssh.healthy and set(restore_ssh.healthy[0]) >= {"pg", "mysql", "fastgpt"}
+    made.stack.refresh_from_db()
+    assert made.stack.status == StackStatus.RUNNING
+    assert run.title == f"Restore a backup of stack {made.stack.name} on {made.stack.server.name}"
+
+
+def test_a_dump_whose_checksum_differs_is_not_restored_and_nothing_is_stopped(
+    made, operator, restore_ssh, queued
+):
+    made.files[1]["sha256"] = "e" * 64
+    made.save()
+    run = restore(made, operator)
+    assert run.status == RunStatus.FAILED
+    assert "mysql.sql" in run.error and "checksum differs" in run.error
+    assert [argv[0] for argv in restore_ssh.argvs()] == ["sha256sum"]
+
+
+def test_a_restore_needs_the_stack_name_typed_and_an_operator(made, operator, viewer, queued):
+    with pytest.raises(ValidationError):
+        do_restore_backup(made, confirm_name="not-it", user=operator)
+    with pytest.raises(PermissionDenied):
+        do_restore_backup(made, confirm_name=made.stack.name, user=viewer)
+    assert queued == []
+
+
+def test_the_restore_page_asks_for_the_name_then_starts_the_run(
+    client_logged_in_as, operator, made, queued
+):
+    http = client_logged_in_as(operator)
+    path = reverse("stack_backup_restore", args=[made.pk])
+    assert b'name="confirm_name"' in http.get(path).content
+    assert http.post(path, {"confirm_name": "wrong"}).status_code == 200
+    assert queued == []
+    response = http.post(path, {"confirm_name": made.stack.name})
+    assert queued and response.url == reverse("run_detail", args=[queued[0]])

@@ -16,6 +16,7 @@ import pytest
 
 from deployments.clients.ssh.commands import build_command
 from deployments.pipelines.stack_backup import WRITE_SCRIPT, postgres_dump_argv
+from deployments.pipelines.stack_restore import READ_SCRIPT, postgres_restore_argv
 from testkit.docker_engine import docker, engine_error
 from testkit.images.stack import ensure_stack_images
 
@@ -98,12 +99,9 @@ def test_a_postgres_dump_of_the_backup_restores_the_rows_as_they_were(postgres, 
     psql(postgres, "delete from notes where id = 2; update notes set body = 'changed' where id = 1")
     assert psql(postgres, "select id, body, embedding from notes order by id") != before
 
-    # Restored into the same database: its objects dropped and made again from the dump.
-    restored = docker(
-        *("exec", "-i", postgres, "pg_restore", "--clean", "--if-exists"),
-        *("-U", "fastgpt", "-d", "postgres"),
-        input=dump.read_bytes(),
-        timeout=120,
+    # The restore step's command: the dump fed to pg_restore --clean by the fixed script.
+    run_as_the_server_would(
+        ["sh", "-c", READ_SCRIPT, "read-input", str(dump), *postgres_restore_argv(postgres)],
+        env={"PGPASSWORD": PASSWORD},
     )
-    assert restored.returncode == 0
     assert psql(postgres, "select id, body, embedding from notes order by id") == before

@@ -3,6 +3,7 @@
 import re
 from collections.abc import Iterator
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -11,7 +12,7 @@ from ..choices import Role
 from ..clients.ssh import SSHError
 from ..models import Stack, StackBackup
 from ..models.backups import backup_settings
-from ..pipelines.stack_backup import BACKUP_FILES, BackupRefused, start_backup
+from ..pipelines.stack_backup import BACKUP_FILES, BackupRefused, start_backup, start_restore
 from ..servers.sessions import open_session
 from ..tasks import run_pipeline
 from . import ActionError
@@ -29,6 +30,27 @@ def do_backup_stack(stack: Stack, *, user, request=None) -> StackBackup:
         raise ActionError(str(error)) from None
     run_pipeline.delay_on_commit(backup.run_id)
     return backup
+
+
+def do_restore_backup(backup: StackBackup, *, confirm_name: str, user, request=None):
+    """Restore the backup into its stack, once the stack's name was typed. Operators may."""
+    access.require_role(user, backup.team, Role.OPERATOR)
+    stack = backup.stack
+    if confirm_name != stack.name:
+        raise ValidationError(
+            {
+                "confirm_name": _("Type the stack's name, “%(stack)s”, to restore this backup.")
+                % {"stack": stack.name}
+            }
+        )
+    if not backup.downloadable:
+        raise ActionError(_("This backup is not on the server (any more): it cannot be restored."))
+    try:
+        run = start_restore(backup, user=user, request=request)
+    except BackupRefused as error:
+        raise ActionError(str(error)) from None
+    run_pipeline.delay_on_commit(run.pk)
+    return run
 
 
 def do_save_backup_settings(stack: Stack, *, data: dict, user, request=None):

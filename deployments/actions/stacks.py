@@ -175,14 +175,17 @@ def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request,
                     "the launch."
                 )
             )
-        # A backup reads the databases and files the action would change under it.
+        # A backup reads the databases and files the action would change under it; a restore
+        # stops and starts the services.
         backups = PipelineRun.objects.filter(
-            kind=PipelineKind.STACK_BACKUP,
+            kind__in=[PipelineKind.STACK_BACKUP, PipelineKind.STACK_RESTORE],
             params__stack_id=stack.pk,
             status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
         )
         if backups.exists():
-            raise ActionError(_("A backup of this stack is under way: wait for it, or cancel it."))
+            raise ActionError(
+                _("A backup or restore of this stack is under way: wait for it, or cancel it.")
+            )
         # Stacks made before each had to have its own directory may still share one.
         writes_data = kind == PipelineKind.STACK_DEPLOY or params.get("delete_data")
         sharing = stacks_sharing(stack) if writes_data else []

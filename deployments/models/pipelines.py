@@ -24,6 +24,7 @@ RUN_TITLES = {
     PipelineKind.STACK_RESTART: _("Restart stack %(stack)s on %(server)s"),
     PipelineKind.STACK_TEARDOWN: _("Tear down stack %(stack)s on %(server)s"),
     PipelineKind.STACK_BACKUP: _("Back up stack %(stack)s on %(server)s"),
+    PipelineKind.STACK_RESTORE: _("Restore a backup of stack %(stack)s on %(server)s"),
     PipelineKind.MODEL_LAUNCH: _("Launch model %(model)s on %(stack)s"),
     PipelineKind.MODEL_TERMINATE: _("Terminate model %(model)s on %(stack)s"),
     PipelineKind.DATASET_IMPORT: _("Import documents into %(knowledge_base)s"),

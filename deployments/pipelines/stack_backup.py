@@ -72,10 +72,49 @@ class BackupRefused(PanelError):
 
 
 def backup_runs(stack: Stack):
-    """Backups of the stack under way (queued or running)."""
+    """Backups and restores of the stack under way (queued or running)."""
     return PipelineRun.objects.filter(
-        kind=PipelineKind.STACK_BACKUP, params__stack_id=stack.pk, status__in=ACTIVE
+        kind__in=[PipelineKind.STACK_BACKUP, PipelineKind.STACK_RESTORE],
+        params__stack_id=stack.pk,
+        status__in=ACTIVE,
     )
+
+
+def _locked_idle_stack(stack: Stack) -> Stack:
+    """The stack's row, locked (so "is anything under way?" and the new run are one step),
+    once it is known to be deployed with nothing else under way on it."""
+    stack = Stack.objects.select_for_update().select_related("server").get(pk=stack.pk)
+    if not stack.rendered_files or stack.status == StackStatus.TORN_DOWN:
+        raise BackupRefused(_("This stack is not deployed: deploy it first."))
+    if Deployment.objects.filter(stack=stack, run__status__in=ACTIVE).exists():
+        raise BackupRefused(_("Another action on this stack is under way: wait for it first."))
+    if backup_runs(stack).exists():
+        raise BackupRefused(_("A backup or restore of this stack is under way already."))
+    return stack
+
+
+def start_restore(backup: StackBackup, *, user, request=None) -> PipelineRun:
+    """Queue the restore of `backup` into its stack; the caller sends the run to a worker."""
+    with transaction.atomic():
+        stack = _locked_idle_stack(backup.stack)
+        run = PipelineRun.objects.create(
+            team=stack.team,
+            kind=PipelineKind.STACK_RESTORE,
+            params={"stack_id": stack.pk, "backup_id": backup.pk},
+            created_by=user,
+            heartbeat_at=timezone.now(),
+        )
+        audit.record(
+            "pipeline.start", actor=user, request=request, target=run, details={"kind": run.kind}
+        )
+        audit.record(
+            "stack.restore",
+            actor=user,
+            request=request,
+            target=stack,
+            details={"backup": backup.pk, "run": run.pk},
+        )
+    return run
 
 
 def start_backup(stack: Stack, *, user=None, request=None) -> StackBackup:
@@ -83,16 +122,7 @@ def start_backup(stack: Stack, *, user=None, request=None) -> StackBackup:
     during another action on it. The caller sends the run to a worker (after the commit).
     `user` None: the schedule started it."""
     with transaction.atomic():
-        # The stack row lock makes "is anything under way?" and the new run one step.
-        stack = Stack.objects.select_for_update().select_related("server").get(pk=stack.pk)
-        if not stack.rendered_files or stack.status == StackStatus.TORN_DOWN:
-            raise BackupRefused(_("This stack is not deployed: there is nothing to back up."))
-        if Deployment.objects.filter(stack=stack, run__status__in=ACTIVE).exists():
-            raise BackupRefused(
-                _("Another action on this stack is under way: wait for it, then back it up.")
-            )
-        if backup_runs(stack).exists():
-            raise BackupRefused(_("A backup of this stack is under way already."))
+        stack = _locked_idle_stack(stack)
         actor = user if user is not None and user.is_authenticated else None
         run = PipelineRun.objects.create(
             team=stack.team,

@@ -57,6 +57,7 @@ urlpatterns = [
         name="stack_backup_settings",
     ),
     path("backups/<int:pk>/download/", backups.stack_backup_download, name="stack_backup_download"),
+    path("backups/<int:pk>/restore/", backups.stack_backup_restore, name="stack_backup_restore"),
     path("stacks/<int:pk>/logs/", logs.stack_logs, name="stack_logs"),
     path("stacks/<int:pk>/logs/recent.json", logs.stack_logs_recent, name="stack_logs_recent"),
     path("services/<int:pk>/logs/", logs.service_logs, name="stack_service_logs"),

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from .. import access
@@ -14,13 +15,14 @@ from ..actions import ActionError
 from ..actions.backups import (
     do_backup_stack,
     do_open_download,
+    do_restore_backup,
     do_save_backup_settings,
     download_name,
 )
 from ..choices import Role
 from ..models import Stack, StackBackup, StackBackupSettings
 from ..models.backups import backup_settings
-from .common import HtmxHttpRequest
+from .common import HtmxHttpRequest, add_action_errors, form_data
 
 LISTED_BACKUPS = 50
 
@@ -29,6 +31,12 @@ class BackupSettingsForm(forms.ModelForm):
     class Meta:
         model = StackBackupSettings
         fields = ("keep_last", "schedule_enabled", "schedule_hour")
+
+
+class RestoreForm(forms.Form):
+    confirm_name = forms.CharField(
+        label=gettext_lazy("To restore, type the stack's name"), max_length=64
+    )
 
 
 def _stack(request: HtmxHttpRequest, pk: int) -> Stack:
@@ -105,3 +113,36 @@ def stack_backup_download(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{download_name(backup)}"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+@login_required
+def stack_backup_restore(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Confirm by the stack's name, then restore the backup into its stack."""
+    backup = access.get_visible_or_404(
+        StackBackup.objects.select_related("team", "stack__server"), request.user, pk=pk
+    )
+    access.require_role(request.user, backup.team, Role.OPERATOR)
+    if not backup.downloadable:
+        messages.error(
+            request, _("This backup is not on the server (any more): it cannot be restored.")
+        )
+        return redirect("stack_backups", pk=backup.stack_id)
+    form = RestoreForm(form_data(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = do_restore_backup(
+                backup,
+                confirm_name=form.cleaned_data["confirm_name"],
+                user=request.user,
+                request=request,
+            )
+        except ActionError as error:
+            messages.error(request, str(error))
+            return redirect("stack_backups", pk=backup.stack_id)
+        except ValidationError as error:
+            add_action_errors(form, error)
+        else:
+            messages.success(request, _("Restore started."))
+            return redirect("run_detail", pk=run.pk)
+    context = {"backup": backup, "stack": backup.stack, "form": form}
+    return render(request, "deployments/stack_backup_restore.html", context)

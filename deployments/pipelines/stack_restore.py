@@ -1,0 +1,226 @@
+"""Restore a backup into the stack it was made of: check the backup's files against their
+recorded checksums, stop the services that use the databases, restore PostgreSQL, MySQL and
+MongoDB inside their own containers from the dumps, start the services and wait until every
+one is healthy.
+
+Run params: `stack_id` and `backup_id`. The databases keep running throughout: a restore
+replaces what they hold (pg_restore --clean, the MySQL dump's DROP TABLE statements,
+mongorestore --drop). The archive of the stack's files is not written back: the files a deploy
+writes come from the stack's settings, and the archive is there to read by hand.
+
+As in a backup, each dump reaches its tool through a fixed script (`READ_SCRIPT`) that takes
+the file and the command as arguments, and passwords only as environment variables.
+"""
+
+from django.utils import timezone
+
+from ..choices import PipelineKind, StackStatus
+from ..clients.ssh import SSHClient
+from ..models import Stack, StackBackup
+from ..servers.sessions import open_session
+from ..stacks.compose import compose_argv, server_facts
+from ..stacks.render import RenderedStack
+from ..stacks.secrets import stack_secrets
+from ..stacks.services import service_container
+from .registry import register
+from .stack_backup import (
+    MONGO_DUMP,
+    MYSQL_DUMP,
+    POSTGRES_DUMP,
+    _timeout,
+    backup_of,
+    parse_checksums,
+)
+from .stack_steps import wait_for_health
+from .steps import Pipeline, StepContext, StepFailed
+
+# Feeds the file named first to the command given after it. $1: the file; the rest: the command.
+READ_SCRIPT = 'in="$1"; shift; "$@" < "$in"'
+MONGORESTORE_SCRIPT = (
+    'exec mongorestore --archive --gzip --drop --username "$1" --password "$MONGO_PASSWORD" '
+    "--authenticationDatabase admin"
+)
+DATABASE_SERVICES = ("pg", "mysql", "mongo")
+RESTORED_FILES = (POSTGRES_DUMP, MYSQL_DUMP, MONGO_DUMP)
+
+
+def postgres_restore_argv(container: str) -> list[str]:
+    return [
+        "docker",
+        "exec",
+        "-i",
+        "-e",
+        "PGPASSWORD",
+        container,
+        "pg_restore",
+        "--clean",
+        "--if-exists",
+        "--username",
+        "fastgpt",
+        "--dbname",
+        "postgres",
+    ]
+
+
+def mysql_restore_argv(container: str) -> list[str]:
+    return ["docker", "exec", "-i", "-e", "MYSQL_PWD", container, "mysql", "--user=root"]
+
+
+def mongo_restore_argv(container: str) -> list[str]:
+    return [
+        "docker",
+        "exec",
+        "-i",
+        "-e",
+        "MONGO_PASSWORD",
+        container,
+        "sh",
+        "-c",
+        MONGORESTORE_SCRIPT,
+        "mongorestore",
+        "fastgpt",
+    ]
+
+
+def _services(stack: Stack) -> list[str]:
+    if not stack.rendered_files:
+        raise StepFailed("This stack has not been deployed yet: deploy it first.")
+    return RenderedStack(stack.rendered_files).compose_services()
+
+
+def check_backup(ctx: StepContext) -> str:
+    backup = backup_of(ctx)
+    recorded = {entry["name"]: entry["sha256"] for entry in backup.files}
+    paths = [f"{backup.folder}/{name}" for name in RESTORED_FILES]
+    with open_session(backup.stack.server) as client:
+        result = client.run(["sha256sum", "--", *paths], sudo=True, check=False, timeout=_timeout())
+    found = parse_checksums(result.stdout)
+    for name in RESTORED_FILES:
+        if name not in found:
+            raise StepFailed(f"{name} is missing from {backup.folder} on the server.")
+        if found[name] != recorded.get(name):
+            raise StepFailed(
+                f"{name} in {backup.folder} is not the file the backup made: its checksum "
+                "differs. Nothing was changed."
+            )
+        ctx.log(f"{name}: sha256 {found[name]} as recorded")
+    return "Every dump is as the backup made it."
+
+
+def _app_services(stack: Stack) -> list[str]:
+    return [name for name in _services(stack) if name not in DATABASE_SERVICES]
+
+
+def stop_services(ctx: StepContext) -> str:
+    stack = backup_of(ctx).stack
+    services = _app_services(stack)
+    with open_session(stack.server) as client:
+        facts = server_facts(client)
+        client.run(
+            [*compose_argv(client, stack, facts), "stop", *services],
+            sudo=True,
+            timeout=600,
+            on_output=ctx.log,
+        )
+    Stack.objects.filter(pk=stack.pk).update(status=StackStatus.DEGRADED)
+    return f"Stopped {', '.join(services)}; the databases run on."
+
+
+def _restore(ctx: StepContext, *, service: str, label: str, name: str, argv, secret) -> str:
+    backup = backup_of(ctx)
+    variable, secret_name = secret
+    password = stack_secrets(backup.stack)[secret_name]
+    with open_session(backup.stack.server) as client:
+        container = _container(client, backup, service, label)
+        client.run(
+            ["sh", "-c", READ_SCRIPT, "read-input", f"{backup.folder}/{name}", *argv(container)],
+            sudo=True,
+            env={variable: password},
+            timeout=_timeout(),
+            on_output=ctx.log,
+        )
+    return f"{label} restored from {name}."
+
+
+def _container(client: SSHClient, backup: StackBackup, service: str, label: str) -> str:
+    container = service_container(client, backup.stack, service)
+    if not container:
+        raise StepFailed(f"The stack has no {label} container ({service}) on its server.")
+    return container
+
+
+def restore_postgres(ctx: StepContext) -> str:
+    return _restore(
+        ctx,
+        service="pg",
+        label="PostgreSQL",
+        name=POSTGRES_DUMP,
+        argv=postgres_restore_argv,
+        secret=("PGPASSWORD", "PG_PASSWORD"),
+    )
+
+
+def restore_mysql(ctx: StepContext) -> str:
+    return _restore(
+        ctx,
+        service="mysql",
+        label="MySQL",
+        name=MYSQL_DUMP,
+        argv=mysql_restore_argv,
+        secret=("MYSQL_PWD", "MYSQL_ROOT_PASSWORD"),
+    )
+
+
+def restore_mongo(ctx: StepContext) -> str:
+    return _restore(
+        ctx,
+        service="mongo",
+        label="MongoDB",
+        name=MONGO_DUMP,
+        argv=mongo_restore_argv,
+        secret=("MONGO_PASSWORD", "MONGO_PASSWORD"),
+    )
+
+
+def start_services(ctx: StepContext) -> str:
+    stack = backup_of(ctx).stack
+    services = _app_services(stack)
+    with open_session(stack.server) as client:
+        facts = server_facts(client)
+        client.run(
+            [*compose_argv(client, stack, facts), "start", *services],
+            sudo=True,
+            timeout=600,
+            on_output=ctx.log,
+        )
+    return f"Started {', '.join(services)}."
+
+
+def wait_until_healthy(ctx: StepContext) -> str:
+    stack = backup_of(ctx).stack
+    return wait_for_health(ctx, stack, _services(stack))
+
+
+def record_restore(ctx: StepContext) -> str:
+    backup = backup_of(ctx)
+    Stack.objects.filter(pk=backup.stack_id).update(
+        status=StackStatus.RUNNING, updated_at=timezone.now()
+    )
+    return f"The stack runs on the data of the backup of {backup.created_at:%Y-%m-%d %H:%M} UTC."
+
+
+RESTORE = register(
+    Pipeline(
+        kind=PipelineKind.STACK_RESTORE,
+        steps=(
+            ("check backup", check_backup),
+            ("stop services", stop_services),
+            ("restore PostgreSQL", restore_postgres),
+            ("restore MySQL", restore_mysql),
+            ("restore MongoDB", restore_mongo),
+            ("start services", start_services),
+            ("wait until healthy", wait_until_healthy),
+            ("record", record_restore),
+        ),
+    )
+)
