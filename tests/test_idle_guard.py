@@ -304,3 +304,19 @@ def test_an_owner_sets_the_guard_on_the_server_page_and_everyone_sees_its_state(
     assert 'id="idle-guard-form"' not in page
     with pytest.raises(Exception, match="owner"):
         do_save_idle_settings(server, data={}, user=viewer)
+
+
+def test_the_dashboard_shows_each_servers_idle_state(server, stack, viewer, client):
+    guard = guard_for(server, stack)
+    guard.quiet_since = timezone.now() - timedelta(minutes=25, seconds=10)
+    guard.save()
+    client.force_login(viewer)
+    assert "idle for 25 min" in client.get(reverse("dashboard")).content.decode()
+    guard.state = IdleState.POWER_OFF_PENDING
+    guard.save()
+    assert ": warning" in client.get(reverse("dashboard")).content.decode()
+    guard.state = IdleState.STOPPED
+    guard.stopped_stacks = [stack.pk]
+    guard.save()
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "Stopped by the idle guard" in page

@@ -10,3 +10,9 @@ def idle_guard_of(context, server):
     """The server's idle guard as the page shows it to the user looking at it."""
     request = context.get("request")
     return idle_status(server, getattr(request, "user", None))
+
+
+@register.inclusion_tag("deployments/idle_badge.html")
+def idle_badge(server):
+    """The server's idle state in a few words, for a row of a table of servers."""
+    return {"idle": idle_status(server)}
