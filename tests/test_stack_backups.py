@@ -4,6 +4,7 @@ start, download and restore one, and the download streamed in chunks. The Postgr
 on the real database is in test_stack_backups_real.py; MySQL's test image has no dump tool and
 MongoDB has a stand-in image only, so theirs are tested here by the commands sent."""
 
+import asyncio
 import datetime
 from dataclasses import dataclass, field
 
@@ -15,7 +16,12 @@ from django.utils import timezone
 from deployments import tasks
 from deployments.actions import ActionError
 from deployments.actions import backups as backup_actions
-from deployments.actions.backups import do_backup_stack, do_open_download, do_restore_backup
+from deployments.actions.backups import (
+    do_backup_stack,
+    do_open_download,
+    do_restore_backup,
+    read_in_thread,
+)
 from deployments.actions.stacks import do_deploy_stack
 from deployments.choices import RunStatus, StackStatus
 from deployments.models import AuditEvent, BackupStatus, StackBackup, StackBackupSettings
@@ -366,6 +372,24 @@ def test_the_download_reads_the_next_chunk_only_when_the_response_asks(operator,
     assert ssh.opened.reads == 0
     assert next(chunks) == b"a" * 10
     assert ssh.opened.reads == 1
+
+
+def test_under_asgi_the_download_reads_each_chunk_in_a_thread_as_it_is_sent(
+    operator, downloadable, ssh
+):
+    # Daphne serves the panel: a plain iterator would be read whole before the first byte.
+    chunks = read_in_thread(do_open_download(downloadable, user=operator))
+
+    async def first_then_close():
+        first = await anext(chunks)
+        reads = ssh.opened.reads
+        await chunks.aclose()
+        return first, reads
+
+    first, reads = asyncio.run(first_then_close())
+    assert (first, reads) == (b"a" * 10, 1)
+    # A download stopped early closes the command's channel and the session.
+    assert ssh.opened.closed and ssh.closed
 
 
 def test_a_viewer_sees_the_list_but_cannot_back_up_or_download(

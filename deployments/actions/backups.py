@@ -1,8 +1,9 @@
 """Backups of a stack: start one now, change how many are kept and when, download one."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -116,6 +117,22 @@ def do_open_download(backup: StackBackup, *, user, request=None) -> Iterator[byt
         details={"backup": backup.pk},
     )
     return _chunks(client, stream)
+
+
+async def read_in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks` for an ASGI server, each read in a worker thread when the response asks for it:
+    Django would read a plain iterator to its end before sending any of it there."""
+    end = object()
+    try:
+        while True:
+            chunk = await sync_to_async(next, thread_sensitive=False)(chunks, end)
+            if chunk is end:
+                break
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            await sync_to_async(close, thread_sensitive=False)()
 
 
 def _chunks(client, stream) -> Iterator[bytes]:

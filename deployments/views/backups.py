@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -18,6 +19,7 @@ from ..actions.backups import (
     do_restore_backup,
     do_save_backup_settings,
     download_name,
+    read_in_thread,
 )
 from ..choices import Role
 from ..models import Stack, StackBackup, StackBackupSettings
@@ -109,6 +111,8 @@ def stack_backup_download(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except ActionError as error:
         messages.error(request, str(error))
         return redirect("stack_backups", pk=backup.stack_id)
+    if isinstance(request, ASGIRequest):
+        chunks = read_in_thread(chunks)
     response = StreamingHttpResponse(chunks, content_type="application/x-tar")
     response["Content-Disposition"] = f'attachment; filename="{download_name(backup)}"'
     response["Cache-Control"] = "no-store"
