@@ -6,19 +6,28 @@ pg_restore, and back as they were.
 
 MySQL is not here: the test image is MariaDB's server and client without its dump tool (which
 would bring Perl along), so its dump is tested by the command sent (test_stack_backups.py).
-MongoDB has a stand-in image only, tested the same way."""
+MongoDB has a stand-in image only, tested the same way. And a download, through a real SSH
+session to an OpenSSH server on loopback, arriving in chunks."""
 
+import io
+import os
 import subprocess
+import tarfile
 import time
 import uuid
 
 import pytest
 
-from deployments.clients.ssh.commands import build_command
-from deployments.pipelines.stack_backup import WRITE_SCRIPT, postgres_dump_argv
+from deployments.actions.backups import do_open_download
+from deployments.clients.ssh import generate_keypair
+from deployments.clients.ssh.commands import CommandStream, build_command
+from deployments.models import BackupStatus, StackBackup
+from deployments.pipelines.stack_backup import BACKUP_FILES, WRITE_SCRIPT, postgres_dump_argv
 from deployments.pipelines.stack_restore import READ_SCRIPT, postgres_restore_argv
 from testkit.docker_engine import docker, engine_error
+from testkit.factories import make_server, make_stack
 from testkit.images.stack import ensure_stack_images
+from testkit.sshd import Sshd
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +114,57 @@ def test_a_postgres_dump_of_the_backup_restores_the_rows_as_they_were(postgres, 
         env={"PGPASSWORD": PASSWORD},
     )
     assert psql(postgres, "select id, body, embedding from notes order by id") == before
+
+
+# --- a download through a real SSH session ---------------------------------------------------
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    keypair = generate_keypair("test-panel")
+    server = Sshd(tmp_path / "sshd")
+    server.authorize(keypair[1])
+    server.start()
+    server.keypair = keypair
+    yield server
+    server.cleanup()
+
+
+@pytest.mark.django_db
+def test_a_download_streams_the_backup_folder_from_the_server_in_chunks(
+    sshd, team, operator, tmp_path
+):
+    server = make_server(
+        team,
+        host="127.0.0.1",
+        ssh_port=sshd.port,
+        ssh_user="root",
+        ssh_private_key=sshd.keypair[0],
+        ssh_public_key=sshd.keypair[1],
+        host_key=sshd.host_key_line,
+    )
+    stack = make_stack(server, data_dir=str(tmp_path / "stack"))
+    folder = tmp_path / "stack" / "backups" / "20261206-060000-1"
+    folder.mkdir(parents=True)
+    contents = {
+        name: os.urandom(1_500_000 if name == "postgres.dump" else 1000) for name in BACKUP_FILES
+    }
+    for name, data in contents.items():
+        (folder / name).write_bytes(data)
+    backup = StackBackup.objects.create(
+        team=team,
+        stack=stack,
+        status=BackupStatus.SUCCEEDED,
+        folder=str(folder),
+        files=[{"name": name, "size": len(data), "sha256": ""} for name, data in contents.items()],
+    )
+
+    chunks = list(do_open_download(backup, user=operator))
+
+    # Read as it came, never whole: a megabyte and a half arrives in several pieces.
+    assert len(chunks) > 1
+    assert max(len(chunk) for chunk in chunks) <= CommandStream.READ_LIMIT
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+        assert sorted(archive.getnames()) == sorted(BACKUP_FILES)
+        for name, data in contents.items():
+            assert archive.extractfile(name).read() == data
