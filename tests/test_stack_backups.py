@@ -582,3 +582,14 @@ def test_the_restore_page_asks_for_the_name_then_starts_the_run(
     assert queued == []
     response = http.post(path, {"confirm_name": made.stack.name})
     assert queued and response.url == reverse("run_detail", args=[queued[0]])
+
+
+def test_the_stack_page_offers_back_up_now_to_operators_and_the_backups_page_to_all(
+    client_logged_in_as, operator, viewer, stack
+):
+    start = reverse("stack_backup_start", args=[stack.pk]).encode()
+    listing = reverse("stack_backups", args=[stack.pk]).encode()
+    as_operator = client_logged_in_as(operator).get(reverse("stack_detail", args=[stack.pk]))
+    assert start in as_operator.content and listing in as_operator.content
+    as_viewer = client_logged_in_as(viewer).get(reverse("stack_detail", args=[stack.pk]))
+    assert start not in as_viewer.content and listing in as_viewer.content
