@@ -215,22 +215,37 @@ def test_the_beat_compacts_the_history_every_hour(team, monkeypatch):
 # --- reading back ----------------------------------------------------------------------------
 
 
-def test_a_day_reads_the_raw_readings_and_a_week_reads_hourly_points(team):
+def test_a_day_shows_five_minute_averages_and_a_week_hourly_ones(team):
     server = make_server(team)
     sample(server, datetime(2026, 12, 2, 9, 0, tzinfo=UTC), 30, 3072, hourly=True, count=60)
-    sample(server, NOW - timedelta(hours=2, minutes=20), 10, 1024)
-    sample(server, NOW - timedelta(hours=2, minutes=10), 50, 2048)
-    sample(server, NOW - timedelta(minutes=10), 35, 2048, peak=35)
+    sample(server, NOW - timedelta(hours=2, minutes=20), 10, 1024)  # 10:10
+    sample(server, NOW - timedelta(hours=2, minutes=18), 20, 1024)  # 10:12, the same 5 minutes
+    sample(server, NOW - timedelta(hours=2, minutes=10), 60, 2048)  # 10:20
+    sample(server, NOW - timedelta(minutes=10), 35, 2048, peak=35)  # 12:20
 
     day = gpu_history.chart(server, "24h", NOW)
-    assert [point[1:] for point in day.gpus[0]["points"]] == [[10, 1024], [50, 2048], [35, 2048]]
+    points = day.gpus[0]["points"]
+    assert [point[1:] for point in points] == [[15, 1024], [60, 2048], [35, 2048]]
+    assert points[0][0] == int(datetime(2026, 12, 6, 10, 10, tzinfo=UTC).timestamp() * 1000)
 
     week = gpu_history.chart(server, "7d", NOW)
     points = week.gpus[0]["points"]
-    assert len(points) == 3  # the hourly row, and the raw readings of two hours
-    assert points[0][1:] == [30, 3072]
-    assert points[1][1:] == [30, 1536]  # 10 % and 50 % in the same hour
+    # The hourly row counts for its 60 readings; the raw ones of 10:00 make one point.
+    assert [point[1:] for point in points] == [[30, 3072], [30, 1365], [35, 2048]]
     assert points[1][0] == int(datetime(2026, 12, 6, 10, 0, tzinfo=UTC).timestamp() * 1000)
+    assert len(gpu_history.chart(server, "30d", NOW).gpus[0]["points"]) == 3
+
+
+def test_a_reading_just_before_the_hour_is_folded_into_its_own_hour(team):
+    server = make_server(team)
+    sample(server, datetime(2026, 12, 1, 7, 59, 59, 999999, tzinfo=UTC), 40)
+    sample(server, datetime(2026, 12, 1, 8, 0, tzinfo=UTC), 80)
+    gpu_history.compact(NOW)
+    hours = GpuSample.objects.order_by("at").values_list("at", "utilization_percent")
+    assert list(hours) == [
+        (datetime(2026, 12, 1, 7, 0, tzinfo=UTC), 40),
+        (datetime(2026, 12, 1, 8, 0, tzinfo=UTC), 80),
+    ]
 
 
 def test_the_summary_gives_the_latest_reading_and_the_spans_peak(team):

@@ -8,8 +8,9 @@ HOURLY_KEEP; older hourly rows are deleted. `compact` does both; a periodic task
 With a check every minute a GPU holds at most RAW_KEEP in minutes plus HOURLY_KEEP in hours
 of rows (2,880 + 720), however long it runs.
 
-`chart` reads a span back for the server page: the raw readings for spans up to RAW_KEEP,
-hourly points (from the raw and the hourly rows alike) for longer ones.
+`chart` reads a span back for the server page: a few hundred points per GPU, each the average
+of the readings (raw and hourly rows alike) in a bucket of POINT_SECONDS, grouped by the
+database.
 """
 
 from __future__ import annotations
@@ -18,30 +19,55 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Count, F, Max, Sum
-from django.db.models.functions import TruncHour
+from django.db.models import BigIntegerField, Count, F, Func, Max, Sum
 from django.utils import timezone
 
 from ..choices import LaunchStatus
 from ..models import GpuSample, ModelLaunch, Server
 
 RAW_KEEP = timedelta(hours=48)
+HOUR = 3600
 HOURLY_KEEP = timedelta(days=30)
 BATCH_SIZE = 1000
 
-# The spans the server page offers, by the key its address carries.
+# The spans the server page offers, by the key its address carries, and the seconds of each
+# point of its chart (the average of the readings in them): a few hundred points at most.
 SPANS = {
     "6h": timedelta(hours=6),
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
+POINT_SECONDS = {"6h": 60, "24h": 5 * 60, "7d": HOUR, "30d": 2 * HOUR}
 DEFAULT_SPAN = "24h"
 # Launches that ran (or run) a model; pending and failed ones put nothing on the GPU.
 MARKED_LAUNCHES = (LaunchStatus.LAUNCHING, LaunchStatus.READY, LaunchStatus.TERMINATED)
 
 
 READINGS = ("index", "memory_used_mib", "memory_total_mib", "utilization_percent")
+
+
+class EpochSeconds(Func):
+    """A datetime column as whole seconds since 1970 (UTC), computed by the database: cheaper
+    to group by than a truncated date, and nothing to parse on the way back."""
+
+    output_field = BigIntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Stored as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC; strftime rounds to the millisecond,
+        # so the fraction goes first. "%%%%s": the template, then the cursor's placeholders,
+        # each take one "%" off.
+        template = "CAST(strftime('%%%%s', substr(%(expressions)s, 1, 19)) AS INTEGER)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = "CAST(FLOOR(EXTRACT(EPOCH FROM %(expressions)s)) AS BIGINT)"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+def _bucket(seconds: int):
+    """The start of each reading's bucket of `seconds`, in seconds since 1970."""
+    return EpochSeconds("at") / seconds * seconds
 
 
 def _usable(gpu: dict) -> bool:
@@ -103,7 +129,7 @@ def compact(now: datetime | None = None) -> Compacted:
     with transaction.atomic():
         raw = GpuSample.objects.filter(hourly=False, at__lt=cutoff)
         groups = list(
-            raw.annotate(hour=TruncHour("at", tzinfo=UTC))
+            raw.annotate(hour=_bucket(HOUR))
             .values("server_id", "gpu_index", "hour")
             .annotate(
                 count=Count("id"),
@@ -115,6 +141,8 @@ def compact(now: datetime | None = None) -> Compacted:
             )
             .order_by()
         )
+        for group in groups:
+            group["hour"] = datetime.fromtimestamp(group["hour"], UTC)
         if groups:
             earlier = {
                 (row.server_id, row.gpu_index, row.at): row
@@ -238,33 +266,24 @@ def span_key(value: str | None) -> str:
     return value if value in SPANS else DEFAULT_SPAN
 
 
-def _raw_points(rows) -> dict[int, list]:
-    points: dict[int, list] = {}
-    for index, at, utilization, memory in rows:
-        points.setdefault(index, []).append([_ms(at), utilization, memory])
-    return points
-
-
-def _hourly_points(samples) -> dict[int, list]:
-    """Hourly averages over raw and hourly rows alike, weighted by the readings each holds."""
+def _points(samples, seconds: int) -> dict[int, list]:
+    """Per GPU, [[ms, utilisation %, memory MiB], ...]: the averages of the rows (raw and
+    hourly alike, weighted by the readings each holds) in each bucket of `seconds`."""
     rows = (
-        samples.annotate(hour=TruncHour("at", tzinfo=UTC))
-        .values("gpu_index", "hour")
+        samples.annotate(bucket=_bucket(seconds))
+        .values("gpu_index", "bucket")
         .annotate(
             count=Sum("sample_count"),
             utilization=Sum(F("utilization_percent") * F("sample_count")),
             memory=Sum(F("memory_used_mib") * F("sample_count")),
         )
-        .order_by("gpu_index", "hour")
+        .order_by("gpu_index", "bucket")
+        .values_list("gpu_index", "bucket", "count", "utilization", "memory")
     )
     points: dict[int, list] = {}
-    for row in rows:
-        points.setdefault(row["gpu_index"], []).append(
-            [
-                _ms(row["hour"]),
-                _weighted(row["utilization"], row["count"]),
-                _weighted(row["memory"], row["count"]),
-            ]
+    for index, bucket, count, utilization, memory in rows:
+        points.setdefault(index, []).append(
+            [bucket * 1000, _weighted(utilization, count), _weighted(memory, count)]
         )
     return points
 
@@ -289,14 +308,7 @@ def chart(server: Server, span: str, now: datetime | None = None) -> Chart:
     )
     if not stats:
         return result
-    if SPANS[span] <= RAW_KEEP:
-        points = _raw_points(
-            samples.order_by("gpu_index", "at").values_list(
-                "gpu_index", "at", "utilization_percent", "memory_used_mib"
-            )
-        )
-    else:
-        points = _hourly_points(samples)
+    points = _points(samples, POINT_SECONDS[span])
     latest = {
         (row.gpu_index, row.at): row
         for row in samples.filter(at__in={stat["latest"] for stat in stats}).only(

@@ -7,7 +7,8 @@
   "use strict";
 
   var MIB_PER_GIB = 1024;
-  // Utilisation in the accent's family, memory in a second hue; dashed for GPUs after the first.
+  // Per GPU: utilisation in a blue or violet (the first in the page's accent), memory dashed in
+  // a green or brown.
   var UTILISATION_COLOURS = ["#0969da", "#8250df", "#bf3989", "#0a7ea4"];
   var MEMORY_COLOURS = ["#1a7f37", "#9a6700", "#bc4c00", "#57606a"];
 
@@ -16,11 +17,42 @@
     return value || fallback;
   }
 
-  function timeText(ms, withDate) {
-    var options = withDate
-      ? { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }
-      : { hour: "2-digit", minute: "2-digit" };
+  var HOUR = 3600 * 1000;
+  var DAY = 24 * HOUR;
+  var TIME = { hour: "2-digit", minute: "2-digit" };
+  var DATE = { month: "short", day: "numeric" };
+  var DATE_TIME = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+
+  function timeText(ms, options) {
     return new Date(ms).toLocaleString(document.documentElement.lang || undefined, options);
+  }
+
+  // Ticks on whole hours or days of the reader's clock, a few per span.
+  function tickStep(span) {
+    if (span <= 6 * HOUR) {
+      return HOUR;
+    }
+    if (span <= DAY) {
+      return 3 * HOUR;
+    }
+    return span <= 7 * DAY ? DAY : 5 * DAY;
+  }
+
+  function alignedTicks(min, max, step) {
+    var first = new Date(min);
+    if (step >= DAY) {
+      first.setHours(0, 0, 0, 0);
+    } else {
+      first.setMinutes(0, 0, 0);
+      first.setHours(first.getHours() - (first.getHours() % (step / HOUR)));
+    }
+    var ticks = [];
+    for (var at = first.getTime(); at <= max; at += step) {
+      if (at >= min) {
+        ticks.push({ value: at });
+      }
+    }
+    return ticks;
   }
 
   // Dashed vertical lines at the launches, drawn under the tooltips.
@@ -49,6 +81,7 @@
 
   function datasets(data, labels) {
     var sets = [];
+    UTILISATION_COLOURS[0] = cssVar("--accent", UTILISATION_COLOURS[0]);
     data.gpus.forEach(function (gpu, position) {
       var name = "GPU " + gpu.index;
       sets.push({
@@ -103,7 +136,7 @@
       memory: canvas.dataset.memoryLabel,
       launch: canvas.dataset.launchLabel,
     };
-    var longSpan = data.end - data.start > 36 * 3600 * 1000;
+    var step = tickStep(data.end - data.start);
     var memoryMax = Math.max.apply(
       null,
       data.gpus.map(function (gpu) {
@@ -128,11 +161,14 @@
             type: "linear",
             min: data.start,
             max: data.end,
+            afterBuildTicks: function (scale) {
+              scale.ticks = alignedTicks(data.start, data.end, step);
+            },
             ticks: {
               color: muted,
-              maxTicksLimit: 8,
+              autoSkip: true,
               callback: function (value) {
-                return timeText(value, longSpan);
+                return timeText(value, step >= DAY ? DATE : TIME);
               },
             },
             grid: { color: grid },
@@ -162,7 +198,7 @@
           tooltip: {
             callbacks: {
               title: function (items) {
-                return items.length ? timeText(items[0].parsed.x, true) : "";
+                return items.length ? timeText(items[0].parsed.x, DATE_TIME) : "";
               },
               label: function (item) {
                 if (item.raw && item.raw.name) {
