@@ -320,3 +320,14 @@ def test_the_dashboard_shows_each_servers_idle_state(server, stack, viewer, clie
     guard.save()
     page = client.get(reverse("dashboard")).content.decode()
     assert "Stopped by the idle guard" in page
+
+
+def test_turning_the_guard_on_counts_the_quiet_time_from_then(server, stack, owner):
+    guard = guard_for(server, stack, enabled=False, quiet_for=timedelta(hours=10))
+    settings = {name: getattr(guard, name) for name in ("idle_minutes", "grace_minutes")}
+    flags = dict(notify=True, stop_models=True, stop_stacks=False, power_off=False)
+    do_save_idle_settings(server, data={"enabled": True, **settings, **flags}, user=owner)
+    guard.refresh_from_db()
+    assert guard.enabled and guard.quiet_since >= NOW and guard.request_counts == {}
+    gpu(server, 10, 0)
+    assert check(server, reads(5.0), now=timezone.now()) == []

@@ -224,3 +224,14 @@ def test_start_again_starts_the_stacks_and_relaunches_the_remembered_models(
     with pytest.raises(ActionError, match="stopped nothing"):
         do_start_again(stack.server, user=operator)
     assert PipelineRun.objects.filter(kind=PipelineKind.IDLE_START_AGAIN).count() == 1
+
+
+def test_after_a_power_off_alone_start_again_sets_the_guard_watching(guard, ssh, operator):
+    IdleGuard.objects.filter(pk=guard.pk).update(state=IdleState.STOPPED)
+    run = do_start_again(guard.server, user=operator)
+    runner.run(run.pk, WORKER)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert ssh.calls == []
+    guard.refresh_from_db()
+    assert guard.state == IdleState.WATCHING

@@ -42,8 +42,10 @@ def do_save_idle_settings(server: Server, *, data: dict, user, request=None) -> 
         if changed and guard.state in (IdleState.IDLE, IdleState.POWER_OFF_PENDING):
             # New settings start the count again: nothing pending is taken on the old ones.
             keep_running(guard)
-        if changed.get("enabled") is True or "idle_minutes" in changed:
-            guard.quiet_since = timezone.now() if guard.quiet_since is None else guard.quiet_since
+        if changed.get("enabled") is True:
+            # The quiet time counts from when the guard starts watching, not from before.
+            guard.quiet_since = timezone.now()
+            guard.request_counts = {}
         guard.save()
         audit.record(
             "server.idle_settings", actor=user, request=request, target=server, details=changed
@@ -75,7 +77,10 @@ def do_start_again(server: Server, *, user, request=None):
     access.require_role(user, server.team, Role.OPERATOR)
     with transaction.atomic():
         guard = IdleGuard.objects.select_for_update().filter(server=server).first()
-        if guard is None or not (guard.stopped_launches or guard.stopped_stacks):
+        stopped = guard is not None and (
+            guard.stopped_launches or guard.stopped_stacks or guard.state == IdleState.STOPPED
+        )
+        if not stopped:
             raise ActionError(_("The idle guard has stopped nothing on this server."))
         if guard.step_run is not None and guard.step_run.status in UNDER_WAY:
             raise ActionError(_("A step of the idle guard is under way: wait for it to finish."))
