@@ -164,3 +164,72 @@ def test_no_read_where_it_would_tell_nothing_new(client, stack, operator, reads,
     assert reads == []
     assert "Running" in html
     assert re.search(r"Could not read", html) is None
+
+
+def skipped_polls(page, at_least: int) -> None:
+    """Wait until the page skipped that many polls (the CSP forbids wait_for_function's eval)."""
+    for _ in range(150):
+        if page.evaluate("window.skipped") >= at_least:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the page skipped fewer than {at_least} polls")
+
+
+@pytest.mark.slow
+def test_in_a_browser_the_table_follows_the_server_and_rests_while_the_tab_is_hidden(
+    live_server, transactional_db, page, monkeypatch
+):
+    from playwright.sync_api import expect
+
+    from testkit.browser import log_in
+    from testkit.factories import make_team, make_user
+
+    monkeypatch.setattr(stack_views, "SERVICES_POLL_SECONDS", 1)
+    team = make_team("Alpha")
+    operator = add_member(team, make_user("ops-alice"), role=Role.OPERATOR)
+    stack = make_stack(make_server(team, name="gpu-1"), name="chatbot")
+    make_deployment(stack, user=operator)
+    stack.rendered_files = {"docker-compose.yml": "services: {}\n"}
+    stack.save(update_fields=["rendered_files"])
+    service(stack, minutes_ago=60)
+    answers = {"state": ServiceState.RUNNING}
+
+    def refresh(stack):
+        stack.services.update(last_seen_at=timezone.now(), state=answers["state"])
+        return {}
+
+    monkeypatch.setattr(stack_views, "refresh_services", refresh)
+    polls = []
+    page.on("request", lambda r: "/services/table/" in r.url and polls.append(r.url))
+    log_in(page, live_server.url, "ops-alice", operator.raw_password)
+    page.goto(f"{live_server.url}/stacks/{stack.pk}/")
+    row = page.locator("#services tbody tr").filter(has_text="fastgpt")
+    expect(row).to_contain_text("Running")
+    refresh_button = page.locator("#services-refresh")
+    refresh_button.focus()
+
+    answers["state"] = ServiceState.EXITED
+    expect(row).to_contain_text("Exited")
+    assert page.url == f"{live_server.url}/stacks/{stack.pk}/"
+    # The swap gave the focus back to the same button.
+    expect(refresh_button).to_be_focused()
+
+    # A hidden tab asks nothing (its polls are skipped); shown again, it asks at once.
+    page.evaluate(
+        "window.skipped = 0;"
+        "document.addEventListener('htmx:beforeRequest', (event) => {"
+        "  if (event.detail.elt.id === 'services' && document.hidden) window.skipped++; });"
+        "Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'));"
+    )
+    skipped_polls(page, at_least=1)
+    asked = len(polls)
+    answers["state"] = ServiceState.RESTARTING
+    skipped_polls(page, at_least=3)
+    assert len(polls) == asked
+    expect(row).to_contain_text("Exited")
+    page.evaluate(
+        "Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
+        "document.dispatchEvent(new Event('visibilitychange'));"
+    )
+    expect(row).to_contain_text("Restarting")
