@@ -1,7 +1,7 @@
 // The GPU history on a server's page: each GPU's utilisation (left axis, %) and memory used
 // (right axis, GiB) over the chosen span, with a dashed line at each model launch. The figures
-// come from the page (json_script "gpu-chart-data"); the labels from the canvas's data-*
-// attributes, already in the page's language. Without this script (or Chart.js) the page
+// come from the page (json_script "gpu-chart-data"); the words from the canvas's data-*
+// attributes, already in the page's language (the units are the same in every language). Without this script (or Chart.js) the page
 // still shows the same figures in words below the chart.
 (function () {
   "use strict";
@@ -86,6 +86,7 @@
       var name = "GPU " + gpu.index;
       sets.push({
         label: name + " · " + labels.utilization,
+        unit: "%",
         yAxisID: "utilization",
         data: gpu.points.map(function (point) {
           return { x: point[0], y: point[1] };
@@ -98,6 +99,7 @@
       });
       sets.push({
         label: name + " · " + labels.memory,
+        unit: "GiB",
         yAxisID: "memory",
         data: gpu.points.map(function (point) {
           return { x: point[0], y: Math.round((point[2] / MIB_PER_GIB) * 10) / 10 };
@@ -178,7 +180,7 @@
             position: "left",
             min: 0,
             max: 100,
-            title: { display: true, text: labels.utilization, color: muted },
+            title: { display: true, text: labels.utilization + " (%)", color: muted },
             ticks: { color: muted },
             grid: { color: grid },
           },
@@ -187,7 +189,7 @@
             position: "right",
             min: 0,
             suggestedMax: memoryMax || undefined,
-            title: { display: true, text: labels.memory, color: muted },
+            title: { display: true, text: labels.memory + " (GiB)", color: muted },
             ticks: { color: muted },
             grid: { drawOnChartArea: false },
           },
@@ -204,7 +206,7 @@
                 if (item.raw && item.raw.name) {
                   return labels.launch + ": " + item.raw.name;
                 }
-                return item.dataset.label + ": " + item.formattedValue;
+                return item.dataset.label + ": " + item.formattedValue + " " + item.dataset.unit;
               },
             },
           },
