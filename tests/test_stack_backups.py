@@ -23,7 +23,7 @@ from deployments.actions.backups import (
     read_in_thread,
 )
 from deployments.actions.stacks import do_deploy_stack
-from deployments.choices import RunStatus, StackStatus
+from deployments.choices import PipelineKind, RunStatus, StackStatus
 from deployments.models import AuditEvent, BackupStatus, StackBackup, StackBackupSettings
 from deployments.pipelines import runner, stack_backup, stack_restore
 from deployments.pipelines.stack_backup import (
@@ -35,7 +35,7 @@ from deployments.pipelines.stack_backup import (
 from deployments.pipelines.stack_restore import MONGORESTORE_SCRIPT, READ_SCRIPT
 from deployments.stacks.render import render
 from deployments.stacks.secrets import stack_secrets
-from testkit.factories import make_deployment, make_server, make_stack
+from testkit.factories import make_deployment, make_run, make_server, make_stack
 
 pytestmark = pytest.mark.django_db
 
@@ -517,7 +517,7 @@ def test_a_restore_stops_the_services_restores_each_database_and_starts_them_aga
     assert run.status == RunStatus.SUCCEEDED, run.error
     folder = made.folder
     read = ["sh", "-c", READ_SCRIPT, "read-input"]
-    apps = ["sandbox", "fastgpt", "oneapi", "xinference"]
+    apps = ["fastgpt", "oneapi"]
     assert restore_ssh.argvs() == [
         ["sha256sum", "--", *(f"{folder}/{name}" for name in BACKUP_FILES[:3])],
         ["docker", "compose", "-p", "p", "stop", *apps],
@@ -562,6 +562,18 @@ def test_a_dump_whose_checksum_differs_is_not_restored_and_nothing_is_stopped(
     assert run.status == RunStatus.FAILED
     assert "mysql.sql" in run.error and "checksum differs" in run.error
     assert [argv[0] for argv in restore_ssh.argvs()] == ["sha256sum"]
+
+
+def test_a_restore_waits_for_a_model_launch_on_the_stack(made, operator, queued):
+    make_run(
+        made.team,
+        status=RunStatus.RUNNING,
+        kind=PipelineKind.MODEL_LAUNCH,
+        params={"stack_id": made.stack_id},
+    )
+    with pytest.raises(ActionError, match="model launch"):
+        do_restore_backup(made, confirm_name=made.stack.name, user=operator)
+    assert queued == []
 
 
 def test_a_restore_needs_the_stack_name_typed_and_an_operator(made, operator, viewer, queued):

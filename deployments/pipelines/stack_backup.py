@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import audit
-from ..choices import PipelineKind, RunStatus, StackStatus
+from ..choices import KNOWLEDGE_RUN_KINDS, MODEL_RUN_KINDS, PipelineKind, RunStatus, StackStatus
 from ..clients.ssh import SSHClient
 from ..errors import PanelError
 from ..models import (
@@ -80,9 +80,10 @@ def backup_runs(stack: Stack):
     )
 
 
-def _locked_idle_stack(stack: Stack) -> Stack:
+def _locked_idle_stack(stack: Stack, *, restoring: bool = False) -> Stack:
     """The stack's row, locked (so "is anything under way?" and the new run are one step),
-    once it is known to be deployed with nothing else under way on it."""
+    once it is known to be deployed with nothing else under way on it. A restore also waits
+    for model launches, imports and chatbot publishes, which use FastGPT and One API."""
     stack = Stack.objects.select_for_update().select_related("server").get(pk=stack.pk)
     if not stack.rendered_files or stack.status == StackStatus.TORN_DOWN:
         raise BackupRefused(_("This stack is not deployed: deploy it first."))
@@ -90,13 +91,22 @@ def _locked_idle_stack(stack: Stack) -> Stack:
         raise BackupRefused(_("Another action on this stack is under way: wait for it first."))
     if backup_runs(stack).exists():
         raise BackupRefused(_("A backup or restore of this stack is under way already."))
+    users = PipelineRun.objects.filter(
+        kind__in=[*MODEL_RUN_KINDS, *KNOWLEDGE_RUN_KINDS],
+        params__stack_id=stack.pk,
+        status__in=ACTIVE,
+    )
+    if restoring and users.exists():
+        raise BackupRefused(
+            _("A model launch, import or chatbot publish is under way on this stack: wait for it.")
+        )
     return stack
 
 
 def start_restore(backup: StackBackup, *, user, request=None) -> PipelineRun:
     """Queue the restore of `backup` into its stack; the caller sends the run to a worker."""
     with transaction.atomic():
-        stack = _locked_idle_stack(backup.stack)
+        stack = _locked_idle_stack(backup.stack, restoring=True)
         run = PipelineRun.objects.create(
             team=stack.team,
             kind=PipelineKind.STACK_RESTORE,

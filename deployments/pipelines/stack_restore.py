@@ -1,7 +1,7 @@
 """Restore a backup into the stack it was made of: check the backup's files against their
-recorded checksums, stop the services that use the databases, restore PostgreSQL, MySQL and
-MongoDB inside their own containers from the dumps, start the services and wait until every
-one is healthy.
+recorded checksums, stop the services that use the databases (FastGPT and One API), restore
+PostgreSQL, MySQL and MongoDB inside their own containers from the dumps, start the services
+and wait until every one is healthy.
 
 Run params: `stack_id` and `backup_id`. The databases keep running throughout: a restore
 replaces what they hold (pg_restore --clean, the MySQL dump's DROP TABLE statements,
@@ -40,7 +40,9 @@ MONGORESTORE_SCRIPT = (
     'exec mongorestore --archive --gzip --drop --username "$1" --password "$MONGO_PASSWORD" '
     "--authenticationDatabase admin"
 )
-DATABASE_SERVICES = ("pg", "mysql", "mongo")
+# The services that use the databases: stopped while they are restored. Xinference (whose
+# launched models a stop would unload) and the sandbox use none and run on.
+DATABASE_USERS = ("fastgpt", "oneapi")
 RESTORED_FILES = (POSTGRES_DUMP, MYSQL_DUMP, MONGO_DUMP)
 
 
@@ -108,7 +110,7 @@ def check_backup(ctx: StepContext) -> str:
 
 
 def _app_services(stack: Stack) -> list[str]:
-    return [name for name in _services(stack) if name not in DATABASE_SERVICES]
+    return [name for name in _services(stack) if name in DATABASE_USERS]
 
 
 def stop_services(ctx: StepContext) -> str:
