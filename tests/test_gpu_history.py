@@ -345,3 +345,17 @@ def test_the_checking_blocks_polls_do_not_read_the_history(client, team, viewer)
     ).content.decode()
     assert partial.lstrip().startswith('<div id="server-state"')
     assert "gpu-history" not in partial
+
+
+def test_the_gpu_history_reads_in_chinese(client, team, viewer):
+    server = make_server(team)
+    sample(server, timezone.now() - timedelta(minutes=1), 35, 20480)
+    client.force_login(viewer)
+    page = client.get(
+        reverse("server_detail", args=[server.pk]),
+        {"gpu_span": "7d"},
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    ).content.decode()
+    assert "GPU 历史" in page and ">7 天</a>" in page
+    assert "GPU 0：最近一次读数" in page and "最近 7 天内峰值 35 %" in page
+    assert 'data-utilization-label="利用率"' in page
