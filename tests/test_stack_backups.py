@@ -7,6 +7,7 @@ MongoDB has a stand-in image only, so theirs are tested here by the commands sen
 import asyncio
 import datetime
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -276,9 +277,9 @@ def test_the_schedule_starts_a_due_backup_once_a_day(stack, queued):
 
 
 def test_the_beat_task_starts_the_scheduled_backups(stack, queued, monkeypatch):
-    StackBackupSettings.objects.create(
-        stack=stack, schedule_enabled=True, schedule_hour=timezone.now().hour
-    )
+    at_three = timezone.now().replace(hour=3)
+    monkeypatch.setattr(stack_backup, "timezone", SimpleNamespace(now=lambda: at_three))
+    StackBackupSettings.objects.create(stack=stack, schedule_enabled=True, schedule_hour=3)
     assert tasks.start_scheduled_backups() == 1
     backup = StackBackup.objects.get()
     assert queued == [backup.run_id] and backup.created_by is None
