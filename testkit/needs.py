@@ -45,7 +45,6 @@ IMPLIES = {
 
 # Every fixture of tests/conftest.py (tests/test_needs.py checks that none is left out).
 FIXTURE_NEEDS: dict[str, set[str]] = {
-    "_fast_password_hashing": set(),
     "_own_compose_projects": set(),
     "_plain_static_storage": set(),
     "_english_after_each_test": set(),

@@ -60,7 +60,7 @@ class Worker:
         self.name = f"testkit-{uuid.uuid4().hex[:8]}"
         self.env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "controlpanel.settings",
+            "DJANGO_SETTINGS_MODULE": "testkit.settings",
             "DATABASE_URL": database_url(),
             "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
             "PYTHONUNBUFFERED": "1",

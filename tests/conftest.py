@@ -3,8 +3,6 @@
 import os
 
 import pytest
-from django.conf import settings as django_settings
-from django.test import override_settings
 from django.utils import translation
 
 from deployments.choices import Role, StackStatus
@@ -15,20 +13,6 @@ from testkit.knowledge import standin_fastgpt
 # Compose projects of this test process get their own names, so two test runs on one
 # Docker engine never share containers; worker processes inherit it from the environment.
 PROJECT_PREFIX = os.environ.setdefault("STACK_PROJECT_PREFIX", f"test{os.getpid()}s")
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _fast_password_hashing():
-    # The production hasher spends about a second of CPU per password by design, and most tests
-    # make users with passwords. MD5 is only for the tests' own throwaway accounts; PBKDF2 stays
-    # listed so a hash made by the panel's default still checks.
-    with override_settings(
-        PASSWORD_HASHERS=[
-            "django.contrib.auth.hashers.MD5PasswordHasher",
-            *django_settings.PASSWORD_HASHERS,
-        ]
-    ):
-        yield
 
 
 @pytest.fixture(autouse=True)

@@ -56,7 +56,7 @@ class AsgiServer:
         self.log_path = log_path
         self.env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "controlpanel.settings",
+            "DJANGO_SETTINGS_MODULE": "testkit.settings",
             "DATABASE_URL": database_url(),
             # Static files straight from the source folders, as under runserver.
             "DEBUG": "1",

@@ -157,7 +157,7 @@ def test_the_environment_sets_the_limit_and_the_cool_off(tmp_path):
     )
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "controlpanel.settings",
+        "DJANGO_SETTINGS_MODULE": "testkit.settings",
         "LOGIN_FAILURE_LIMIT": "7",
         "LOGIN_COOLOFF_MINUTES": "45",
         "CONTROLPANEL_VAR_DIR": str(tmp_path),
