@@ -60,7 +60,7 @@ def service(stack, minutes_ago: float, **fields) -> Service:
 
 
 def table(client, stack) -> str:
-    response = client.get(reverse("stack_services_table", args=[stack.pk]))
+    response = client.get(reverse("stack_services_table", args=[stack.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     return response.content.decode()
 
@@ -89,7 +89,19 @@ def test_the_table_is_refused_to_other_teams_and_visitors(client, stack, other_t
     response = client.get(url)
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
     client.force_login(add_member(other_team, role=Role.OWNER))
+    assert client.get(url, HTTP_HX_REQUEST="true").status_code == 404
     assert client.get(url).status_code == 404
+
+
+def test_the_table_opened_as_a_page_is_the_stack_page_at_its_services(
+    client, deployed, viewer, reads
+):
+    service(deployed, minutes_ago=60)
+    client.force_login(viewer)
+    response = client.get(reverse("stack_services_table", args=[deployed.pk]))
+    assert response.status_code == 302
+    assert response.url == reverse("stack_detail", args=[deployed.pk]) + "#services"
+    assert reads == []
 
 
 def test_the_stack_page_and_the_refresh_answer_poll_the_table(client, stack, operator):

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Max
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -312,10 +313,13 @@ def _services_context(request: HtmxHttpRequest, stack: Stack, **extra) -> dict:
 @login_required
 def stack_services_table(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The services table alone, which the stack's page reads again every
-    SERVICES_POLL_SECONDS: whoever may see the stack sees its services' state as last read."""
+    SERVICES_POLL_SECONDS: whoever may see the stack sees its services' state as last read.
+    Opened as a page, it is the stack's page at its services."""
     stack = access.get_visible_or_404(
         Stack.objects.select_related("team", "server"), request.user, pk=pk
     )
+    if not wants_partial(request):
+        return redirect(f"{reverse('stack_detail', args=[stack.pk])}#services")
     unread = _read_services_when_stale(stack)
     context = _services_context(request, stack, services_unread=unread)
     return render(request, "deployments/stack_detail.html#services", context)
