@@ -189,7 +189,7 @@ def skipped_polls(page, at_least: int) -> None:
 
 @pytest.mark.slow
 def test_in_a_browser_the_table_follows_the_server_and_rests_while_the_tab_is_hidden(
-    live_server, transactional_db, page, monkeypatch
+    live_server, transactional_db, page, monkeypatch, tmp_path
 ):
     from playwright.sync_api import expect
 
@@ -225,6 +225,7 @@ def test_in_a_browser_the_table_follows_the_server_and_rests_while_the_tab_is_hi
     assert page.url == f"{live_server.url}/stacks/{stack.pk}/"
     # The swap gave the focus back to the same button.
     expect(refresh_button).to_be_focused()
+    page.screenshot(path=str(tmp_path / "services.png"), full_page=True)
 
     # A hidden tab asks nothing (its polls are skipped); shown again, it asks at once.
     page.evaluate(
