@@ -154,13 +154,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="deselect the tests that need the Docker engine (scripts/test's SQLite run)",
     )
+    parser.getgroup("needs").addoption(
+        "--without-engine-agnostic",
+        action="store_true",
+        help="deselect the tests marked engine_agnostic (they ran on the other engine)",
+    )
+
+
+def kept_in_run(item: pytest.Item, *, without_docker: bool, without_agnostic: bool) -> bool:
+    if without_docker and "docker" in item_needs(item):
+        return False
+    return not (without_agnostic and item.get_closest_marker("engine_agnostic"))
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.getoption("without_docker"):
+    without_docker = config.getoption("without_docker")
+    without_agnostic = config.getoption("without_engine_agnostic")
+    if not (without_docker or without_agnostic):
         return
-    kept = [item for item in items if "docker" not in item_needs(item)]
+    kept = [
+        item
+        for item in items
+        if kept_in_run(item, without_docker=without_docker, without_agnostic=without_agnostic)
+    ]
     if len(kept) < len(items):
         kept_ids = {id(item) for item in kept}
         config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept_ids])

@@ -35,7 +35,11 @@ from tests.test_permission_matrix import (
 # The matrix's fixtures: its people by role, one object of each kind in team Alpha, no tasks run.
 people, world, no_tasks = matrix.people, matrix.world, matrix.no_tasks
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.engine_agnostic,
+    pytest.mark.django_db(transaction=True),
+]
 
 # Impacts that fail the check; axe-core's others are "minor" and "moderate".
 FAILING_IMPACTS = {"serious", "critical"}

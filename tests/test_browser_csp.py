@@ -19,7 +19,7 @@ from tests.test_browser_run_events import (
     wait_for_output,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine_agnostic]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from deployments.models import Server
 from testkit.browser import log_in
 from testkit.factories import add_member, make_server, make_team, make_user
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine_agnostic]
 
 # More Tabs than any page here needs to reach what a test looks for.
 TAB_LIMIT = 60

@@ -13,7 +13,7 @@ from deployments.models import StepRun
 from testkit.browser import log_in
 from testkit.factories import add_member, make_run, make_server, make_stack, make_team, make_user
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine_agnostic]
 
 PHONE = {"width": 390, "height": 844}
 # A language, and words every page of it shows: the menu's button and a link in the menu.

@@ -10,7 +10,7 @@ from deployments.choices import PipelineKind, Role, RunStatus, StackStatus
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS, log_in
 from testkit.factories import add_member, make_run, make_server, make_stack, make_team, make_user
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine_agnostic]
 
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}

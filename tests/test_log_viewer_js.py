@@ -17,7 +17,7 @@ from tests.test_log_hub import FakeSource
 
 from .test_views_logs import Remote, install_remote
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine_agnostic]
 
 LOG_SOCKETS = re.compile(r"/ws/(services|stacks)/\d+/logs/")
 

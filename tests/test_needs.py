@@ -57,6 +57,23 @@ def test_without_docker_deselects_the_tests_that_need_it():
         assert all(mark.name != "slow" for mark in marks), name
 
 
+def test_without_engine_agnostic_deselects_the_tests_marked_so_and_keeps_the_rest(tmp_path):
+    module = tmp_path / "test_engines.py"
+    module.write_text(
+        "import pytest\n"
+        "@pytest.mark.engine_agnostic\n"
+        "def test_page():\n"
+        "    pass\n"
+        "def test_rows():\n"
+        "    pass\n"
+    )
+    collect = ("-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", "-p")
+    both = run(*collect, "testkit.needs", str(module))
+    one = run(*collect, "testkit.needs", "--without-engine-agnostic", str(module))
+    assert [line.split("::")[1] for line in both if "::" in line] == ["test_page", "test_rows"]
+    assert [line.split("::")[1] for line in one if "::" in line] == ["test_rows"]
+
+
 def test_fixtures_count_for_every_test_and_imports_for_slow_ones(tmp_path):
     module = tmp_path / "test_example.py"
     module.write_text(

@@ -59,6 +59,9 @@ from testkit.permissions import http_routes, reaches, snapshot, websocket_routes
 from testkit.websockets import in_thread, session_cookie
 
 # Who asks.
+# Who may do what is decided in Python, the same on either database engine.
+pytestmark = pytest.mark.engine_agnostic
+
 ANONYMOUS = "anonymous"
 OUTSIDER = "other-team"  # an owner of team Beta: the most an outsider can be
 VIEWER, OPERATOR, OWNER = Role.VIEWER.value, Role.OPERATOR.value, Role.OWNER.value

@@ -197,7 +197,7 @@ def test_detail_shows_the_deployment_its_steps_and_an_escaped_diff(client, team,
     assert "Upgrade" in html
     assert "prod" in html and "gpu-a" in html
     assert operator.username in html
-    assert "1m 35s" in html
+    assert "1 min 35 s" in html
     assert "upload_files" in html and "compose_up" in html and "pull failed" in html
     assert "wrote &lt;docker-compose.yml&gt;" in html
     assert "+&lt;script&gt;alert(1)&lt;/script&gt;" in html
