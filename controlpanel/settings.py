@@ -301,6 +301,18 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNELS_PREFIX", "asgi")},
     }
 }
+# "shared": the cache the web processes and the Celery workers all see (Redis), where a worker's
+# read of a stack's containers leaves why it failed for the pages that poll its services table.
+# The default cache stays in each process's memory.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "controlpanel",
+    },
+}
+
 # Every live socket (logs, run progress) checks this often, in seconds, that its viewer is
 # still logged in and still in the object's team, and closes when not.
 LIVE_ACCESS_CHECK_SECONDS = envint("LIVE_ACCESS_CHECK_SECONDS", 5)

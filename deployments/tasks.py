@@ -5,14 +5,17 @@ import os
 import socket
 
 from celery import shared_task
+from django.core.cache import caches
 
+from .clients.ssh import SSHError
 from .knowledge import retention, staging
-from .models import Server
+from .models import Server, Stack
 from .notifications import notify, sending
 from .notifications.formats import Message
 from .pipelines import idle_guard, reaper, runner, stack_backup
 from .servers import gpu_history
 from .servers.check import check_server
+from .stacks.services import refresh_services
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,27 @@ def check_server_task(server_id: int) -> None:
     server = Server.objects.filter(pk=server_id).first()
     if server is not None:
         check_server(server)
+
+
+def services_unread_key(stack_id: int) -> str:
+    """Where why the last read of a stack's containers failed is kept, in the shared cache."""
+    return f"stack-services-unread:{stack_id}"
+
+
+@shared_task
+def read_stack_services(stack_id: int, remember_seconds: int) -> None:
+    """Read a stack's containers for its services table, which queues this when its rows are
+    stale; why the read failed is kept that many seconds for the table to say, until a read
+    succeeds."""
+    stack = Stack.objects.select_related("server").filter(pk=stack_id).first()
+    if stack is None:
+        return
+    try:
+        refresh_services(stack)
+    except SSHError as error:
+        caches["shared"].set(services_unread_key(stack_id), str(error), remember_seconds)
+    else:
+        caches["shared"].delete(services_unread_key(stack_id))
 
 
 @shared_task

@@ -1,32 +1,39 @@
 """The stack page's services table reads itself again, so a service's state and "last seen"
-follow the server without a press of Refresh."""
+follow the server without a press of Refresh. The table's GET reads no server: when the rows
+are stale it queues a worker's read, one per stack in each interval."""
 
 import re
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.urls import reverse
 from django.utils import timezone
 
+from deployments import tasks
 from deployments.choices import Health, Role, RunStatus, ServiceState, StackStatus
 from deployments.clients.ssh import SSHError
 from deployments.models import Service
 from deployments.views import stacks as stack_views
 from testkit.factories import add_member, make_deployment, make_server, make_stack
 
+UNREACHABLE = "The server did not answer on port 22."
 
-@pytest.fixture(autouse=True)
-def _no_read_remembered():
-    # Which stack's containers were read lately is kept in the cache, per stack id.
-    cache.clear()
-    yield
-    cache.clear()
+
+def forget_reads(stack) -> None:
+    """Which stack's containers were read lately, and why a read failed, are kept in the shared
+    cache per stack id, which outlives a test's database."""
+    caches["shared"].delete_many(
+        [f"stack-services-read:{stack.pk}", tasks.services_unread_key(stack.pk)]
+    )
 
 
 @pytest.fixture
 def stack(team):
-    return make_stack(make_server(team, name="gpu-1"), name="chatbot")
+    stack = make_stack(make_server(team, name="gpu-1"), name="chatbot")
+    forget_reads(stack)
+    yield stack
+    forget_reads(stack)
 
 
 @pytest.fixture
@@ -39,8 +46,19 @@ def deployed(stack, operator):
 
 
 @pytest.fixture
+def queued_reads(monkeypatch):
+    """The reads the table queues for a worker, as (stack id, seconds a failure is kept)."""
+    calls = []
+    monkeypatch.setattr(
+        tasks.read_stack_services, "delay_on_commit", lambda *args: calls.append(args)
+    )
+    return calls
+
+
+@pytest.fixture
 def reads(monkeypatch):
-    """The reads of the server's containers, each marking the stack's services seen now."""
+    """The worker's reads of the server's containers, each marking the stack's services seen
+    now."""
     calls = []
 
     def refresh(stack):
@@ -48,7 +66,19 @@ def reads(monkeypatch):
         stack.services.update(last_seen_at=timezone.now(), state=ServiceState.EXITED)
         return {}
 
-    monkeypatch.setattr(stack_views, "refresh_services", refresh)
+    monkeypatch.setattr(tasks, "refresh_services", refresh)
+    return calls
+
+
+@pytest.fixture
+def unreachable(monkeypatch):
+    calls = []
+
+    def refresh(stack):
+        calls.append(stack.pk)
+        raise SSHError(UNREACHABLE, kind="unreachable")
+
+    monkeypatch.setattr(tasks, "refresh_services", refresh)
     return calls
 
 
@@ -84,24 +114,28 @@ def test_the_table_shows_each_services_state_and_last_seen_as_stored_now(client,
     assert "services-refresh" not in html
 
 
-def test_the_table_is_refused_to_other_teams_and_visitors(client, stack, other_team):
-    url = reverse("stack_services_table", args=[stack.pk])
-    response = client.get(url)
+def test_the_table_is_refused_to_other_teams_and_visitors_and_queues_nothing(
+    client, deployed, other_team, queued_reads
+):
+    service(deployed, minutes_ago=60)
+    url = reverse("stack_services_table", args=[deployed.pk])
+    response = client.get(url, HTTP_HX_REQUEST="true")
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
     client.force_login(add_member(other_team, role=Role.OWNER))
     assert client.get(url, HTTP_HX_REQUEST="true").status_code == 404
     assert client.get(url).status_code == 404
+    assert queued_reads == []
 
 
 def test_the_table_opened_as_a_page_is_the_stack_page_at_its_services(
-    client, deployed, viewer, reads
+    client, deployed, viewer, queued_reads
 ):
     service(deployed, minutes_ago=60)
     client.force_login(viewer)
     response = client.get(reverse("stack_services_table", args=[deployed.pk]))
     assert response.status_code == 302
     assert response.url == reverse("stack_detail", args=[deployed.pk]) + "#services"
-    assert reads == []
+    assert queued_reads == []
 
 
 def test_the_stack_page_and_the_refresh_answer_poll_the_table(client, stack, operator):
@@ -121,45 +155,67 @@ def test_the_stack_page_and_the_refresh_answer_poll_the_table(client, stack, ope
     assert poll in refreshed.content.decode()
 
 
-def test_a_stale_table_reads_the_server_once_per_interval(client, deployed, operator, reads):
-    service(deployed, minutes_ago=5)
+def test_a_stale_table_queues_one_read_per_interval_and_changes_no_row(
+    client, deployed, operator, viewer, queued_reads
+):
+    row = service(deployed, minutes_ago=5)
     client.force_login(operator)
     html = table(client, deployed)
-    assert reads == [deployed.pk]
-    assert "Exited" in html
-    # Seen just now: the next polls read the rows only.
+    assert queued_reads == [(deployed.pk, 3 * stack_views.SERVICES_POLL_SECONDS)]
+    # The rows are shown as they are; the worker's read updates them for a later poll.
+    assert "Running" in html and f'<time datetime="{row.last_seen_at.isoformat()}">' in html
+    assert Service.objects.get().last_seen_at == row.last_seen_at
+    # Every open page shares that read until the interval is over.
     table(client, deployed)
+    client.force_login(viewer)
     table(client, deployed)
+    assert len(queued_reads) == 1
+    caches["shared"].delete(f"stack-services-read:{deployed.pk}")  # the interval is over
+    table(client, deployed)
+    assert len(queued_reads) == 2
+    assert Service.objects.get().state == ServiceState.RUNNING
+
+
+def test_the_read_records_the_rows_and_forgets_the_last_failure(client, deployed, operator, reads):
+    service(deployed, minutes_ago=5)
+    caches["shared"].set(tasks.services_unread_key(deployed.pk), UNREACHABLE, 60)
+    tasks.read_stack_services(deployed.pk, 60)
     assert reads == [deployed.pk]
     assert Service.objects.get().state == ServiceState.EXITED
-
-
-def test_a_failed_read_is_said_once_for_every_open_page_until_the_next_interval(
-    client, deployed, operator, viewer, monkeypatch
-):
-    calls = []
-
-    def unreachable(stack):
-        calls.append(stack.pk)
-        raise SSHError("The server did not answer on port 22.", kind="unreachable")
-
-    monkeypatch.setattr(stack_views, "refresh_services", unreachable)
-    service(deployed, minutes_ago=5)
+    assert caches["shared"].get(tasks.services_unread_key(deployed.pk)) is None
     client.force_login(operator)
-    said = "Could not read the containers from gpu-1: The server did not answer on port 22."
+    html = table(client, deployed)
+    assert "Exited" in html and "Could not read" not in html
+    # A stack deleted before the worker came to it is not read.
+    stack_id = deployed.pk
+    deployed.delete()
+    tasks.read_stack_services(stack_id, 60)
+    assert reads == [stack_id]
+
+
+def test_a_failed_read_is_said_on_every_open_page_while_the_rows_are_stale(
+    client, deployed, operator, viewer, unreachable, queued_reads
+):
+    service(deployed, minutes_ago=5)
+    tasks.read_stack_services(deployed.pk, 60)
+    assert unreachable == [deployed.pk]
+    assert caches["shared"].get(tasks.services_unread_key(deployed.pk)) == UNREACHABLE
+    said = f"Could not read the containers from gpu-1: {UNREACHABLE}"
+    client.force_login(operator)
     first = table(client, deployed)
     assert said in first and "The table shows what was last seen." in first
     assert 'role="alert"' not in first
     client.force_login(viewer)
     assert said in table(client, deployed)
-    assert calls == [deployed.pk]
-    cache.clear()  # the interval is over
-    table(client, deployed)
-    assert calls == [deployed.pk, deployed.pk]
+    # The read ran in the worker, never in a request.
+    assert unreachable == [deployed.pk] and len(queued_reads) == 1
+    # Seen again since (a press of Refresh): the old failure is not said.
+    Service.objects.update(last_seen_at=timezone.now())
+    assert "Could not read" not in table(client, deployed)
 
 
 @pytest.mark.parametrize("case", ["never deployed", "action under way", "seen lately"])
-def test_no_read_where_it_would_tell_nothing_new(client, stack, operator, reads, case):
+def test_no_read_where_it_would_tell_nothing_new(client, stack, operator, queued_reads, case):
     if case == "never deployed":
         service(stack, minutes_ago=60)
     else:
@@ -173,7 +229,7 @@ def test_no_read_where_it_would_tell_nothing_new(client, stack, operator, reads,
             service(stack, minutes_ago=0.1)
     client.force_login(operator)
     html = table(client, stack)
-    assert reads == []
+    assert queued_reads == []
     assert "Running" in html
     assert re.search(r"Could not read", html) is None
 
@@ -189,7 +245,7 @@ def skipped_polls(page, at_least: int) -> None:
 
 @pytest.mark.slow
 def test_in_a_browser_the_table_follows_the_server_and_rests_while_the_tab_is_hidden(
-    live_server, transactional_db, page, monkeypatch, tmp_path
+    live_server, transactional_db, page, monkeypatch, tmp_path, eager_tasks
 ):
     from playwright.sync_api import expect
 
@@ -203,6 +259,7 @@ def test_in_a_browser_the_table_follows_the_server_and_rests_while_the_tab_is_hi
     make_deployment(stack, user=operator)
     stack.rendered_files = {"docker-compose.yml": "services: {}\n"}
     stack.save(update_fields=["rendered_files"])
+    forget_reads(stack)
     service(stack, minutes_ago=60)
     answers = {"state": ServiceState.RUNNING}
 
@@ -210,7 +267,8 @@ def test_in_a_browser_the_table_follows_the_server_and_rests_while_the_tab_is_hi
         stack.services.update(last_seen_at=timezone.now(), state=answers["state"])
         return {}
 
-    monkeypatch.setattr(stack_views, "refresh_services", refresh)
+    # The worker's read, run where the table queues it.
+    monkeypatch.setattr(tasks, "refresh_services", refresh)
     polls = []
     page.on("request", lambda r: "/services/table/" in r.url and polls.append(r.url))
     log_in(page, live_server.url, "ops-alice", operator.raw_password)

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
+from django.core.cache import caches
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Max
 from django.http import HttpResponse
@@ -31,11 +31,10 @@ from ..actions.stacks import (
     service_addresses,
 )
 from ..choices import Role
-from ..clients.ssh import SSHError
 from ..forms.stacks import StackForm, TeardownForm, UpgradeForm
 from ..models import Deployment, Stack
 from ..stacks.files import files_diff, shown_files
-from ..stacks.services import refresh_services
+from ..tasks import read_stack_services, services_unread_key
 from .common import HtmxHttpRequest, add_action_errors, form_data, wants_partial
 from .launches import launch_rows
 
@@ -326,30 +325,25 @@ def stack_services_table(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 def _read_services_when_stale(stack: Stack) -> str:
-    """Read the containers from a deployed stack's server when its services were last seen
+    """Have a worker read the containers of a deployed stack whose services were last seen
     over SERVICES_POLL_SECONDS ago, so the table's "last seen" follows the server rather than
-    the last press of Refresh; return why the read failed, if it did.
+    the last press of Refresh; return why the last read failed, if it did.
 
-    The rows are what the panel last saw, as a deploy and Refresh record them: updating them
-    here is recording an observation, not an action, so it is not audited. Open pages share
-    one read per stack in each interval (the first poll takes it, the others are told its
-    outcome), and nothing is read while an action on the stack runs: its run reads them."""
+    Nothing is read here and no row changes: a server that does not answer would hold the
+    request for the SSH timeout. The worker's read records what the panel saw, an observation,
+    not an action, so it is not audited. Open pages share one read per stack in each interval
+    (the first poll queues it, all are told why the last one failed), and nothing is read
+    while an action on the stack runs: its run reads them."""
     if not offered_actions(stack).restart or stack.active_deployment() is not None:
         return ""
     newest = stack.services.aggregate(newest=Max("last_seen_at"))["newest"]
     if newest and timezone.now() - newest < timedelta(seconds=SERVICES_POLL_SECONDS):
         return ""
-    key = f"stack-services-read:{stack.pk}"
-    if not cache.add(key, "", SERVICES_POLL_SECONDS):
-        reason = cache.get(key) or ""
-    else:
-        try:
-            refresh_services(stack)
-        except SSHError as error:
-            reason = str(error)
-            cache.set(key, reason, SERVICES_POLL_SECONDS)
-        else:
-            return ""
+    shared = caches["shared"]
+    if shared.add(f"stack-services-read:{stack.pk}", "", SERVICES_POLL_SECONDS):
+        # The reason outlives the next read, so the table keeps saying it while reads fail.
+        read_stack_services.delay_on_commit(stack.pk, 3 * SERVICES_POLL_SECONDS)
+    reason = shared.get(services_unread_key(stack.pk))
     if not reason:
         return ""
     return _("Could not read the containers from %(server)s: %(error)s") % {
