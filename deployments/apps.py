@@ -18,7 +18,7 @@ class DeploymentsConfig(AppConfig):
             server_prepare,
             stack_backup,
             stack_deploy,
-            stack_restore,
             stack_restart,
+            stack_restore,
             stack_teardown,
         )
