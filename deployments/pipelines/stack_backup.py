@@ -15,6 +15,7 @@ moved into place when complete, so a retried step rewrites its file whole.
 
 import re
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -57,6 +58,22 @@ MYSQL_DUMP = "mysql.sql"
 MONGO_DUMP = "mongo.archive.gz"
 FILES_ARCHIVE = "files.tar.gz"
 BACKUP_FILES = (POSTGRES_DUMP, MYSQL_DUMP, MONGO_DUMP, FILES_ARCHIVE)
+
+
+@dataclass(frozen=True)
+class Database:
+    """A database of the stack as its backup and restore reach it, inside its own container."""
+
+    service: str  # the compose service
+    label: str
+    file: str  # the dump's name in the backup folder
+    password_variable: str  # where the dump and restore tools read the password
+    secret: str  # the stack secret that holds it
+
+
+POSTGRES = Database("pg", "PostgreSQL", POSTGRES_DUMP, "PGPASSWORD", "PG_PASSWORD")
+MYSQL = Database("mysql", "MySQL", MYSQL_DUMP, "MYSQL_PWD", "MYSQL_ROOT_PASSWORD")
+MONGO = Database("mongo", "MongoDB", MONGO_DUMP, "MONGO_PASSWORD", "MONGO_PASSWORD")
 # The stack's own files that go into the archive (never its data directories).
 STACK_FILES = (COMPOSE_FILE, ENV_FILE, CONFIG_FILE)
 
@@ -256,48 +273,31 @@ def prepare_folder(ctx: StepContext) -> str:
     return f"Backing up into {backup.folder}."
 
 
-def _dump(ctx: StepContext, *, service: str, label: str, name: str, argv, secret: tuple) -> str:
+def _dump(ctx: StepContext, database: Database, argv) -> str:
     backup = backup_of(ctx)
-    variable, secret_name = secret
-    password = stack_secrets(backup.stack)[secret_name]
+    password = stack_secrets(backup.stack)[database.secret]
     with open_session(backup.stack.server) as client:
-        container = _container(client, backup, service, label)
+        container = _container(client, backup, database.service, database.label)
         started = time.monotonic()
-        write_output(client, f"{backup.folder}/{name}", argv(container), env={variable: password})
-    return f"{label} dumped into {name} in {time.monotonic() - started:.1f} s."
+        write_output(
+            client,
+            f"{backup.folder}/{database.file}",
+            argv(container),
+            env={database.password_variable: password},
+        )
+    return f"{database.label} dumped into {database.file} in {time.monotonic() - started:.1f} s."
 
 
 def dump_postgres(ctx: StepContext) -> str:
-    return _dump(
-        ctx,
-        service="pg",
-        label="PostgreSQL",
-        name=POSTGRES_DUMP,
-        argv=postgres_dump_argv,
-        secret=("PGPASSWORD", "PG_PASSWORD"),
-    )
+    return _dump(ctx, POSTGRES, postgres_dump_argv)
 
 
 def dump_mysql(ctx: StepContext) -> str:
-    return _dump(
-        ctx,
-        service="mysql",
-        label="MySQL",
-        name=MYSQL_DUMP,
-        argv=mysql_dump_argv,
-        secret=("MYSQL_PWD", "MYSQL_ROOT_PASSWORD"),
-    )
+    return _dump(ctx, MYSQL, mysql_dump_argv)
 
 
 def dump_mongo(ctx: StepContext) -> str:
-    return _dump(
-        ctx,
-        service="mongo",
-        label="MongoDB",
-        name=MONGO_DUMP,
-        argv=mongo_dump_argv,
-        secret=("MONGO_PASSWORD", "MONGO_PASSWORD"),
-    )
+    return _dump(ctx, MONGO, mongo_dump_argv)
 
 
 def archive_files(ctx: StepContext) -> str:

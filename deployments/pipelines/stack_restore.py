@@ -24,9 +24,13 @@ from ..stacks.secrets import stack_secrets
 from ..stacks.services import service_container
 from .registry import register
 from .stack_backup import (
+    MONGO,
     MONGO_DUMP,
+    MYSQL,
     MYSQL_DUMP,
+    POSTGRES,
     POSTGRES_DUMP,
+    Database,
     _timeout,
     backup_of,
     parse_checksums,
@@ -128,20 +132,20 @@ def stop_services(ctx: StepContext) -> str:
     return f"Stopped {', '.join(services)}; the databases run on."
 
 
-def _restore(ctx: StepContext, *, service: str, label: str, name: str, argv, secret) -> str:
+def _restore(ctx: StepContext, database: Database, argv) -> str:
     backup = backup_of(ctx)
-    variable, secret_name = secret
-    password = stack_secrets(backup.stack)[secret_name]
+    password = stack_secrets(backup.stack)[database.secret]
+    dump = f"{backup.folder}/{database.file}"
     with open_session(backup.stack.server) as client:
-        container = _container(client, backup, service, label)
+        container = _container(client, backup, database.service, database.label)
         client.run(
-            ["sh", "-c", READ_SCRIPT, "read-input", f"{backup.folder}/{name}", *argv(container)],
+            ["sh", "-c", READ_SCRIPT, "read-input", dump, *argv(container)],
             sudo=True,
-            env={variable: password},
+            env={database.password_variable: password},
             timeout=_timeout(),
             on_output=ctx.log,
         )
-    return f"{label} restored from {name}."
+    return f"{database.label} restored from {database.file}."
 
 
 def _container(client: SSHClient, backup: StackBackup, service: str, label: str) -> str:
@@ -152,36 +156,15 @@ def _container(client: SSHClient, backup: StackBackup, service: str, label: str)
 
 
 def restore_postgres(ctx: StepContext) -> str:
-    return _restore(
-        ctx,
-        service="pg",
-        label="PostgreSQL",
-        name=POSTGRES_DUMP,
-        argv=postgres_restore_argv,
-        secret=("PGPASSWORD", "PG_PASSWORD"),
-    )
+    return _restore(ctx, POSTGRES, postgres_restore_argv)
 
 
 def restore_mysql(ctx: StepContext) -> str:
-    return _restore(
-        ctx,
-        service="mysql",
-        label="MySQL",
-        name=MYSQL_DUMP,
-        argv=mysql_restore_argv,
-        secret=("MYSQL_PWD", "MYSQL_ROOT_PASSWORD"),
-    )
+    return _restore(ctx, MYSQL, mysql_restore_argv)
 
 
 def restore_mongo(ctx: StepContext) -> str:
-    return _restore(
-        ctx,
-        service="mongo",
-        label="MongoDB",
-        name=MONGO_DUMP,
-        argv=mongo_restore_argv,
-        secret=("MONGO_PASSWORD", "MONGO_PASSWORD"),
-    )
+    return _restore(ctx, MONGO, mongo_restore_argv)
 
 
 def start_services(ctx: StepContext) -> str:
