@@ -117,18 +117,23 @@ def _app_services(stack: Stack) -> list[str]:
     return [name for name in _services(stack) if name in DATABASE_USERS]
 
 
-def stop_services(ctx: StepContext) -> str:
+def _compose_app_services(ctx: StepContext, verb: str) -> list[str]:
+    """`compose stop` or `compose start` FastGPT and One API; the databases keep running."""
     stack = backup_of(ctx).stack
     services = _app_services(stack)
     with open_session(stack.server) as client:
-        facts = server_facts(client)
         client.run(
-            [*compose_argv(client, stack, facts), "stop", *services],
+            [*compose_argv(client, stack, server_facts(client)), verb, *services],
             sudo=True,
             timeout=600,
             on_output=ctx.log,
         )
-    Stack.objects.filter(pk=stack.pk).update(status=StackStatus.DEGRADED)
+    return services
+
+
+def stop_services(ctx: StepContext) -> str:
+    services = _compose_app_services(ctx, "stop")
+    Stack.objects.filter(pk=backup_of(ctx).stack_id).update(status=StackStatus.DEGRADED)
     return f"Stopped {', '.join(services)}; the databases run on."
 
 
@@ -168,16 +173,7 @@ def restore_mongo(ctx: StepContext) -> str:
 
 
 def start_services(ctx: StepContext) -> str:
-    stack = backup_of(ctx).stack
-    services = _app_services(stack)
-    with open_session(stack.server) as client:
-        facts = server_facts(client)
-        client.run(
-            [*compose_argv(client, stack, facts), "start", *services],
-            sudo=True,
-            timeout=600,
-            on_output=ctx.log,
-        )
+    services = _compose_app_services(ctx, "start")
     return f"Started {', '.join(services)}."
 
 
