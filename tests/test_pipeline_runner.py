@@ -425,6 +425,27 @@ def test_reaper_fails_a_stale_run_with_a_readable_message_and_leaves_a_fresh_one
     assert reaper.reap_stale_runs(now=now, stale_after=60) == 0
 
 
+def test_reaper_cancels_a_stale_run_whose_cancel_was_asked_before_its_worker_died(team):
+    now = timezone.now()
+    last_beat = now - timedelta(seconds=120)
+    run = make_run(team, status=RunStatus.RUNNING, claimed_by="dead:1", heartbeat_at=last_beat)
+    StepRun.objects.create(run=run, index=0, name="first", started_at=last_beat)
+    do_cancel_run(run)
+
+    assert reaper.reap_stale_runs(now=now, stale_after=60) == 1
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert run.error.startswith(
+        "Cancelled during step 'first': the worker stopped after the cancel was asked "
+        "(last heartbeat "
+    )
+    assert run.finished_at == now
+    step = StepRun.objects.get(run=run)
+    assert (step.status, step.error, step.finished_at) == (StepStatus.FAILED, "Cancelled.", now)
+    assert events_of(run) == [(1, EventKind.RUN_FINISHED, run.error)]
+
+
 def test_reaper_leaves_alone_a_run_that_beat_after_it_was_read(team):
     now = timezone.now()
     run = make_run(

@@ -1,4 +1,5 @@
-"""Runs whose worker died: fail the stale running ones, re-send the forgotten queued ones."""
+"""Runs whose worker died: fail the stale running ones (or cancel them, when a cancel was
+asked before the worker stopped), re-send the forgotten queued ones."""
 
 import logging
 from collections.abc import Callable
@@ -18,9 +19,11 @@ logger = logging.getLogger(__name__)
 
 
 def reap_stale_runs(now: datetime | None = None, stale_after: float | None = None) -> int:
-    """Fail RUNNING runs whose heartbeat is older than `stale_after` seconds.
+    """Fail RUNNING runs whose heartbeat is older than `stale_after` seconds; one whose
+    cancel was asked before its worker stopped ends cancelled instead, as the worker would
+    have ended it.
 
-    Returns how many were failed. A run that beats between the read and the write is
+    Returns how many were ended. A run that beats between the read and the write is
     left alone: the update matches on the heartbeat that was read.
     """
     now = now or timezone.now()
@@ -73,34 +76,52 @@ def _reap(run: PipelineRun, now: datetime) -> bool:
         .order_by("-index", "-attempt")
         .first()
     )
-    error = _message(run, step)
+    if run.cancel_requested:
+        status = RunStatus.CANCELLED
+        error = _cancelled_message(run, step)
+        step_error = "Cancelled."
+    else:
+        status = RunStatus.FAILED
+        error = _message(run, step)
+        step_error = "The worker running this step stopped responding."
     with transaction.atomic():
         if not PipelineRun.objects.filter(
-            pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at
-        ).update(status=RunStatus.FAILED, error=error, finished_at=now):
+            pk=run.pk,
+            status=RunStatus.RUNNING,
+            heartbeat_at=run.heartbeat_at,
+            cancel_requested=run.cancel_requested,
+        ).update(status=status, error=error, finished_at=now):
             return False
         StepRun.objects.filter(run=run, status=StepStatus.RUNNING).update(
-            status=StepStatus.FAILED,
-            error="The worker running this step stopped responding.",
-            finished_at=now,
+            status=StepStatus.FAILED, error=step_error, finished_at=now
         )
         events.record(
             run.pk,
             EventKind.RUN_FINISHED,
-            status=RunStatus.FAILED,
+            status=status,
             step_index=step.index if step else None,
             message=error,
         )
-    logger.warning("Run %s failed: its worker %r stopped responding", run.pk, run.claimed_by)
+    logger.warning(
+        "Run %s %s: its worker %r stopped responding", run.pk, status.label.lower(), run.claimed_by
+    )
     return True
 
 
+def _cancelled_message(run: PipelineRun, step: StepRun | None) -> str:
+    where = f"during step '{step.name}'" if step is not None else "between steps"
+    return f"Cancelled {where}: the worker stopped after the cancel was asked{_since(run)}."
+
+
+def _since(run: PipelineRun) -> str:
+    if not run.heartbeat_at:
+        return ""
+    last = timezone.localtime(run.heartbeat_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return f" (last heartbeat {last})"
+
+
 def _message(run: PipelineRun, step: StepRun | None) -> str:
-    if run.heartbeat_at:
-        last = timezone.localtime(run.heartbeat_at).strftime("%Y-%m-%d %H:%M:%S %Z")
-        since = f" (last heartbeat {last})"
-    else:
-        since = ""
+    since = _since(run)
     if step is not None:
         where = f"during step '{step.name}'"
     else:
