@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from deployments import tasks
 from deployments.actions import ActionError
@@ -15,6 +15,7 @@ from deployments.actions.idle import do_keep_running, do_save_idle_settings
 from deployments.choices import PipelineKind, RunStatus, StackStatus
 from deployments.clients.xinference import XinferenceClient, model_requests_in
 from deployments.idle.detect import gpu_reading
+from deployments.idle.status import note_text
 from deployments.models import AuditEvent, GpuSample, IdleGuard, IdleState, PipelineRun
 from deployments.pipelines import idle_guard
 from testkit.factories import make_run, make_server, make_stack
@@ -144,6 +145,22 @@ def test_quiet_but_not_yet_for_the_idle_time_is_not_idle(server, stack):
     guard.refresh_from_db()
     assert guard.state == IdleState.WATCHING
     assert "Quiet for 20 min of 60" in guard.note
+
+
+def test_the_checks_note_is_stored_in_english_and_shown_in_the_pages_language(server, stack):
+    guard = guard_for(server, stack, count=5.0)
+    gpu(server, 30, 0)
+    check(server, reads(6.0))
+    guard.refresh_from_db()
+    assert guard.note == f"The models of {stack.name} received requests since the last check."
+    note = f"{guard.note} Quiet for 20 min of 60. Something else."
+    with translation.override("zh-hans"):
+        assert note_text(note) == (
+            f"自上次检查以来，{stack.name} 的模型收到了请求。 已安静 20 分钟（共需 60 分钟）。 "
+            "Something else."
+        )
+    with translation.override("en-us"):
+        assert note_text(note) == note
 
 
 def test_without_a_gpu_reading_in_the_idle_time_the_guard_does_not_guess(server, stack):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Max, Q, QuerySet
+from django.utils.translation import gettext_noop
 
 from ..choices import IDLE_RUN_KINDS, RunStatus, StackStatus
 from ..models import (
@@ -30,6 +31,21 @@ from ..models import (
 IDLE_GPU_PERCENT = 5
 # Stacks whose Xinference the guard reads: deployed and not stopped.
 WATCHED_STACK_STATUSES = (StackStatus.RUNNING, StackStatus.DEGRADED)
+
+# The sentences of a check's note. The note is stored in English and translated where it is
+# shown (status.note_text), so these stay marked only.
+NOTE_USED = gettext_noop("The models of %(stacks)s received requests since the last check.")
+NOTE_FIRST = gettext_noop("First reading of the request counter of %(stacks)s.")
+NOTE_GPU_BUSY = gettext_noop("The GPUs were in use at %(at)s UTC.")
+NOTE_UNREAD = gettext_noop("Could not read the requests of %(reasons)s")
+NOTE_NO_GPU_READING = gettext_noop(
+    "No GPU reading in the last %(minutes)s min: the server's checks record them "
+    "(is the periodic check on?)."
+)
+NOTE_IDLE = gettext_noop("Idle for %(minutes)s min: no model request and the GPUs quiet.")
+NOTE_QUIET = gettext_noop("Quiet for %(minutes)s min of %(idle_minutes)s.")
+REASON_OFF = gettext_noop("The idle guard is off for this server.")
+REASON_NO_PRICE = gettext_noop("The server has no hourly price: the idle guard leaves it alone.")
 
 
 @dataclass(frozen=True)
@@ -53,9 +69,9 @@ class Finding:
 def untouched_reason(server: Server, guard: IdleGuard | None) -> str | None:
     """Why the guard leaves `server` alone, or None when it watches it."""
     if guard is None or not guard.enabled:
-        return "The idle guard is off for this server."
+        return REASON_OFF
     if server.hourly_price is None:
-        return "The server has no hourly price: the idle guard leaves it alone."
+        return REASON_NO_PRICE
     return None
 
 
@@ -149,33 +165,32 @@ def observe(
         first = [stack.name for stack in moved if str(stack.pk) not in saved]
         used = [stack.name for stack in moved if str(stack.pk) in saved]
         if used:
-            notes.append(f"The models of {', '.join(used)} received requests since the last check.")
+            notes.append(NOTE_USED % {"stacks": ", ".join(used)})
             activity = True
         if first:
-            notes.append(f"First reading of the request counter of {', '.join(first)}.")
+            notes.append(NOTE_FIRST % {"stacks": ", ".join(first)})
         guard.quiet_since = now
     if guard.quiet_since is None:
         guard.quiet_since = now
     if gpu.busy_at is not None and gpu.busy_at > guard.quiet_since:
         guard.quiet_since = gpu.busy_at
-        notes.append(f"The GPUs were in use at {gpu.busy_at:%Y-%m-%d %H:%M} UTC.")
+        notes.append(NOTE_GPU_BUSY % {"at": f"{gpu.busy_at:%Y-%m-%d %H:%M}"})
         activity = True
     quiet_for = now - guard.quiet_since
     if unread:
-        notes.append("Could not read the requests of " + "; ".join(unread))
+        notes.append(NOTE_UNREAD % {"reasons": "; ".join(unread)})
         guard.note = " ".join(notes)
         return Finding(idle=False, activity=activity, note=guard.note, quiet_for=quiet_for)
     if gpu.has_gpus and not gpu.seen:
-        notes.append(
-            f"No GPU reading in the last {guard.idle_minutes} min: the server's checks record "
-            "them (is the periodic check on?)."
-        )
+        notes.append(NOTE_NO_GPU_READING % {"minutes": guard.idle_minutes})
         guard.note = " ".join(notes)
         return Finding(idle=False, activity=activity, note=guard.note, quiet_for=quiet_for)
     idle = quiet_for >= idle_time
     if idle:
-        notes.append(f"Idle for {_minutes(quiet_for)} min: no model request and the GPUs quiet.")
+        notes.append(NOTE_IDLE % {"minutes": _minutes(quiet_for)})
     elif not activity:
-        notes.append(f"Quiet for {_minutes(quiet_for)} min of {guard.idle_minutes}.")
+        notes.append(
+            NOTE_QUIET % {"minutes": _minutes(quiet_for), "idle_minutes": guard.idle_minutes}
+        )
     guard.note = " ".join(notes)
     return Finding(idle=idle, activity=activity, note=guard.note, quiet_for=quiet_for)
