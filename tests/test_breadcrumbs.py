@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from deployments.choices import DeploymentAction, LaunchStatus, PipelineKind, Role
-from deployments.models import KnowledgeBase, LLMModelConfig, Membership, ModelLaunch
+from deployments.models import KnowledgeBase, LLMModelConfig, Membership, ModelLaunch, Service
 from testkit.factories import add_member, make_deployment, make_run, make_server, make_stack
 
 TRAIL = re.compile(r'<nav class="breadcrumbs" aria-label="Breadcrumb"><ol>(.*?)</ol></nav>', re.S)
@@ -79,6 +79,16 @@ def test_deployment_page_leads_back_to_its_stack(client, stack, stack_home, oper
     assert trail(client, reverse("deployment_detail", args=[deployment.pk])) == [
         *stack_home,
         (f"Upgrade #{deployment.pk}", None),
+    ]
+
+
+def test_log_pages_lead_back_to_their_stack(client, stack, stack_home, operator):
+    service = Service.objects.create(stack=stack, name="fastgpt", container_name="chatbot-fastgpt")
+    client.force_login(operator)
+    assert trail(client, reverse("stack_logs", args=[stack.pk])) == [*stack_home, ("Logs", None)]
+    assert trail(client, reverse("stack_service_logs", args=[service.pk])) == [
+        *stack_home,
+        ("Logs of fastgpt", None),
     ]
 
 
