@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import secrets
 import signal
 import socket
@@ -243,6 +244,7 @@ class Load:
         self.times: dict[str, list[float]] = {name: [] for name in PAGES}
         self.errors: dict[str, int] = {}
         self.stop = False
+        self.think = 0.0
 
     def client(self, cookie: str):
         import httpx
@@ -274,6 +276,8 @@ class Load:
             while not self.stop:
                 await self.ask(client, PAGES[step % len(PAGES)])
                 step += 1
+                if self.think:
+                    await asyncio.sleep(random.uniform(0, 2 * self.think))
 
     async def viewer(self, opened: list, failed: list) -> None:
         from websockets.asyncio.client import connect
@@ -283,6 +287,7 @@ class Load:
                 f"ws://127.0.0.1:{self.panel.port}/ws/stacks/{self.panel.stack_id}/logs/",
                 origin=f"http://127.0.0.1:{self.panel.port}",
                 additional_headers={"Cookie": f"sessionid={self.panel.cookies[0]}"},
+                ping_interval=None,
             ) as ws:
                 opened.append(1)
                 while not self.stop:
@@ -385,7 +390,8 @@ def report(base: dict, load: dict, errors: dict, base_errors: dict, extra: dict,
             )
         )
     print(
-        f"\n{args.users} users, {args.viewers} log viewers, {args.pipelines} pipelines, "
+        f"\n{args.users} users (reading {args.think:g} s a page), {args.viewers} log viewers, "
+        f"{args.pipelines} pipelines, "
         f"{extra['elapsed']:.0f} s, {DEPLOYMENTS:,} deployments in the history\n"
     )
     table(
@@ -419,6 +425,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--viewers", type=int, default=20)
     parser.add_argument("--pipelines", type=int, default=5)
+    parser.add_argument(
+        "--think", type=float, default=0, help="mean seconds a user reads a page (default 0)"
+    )
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
         say("Set REDIS_URL (e.g. redis://127.0.0.1:6391/0) to a Redis the bench may use.")
@@ -437,6 +446,7 @@ def main() -> int:
             base = asyncio.run(load.baseline(BASELINE_ROUNDS))
             base_errors, load.errors = load.errors, {}
             say(f"Under load for {args.seconds:.0f} s ...")
+            load.think = args.think
             extra = asyncio.run(load.under_load(args))
             report(base, load.times, load.errors, base_errors, extra, args)
         except BaseException:
