@@ -33,7 +33,7 @@ from testkit.factories import (
     make_user,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine_agnostic]
 
 DANGER = re.compile(r"\bdanger\b")
 FILES = {"docker-compose.yml": "services:\n  fastgpt: {}\n"}

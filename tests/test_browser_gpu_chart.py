@@ -14,7 +14,7 @@ from deployments.models import GpuSample, ModelLaunch
 from testkit.browser import log_in
 from testkit.factories import add_member, make_server, make_stack, make_team, make_user
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engine_agnostic]
 
 # Pixels of the canvas that are drawn on (not transparent).
 DRAWN_PIXELS = """canvas => {
