@@ -2,6 +2,7 @@ from functools import cached_property
 
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -118,6 +119,17 @@ class PipelineRun(models.Model):
         names, kind, variant = self._title_parts()
         return run_title(kind, names, variant)
 
+    def _deployment(self):
+        """The deployment the run carried out, if any. A list that selected it with the runs
+        (select_related("deployment__stack__server"), or a deployment's select_related("run"))
+        has it already; otherwise one query reads it with its stack and server."""
+        if type(self).deployment.is_cached(self):
+            try:
+                return self.deployment
+            except ObjectDoesNotExist:
+                return None
+        return _model("Deployment").objects.filter(run=self).select_related("stack__server").first()
+
     def _title_parts(self) -> tuple[dict[str, str], str, str]:
         """The names the run's title needs, read from what its params point at, and the kind
         and variant that pick the title. A deployment's run is titled by its action."""
@@ -125,9 +137,7 @@ class PipelineRun(models.Model):
         names: dict[str, str] = {}
         kind, variant = self.kind, ""
         stack = None
-        deployment = (
-            _model("Deployment").objects.filter(run=self).select_related("stack__server").first()
-        )
+        deployment = self._deployment()
         if deployment is not None:
             kind = DEPLOYMENT_KINDS.get(deployment.action, kind)
             variant = deployment.action

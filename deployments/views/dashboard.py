@@ -58,7 +58,9 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         .annotate(member_count=Count("team__memberships"))
         .order_by("team__name")
     )
-    runs = access.visible(PipelineRun.objects.select_related("team", "created_by"), user)
+    runs = access.visible(
+        PipelineRun.objects.select_related("team", "created_by", "deployment__stack__server"), user
+    )
     deployments = access.visible(
         Deployment.objects.select_related("stack__server", "user", "run"), user
     )

@@ -78,7 +78,10 @@ def find(user, query: str) -> Results:
         name__icontains=query
     )
     run_filter = _run_filter(query)
-    runs = access.visible(PipelineRun.objects.select_related("team"), user)
+    runs = access.visible(
+        PipelineRun.objects.select_related("team", "created_by", "deployment__stack__server"),
+        user,
+    )
     runs = runs.filter(run_filter) if run_filter is not None else runs.none()
     return Results(
         servers=list(servers[:LIMIT]),

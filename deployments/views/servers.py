@@ -105,11 +105,11 @@ def server_list(request: HtmxHttpRequest) -> HttpResponse:
 def server_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     server = access.get_visible_or_404(Server.objects.select_related("team"), request.user, pk=pk)
     deployments = Deployment.objects.filter(stack__server=server).select_related(
-        "stack", "user", "run"
+        "stack__server", "user", "run"
     )[:RECENT_DEPLOYMENTS]
     runs = PipelineRun.objects.filter(
         team_id=server.team_id, kind=PipelineKind.SERVER_PREPARE, params__server_id=server.pk
-    ).select_related("created_by")[:RECENT_DEPLOYMENTS]
+    ).select_related("created_by", "deployment")[:RECENT_DEPLOYMENTS]
     context = {
         "server": server,
         "stacks": server.stacks.all(),

@@ -1,0 +1,47 @@
+"""Pages that list runs and deployments read them in a fixed number of queries, however many
+rows they show: a run's title comes from the deployment read with it, not a query per row."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from deployments.choices import PipelineKind, RunStatus
+from deployments.models import PipelineRun
+from testkit.factories import make_deployment, make_server, make_stack
+
+
+def queries_for(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(captured.captured_queries)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param(lambda server: reverse("dashboard"), id="dashboard"),
+        pytest.param(lambda server: reverse("deployment_list"), id="history"),
+        pytest.param(lambda server: reverse("server_detail", args=[server.pk]), id="server"),
+        pytest.param(lambda server: reverse("search") + "?q=deploy", id="search"),
+    ],
+)
+def test_more_deployments_take_no_more_queries(client, team, owner, page):
+    server = make_server(team, name="gpu-q")
+    stack = make_stack(server, name="chatbot")
+    client.force_login(owner)
+
+    def add(count: int) -> None:
+        for _ in range(count):
+            make_deployment(stack, user=owner, status=RunStatus.FAILED)
+            make_deployment(stack, user=owner, status=RunStatus.RUNNING)
+        PipelineRun.objects.update(kind=PipelineKind.STACK_DEPLOY)
+
+    add(1)
+    url = page(server)
+    queries_for(client, url)  # the first request fills per-process caches
+    few = queries_for(client, url)
+    add(4)
+    many = queries_for(client, url)
+    assert many == few, f"{few} queries for 2 deployments, {many} for 10"
