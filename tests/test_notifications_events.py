@@ -23,6 +23,9 @@ from deployments.llm.smoke import SmokeResult
 from deployments.models import (
     ChannelKind,
     Document,
+    IdleGuard,
+    IdleState,
+    IdleStep,
     KnowledgeBase,
     LLMModelConfig,
     ModelLaunch,
@@ -126,6 +129,27 @@ def test_a_server_that_stops_answering_notifies_once(
     assert body["event"] == "server_unreachable"
     assert "gpu-7" in body["subject"]
     assert body["text"] == server.last_error  # why, as its page says it
+
+
+def test_a_server_the_idle_guard_powered_off_is_not_reported_unreachable(
+    team, owner, eager_tasks, django_capture_on_commit_callbacks
+):
+    with http_receiver() as receiver:
+        hook(team, owner, receiver.url, [NotificationEvent.SERVER_UNREACHABLE])
+        server = make_server(team, name="gpu-8", host="169.254.169.254")
+        IdleGuard.objects.create(
+            server=server,
+            enabled=True,
+            power_off=True,
+            state=IdleState.STOPPED,
+            steps_taken=[IdleStep.NOTIFY, IdleStep.POWER_OFF],
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            check_server(server)
+
+    server.refresh_from_db()
+    assert server.status == ServerStatus.UNREACHABLE
+    assert receiver.requests == []
 
 
 def test_a_changed_host_key_notifies_once_and_not_as_unreachable(

@@ -83,6 +83,11 @@ class IdleGuard(models.Model):
         return [step for step in IdleStep.values if getattr(self, step)]
 
     @property
+    def powered_off(self) -> bool:
+        """The guard powered the server off, and nobody has started it again since."""
+        return self.enabled and IdleStep.POWER_OFF in self.steps_taken
+
+    @property
     def warning(self) -> bool:
         """Idle and not stopped yet: "Keep running" still helps."""
         return self.enabled and self.state in (IdleState.IDLE, IdleState.POWER_OFF_PENDING)

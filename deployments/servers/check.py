@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from .. import costs
 from ..choices import ServerStatus
 from ..clients.ssh import HostKeyChanged, SSHError
-from ..models import NotificationEvent, Server, Team
+from ..models import IdleGuard, NotificationEvent, Server, Team
 from ..notifications import notify
 from . import gpu_history
 from .facts import check_docker_gpu, gather_facts
@@ -99,6 +99,11 @@ def check_budget(team: Team, now: datetime) -> bool:
     return True
 
 
+def _powered_off_by_guard(server: Server) -> bool:
+    guard = IdleGuard.objects.filter(server=server).first()
+    return guard is not None and guard.powered_off
+
+
 def check_server(server: Server) -> Server:
     """Connect, gather facts and save them; an unreachable server gets the reason instead.
 
@@ -124,7 +129,8 @@ def check_server(server: Server) -> Server:
         if isinstance(error, HostKeyChanged):
             if server.last_error != said:
                 notify.host_key_changed(server)
-        elif was != ServerStatus.UNREACHABLE:
+        elif was != ServerStatus.UNREACHABLE and not _powered_off_by_guard(server):
+            # A server the idle guard powered off is expected to be down: its page says so.
             notify.server_unreachable(server)
         return server
     server.status = ServerStatus.REACHABLE
