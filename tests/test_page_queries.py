@@ -19,7 +19,7 @@ def queries_for(client, url: str) -> int:
 
 
 @pytest.mark.parametrize(
-    "page",
+    "url_of",
     [
         pytest.param(lambda server: reverse("dashboard"), id="dashboard"),
         pytest.param(lambda server: reverse("deployment_list"), id="history"),
@@ -27,7 +27,7 @@ def queries_for(client, url: str) -> int:
         pytest.param(lambda server: reverse("search") + "?q=deploy", id="search"),
     ],
 )
-def test_more_deployments_take_no_more_queries(client, team, owner, page):
+def test_more_deployments_take_no_more_queries(client, team, owner, url_of):
     server = make_server(team, name="gpu-q")
     stack = make_stack(server, name="chatbot")
     client.force_login(owner)
@@ -39,7 +39,7 @@ def test_more_deployments_take_no_more_queries(client, team, owner, page):
         PipelineRun.objects.update(kind=PipelineKind.STACK_DEPLOY)
 
     add(1)
-    url = page(server)
+    url = url_of(server)
     queries_for(client, url)  # the first request fills per-process caches
     few = queries_for(client, url)
     add(4)
