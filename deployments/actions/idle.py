@@ -58,7 +58,8 @@ def do_keep_running(server: Server, *, user, request=None) -> IdleGuard:
     access.require_role(user, server.team, Role.VIEWER)
     with transaction.atomic():
         guard = (
-            IdleGuard.objects.select_for_update()
+            # Only the guard's row is locked: the step run may be missing (outer join).
+            IdleGuard.objects.select_for_update(of=("self",))
             .select_related("step_run")
             .filter(server=server)
             .first()

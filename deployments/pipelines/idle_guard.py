@@ -102,7 +102,8 @@ def check(server: Server, now: datetime | None = None, read=read_request_counts)
     now = now or timezone.now()
     with transaction.atomic():
         guard = (
-            IdleGuard.objects.select_for_update()
+            # Only the guard's row is locked: the step run may be missing (outer join).
+            IdleGuard.objects.select_for_update(of=("self",))
             .select_related("server__team", "step_run")
             .filter(server=server)
             .first()
