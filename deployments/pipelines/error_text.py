@@ -29,6 +29,10 @@ _SSH_CONNECT_KINDS = frozenset(
 def _lead(error: BaseException) -> str:
     """A sentence start naming what went wrong, for the exception's type."""
     if isinstance(error, SSHError):
+        if error.during_command and error.kind == "timeout":
+            return _("A command on the server took too long")
+        if error.during_command:
+            return _("The server stopped answering")
         if error.kind in _SSH_CONNECT_KINDS:
             return _("Could not connect over SSH")
         if error.kind in ("permission", "sudo_password"):

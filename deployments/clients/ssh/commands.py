@@ -338,6 +338,7 @@ class CommandsMixin(SSHConnection):
             f"{_describe(argv)} did not finish within {timeout:g} seconds on {self.address} "
             f"and {outcome}.",
             kind="timeout",
+            during_command=True,
         )
 
     def _lost(self, argv: list[str], error: BaseException | None) -> SSHError:
@@ -346,6 +347,7 @@ class CommandsMixin(SSHConnection):
             f"The connection to {self.address} was lost while running {_describe(argv)}"
             f"{because}. Is the server still up?",
             kind="unreachable",
+            during_command=True,
         )
 
 

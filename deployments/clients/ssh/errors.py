@@ -22,7 +22,9 @@ class SSHError(Exception):
     """Anything that went wrong talking to a server, in words a user understands.
 
     `kind` is one of KINDS; `permanent` is False when trying again later may help.
-    `result` holds the command's output when a command failed.
+    `result` holds the command's output when a command failed. `during_command` is True when
+    the connection was up and a command or file transfer on it timed out or was cut off: the
+    panel got in, so "could not connect" would be wrong.
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class SSHError(Exception):
         kind: str,
         permanent: bool | None = None,
         result: CommandResult | None = None,
+        during_command: bool = False,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"Unknown SSH error kind {kind!r}")
@@ -39,6 +42,7 @@ class SSHError(Exception):
         self.kind = kind
         self.permanent = kind not in TRANSIENT_KINDS if permanent is None else permanent
         self.result = result
+        self.during_command = during_command
 
 
 def _address(host: str, port: int) -> str:

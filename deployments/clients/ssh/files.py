@@ -40,6 +40,7 @@ class FilesMixin(SSHConnection):
                 f"Writing {remote_path} on {self.address} stalled for {self.command_timeout:g} "
                 "seconds and was abandoned.",
                 kind="timeout",
+                during_command=True,
             ) from None
         except OSError as e:
             raise self._file_error(remote_path, e) from None
