@@ -23,6 +23,7 @@ STEP_TITLES = {
     "pull images": pgettext_lazy("pipeline step", "pull images"),
     "start services": pgettext_lazy("pipeline step", "start services"),
     "wait until healthy": pgettext_lazy("pipeline step", "wait until healthy"),
+    "back up before upgrade": pgettext_lazy("pipeline step", "back up before upgrade"),
     "set up One API": pgettext_lazy("pipeline step", "set up One API"),
     "record": pgettext_lazy("pipeline step", "record"),
     "restart": pgettext_lazy("pipeline step", "restart"),

@@ -62,7 +62,7 @@ def test_a_finished_deploy_says_what_next_and_rolls_back_only_elsewhere(
     page.goto(f"{live_server.url}{reverse('deployment_detail', args=[current.pk])}")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Deploy stack chatbot on gpu-1")
     assert "Deploy stack chatbot on gpu-1" in page.title()
-    expect(page.locator("[data-run-position]")).to_contain_text("Step 1 of 8:")
+    expect(page.locator("[data-run-position]")).to_contain_text("Step 1 of 9:")
     expect(page.locator("#run-next")).to_have_count(0)
     expect(page.get_by_role("button", name="Roll back to these files")).to_have_count(0)
     page.screenshot(path=str(tmp_path / "deploy-running.png"), full_page=True)
@@ -80,7 +80,7 @@ def test_a_finished_deploy_says_what_next_and_rolls_back_only_elsewhere(
         "href", reverse("stack_detail", args=[stack.pk])
     )
     expect(next_steps.get_by_role("link", name="Launch models")).to_be_visible()
-    expect(page.locator("[data-run-position]")).to_contain_text("All 8 steps are done")
+    expect(page.locator("[data-run-position]")).to_contain_text("All 9 steps are done")
     page.screenshot(path=str(tmp_path / "deploy-succeeded.png"), full_page=True)
 
     # What the stack runs now offers no roll back to itself; the earlier deployment does.

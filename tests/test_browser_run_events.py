@@ -407,7 +407,7 @@ def test_step_times_and_the_position_show_as_the_steps_start_and_end(asgi_server
     position = steps.locator("[data-run-position]")
 
     # The running step shows when it started, and its time so far counts up in the page.
-    expect(position).to_contain_text("Step 1 of 8:")
+    expect(position).to_contain_text("Step 1 of 9:")
     expect(position).to_contain_text("pull_images")
     expect(first.locator("[data-step-started]")).to_have_text(clock)
     so_far = first.locator("[data-step-duration] [data-elapsed-seconds]")
@@ -415,7 +415,7 @@ def test_step_times_and_the_position_show_as_the_steps_start_and_end(asgi_server
     counted = so_far.text_content()
     expect(so_far).not_to_have_text(counted)
     # Steps to come are listed, and a running step does not look like a finished one.
-    expect(steps.locator("tr[data-upcoming-step]")).to_have_count(7)
+    expect(steps.locator("tr[data-upcoming-step]")).to_have_count(8)
     expect(first.locator(".badge")).to_have_class(re.compile(r"\bin-progress\b"))
     expect(first.locator(".badge svg")).to_have_count(1)
 
@@ -423,14 +423,14 @@ def test_step_times_and_the_position_show_as_the_steps_start_and_end(asgi_server
     in_thread(start_step, watched_run, 1, "wait until healthy")
     second = steps.locator('tr[data-step-index="1"]')
     expect(second.locator("[data-step-started]")).to_have_text(clock)
-    expect(position).to_contain_text("Step 2 of 8:")
+    expect(position).to_contain_text("Step 2 of 9:")
     expect(second.locator("[data-step-deadline]")).to_contain_text("gives up at")
     # The first step's duration arrived with its end, not with the run's.
     expect(first.locator("[data-step-duration]")).to_have_text(re.compile(r"^\d+ s$| min"))
     expect(first.locator(".badge")).not_to_have_class(re.compile(r"\bin-progress\b"))
-    expect(steps.locator("tr[data-upcoming-step]")).to_have_count(6)
+    expect(steps.locator("tr[data-upcoming-step]")).to_have_count(7)
 
     in_thread(finish_run, watched_run)
-    expect(position).to_have_text(re.compile(r"All 8 steps are done"))
+    expect(position).to_have_text(re.compile(r"All 9 steps are done"))
     expect(steps.locator("tr[data-upcoming-step]")).to_have_count(0)
     expect(second.locator("[data-step-duration]")).not_to_contain_text("so far")

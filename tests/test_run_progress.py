@@ -14,7 +14,7 @@ from testkit.factories import add_member, make_run, make_server, make_stack, mak
 
 pytestmark = pytest.mark.django_db
 
-DEPLOY_STEPS = 8
+DEPLOY_STEPS = 9
 
 
 @pytest.fixture
@@ -65,13 +65,13 @@ def test_a_running_deploy_is_at_its_running_step_of_all_with_the_rest_to_come(
     stack, viewer, settings
 ):
     settings.STACK_HEALTH_TIMEOUT = 600
-    run = _deploy(stack, RunStatus.RUNNING, next_step=5)
-    done = [(name, StepStatus.SUCCEEDED) for name in ("a", "b", "c", "d", "e")]
+    run = _deploy(stack, RunStatus.RUNNING, next_step=6)
+    done = [(name, StepStatus.SUCCEEDED) for name in ("a", "b", "c", "d", "e", "f")]
     _steps(run, *done, ("wait until healthy", StepStatus.RUNNING))
 
     context = steps_context(run, viewer)
 
-    assert (context["position"].number, context["position"].total) == (6, DEPLOY_STEPS)
+    assert (context["position"].number, context["position"].total) == (7, DEPLOY_STEPS)
     assert context["position"].name == "wait until healthy"
     assert [step.name for step in context["upcoming"]] == ["set up One API", "record"]
     waiting = context["steps"][-1]
@@ -87,8 +87,8 @@ def test_the_page_shows_the_position_time_so_far_deadline_and_steps_to_come(clie
 
     html = client.get(reverse("run_steps", args=[run.pk])).content.decode()
 
-    assert "Step 2 of 8:" in html and "render files" in html
-    assert html.count("data-upcoming-step=") == 6
+    assert "Step 2 of 9:" in html and "render files" in html
+    assert html.count("data-upcoming-step=") == 7
     assert "data-elapsed-seconds=" in html and "so far" in html
     assert "in-progress" in html  # the running badge is not the succeeded one
 
@@ -104,7 +104,7 @@ def test_a_failed_run_says_where_it_stopped_and_what_to_do(client, stack, viewer
 
     html = client.get(reverse("run_steps", args=[run.pk])).content.decode()
 
-    assert "Stopped at step 4 of 8: pull images." in html
+    assert "Stopped at step 4 of 9: pull images." in html
     assert "data-upcoming-step" not in html
     assert "Read the error of the failed step above" in html
     assert reverse("stack_detail", args=[stack.pk]) in html
@@ -116,7 +116,7 @@ def test_a_succeeded_deploy_links_to_its_stack_and_to_launching_models(client, s
 
     html = client.get(reverse("run_steps", args=[run.pk])).content.decode()
 
-    assert "All 8 steps are done." in html
+    assert "All 9 steps are done." in html
     assert "The stack is deployed." in html
     assert f'href="{reverse("stack_detail", args=[stack.pk])}">Open stack chatbot</a>' in html
     assert f'href="{reverse("model_list")}">Launch models</a>' in html

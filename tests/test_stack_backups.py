@@ -2,10 +2,12 @@
 client in place of a server), what a backup records, which old backups it removes, who may
 start, download and restore one, and the download streamed in chunks. The PostgreSQL round trip
 on the real database is in test_stack_backups_real.py; MySQL's test image has no dump tool and
-MongoDB has a stand-in image only, so theirs are tested here by the commands sent."""
+MongoDB has a stand-in image only, so theirs are tested here by the commands sent. An upgrade
+backs the data up first, as a step of its own run, sending the same commands."""
 
 import asyncio
 import datetime
+import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -24,7 +26,7 @@ from deployments.actions.backups import (
     read_in_thread,
 )
 from deployments.actions.stacks import do_deploy_stack
-from deployments.choices import PipelineKind, RunStatus, StackStatus
+from deployments.choices import DeploymentAction, PipelineKind, RunStatus, StackStatus
 from deployments.models import AuditEvent, BackupStatus, StackBackup, StackBackupSettings
 from deployments.pipelines import runner, stack_backup, stack_restore
 from deployments.pipelines.stack_backup import (
@@ -33,7 +35,10 @@ from deployments.pipelines.stack_backup import (
     WRITE_SCRIPT,
     claim_scheduled_backups,
 )
+from deployments.pipelines.stack_deploy import DEPLOY, back_up_before_upgrade
 from deployments.pipelines.stack_restore import MONGORESTORE_SCRIPT, READ_SCRIPT
+from deployments.pipelines.steps import StepContext, StepFailed
+from deployments.stacks import versions
 from deployments.stacks.render import render
 from deployments.stacks.secrets import stack_secrets
 from testkit.factories import make_deployment, make_run, make_server, make_stack
@@ -606,3 +611,142 @@ def test_the_stack_page_offers_back_up_now_to_operators_and_the_backups_page_to_
     assert start in as_operator.content and listing in as_operator.content
     as_viewer = client_logged_in_as(viewer).get(reverse("stack_detail", args=[stack.pk]))
     assert start not in as_viewer.content and listing in as_viewer.content
+
+
+# An upgrade backs up first: a step of the upgrade's own run.
+
+
+def upgrade_step(stack, user, action=DeploymentAction.UPGRADE) -> StepContext:
+    deployment = make_deployment(stack, user=user, status=RunStatus.RUNNING, action=action)
+    deployment.run.claimed_by = "test:1"
+    deployment.run.save(update_fields=["claimed_by"])
+    names = [step.name for step in DEPLOY.steps]
+    index = names.index("back up before upgrade")
+    return StepContext(run=deployment.run, index=index, name=names[index], worker="test:1")
+
+
+def test_the_backup_comes_after_the_pulls_and_before_the_services_start():
+    names = [step.name for step in DEPLOY.steps]
+    assert names.index("pull images") < names.index("back up before upgrade")
+    assert names.index("back up before upgrade") + 1 == names.index("start services")
+
+
+def test_an_upgrade_dumps_every_database_and_records_a_backup_tied_to_its_run(
+    stack, operator, server_ssh
+):
+    ctx = upgrade_step(stack, operator)
+
+    message = back_up_before_upgrade(ctx)
+
+    backup = StackBackup.objects.get()
+    assert backup.run_id == ctx.run.pk and backup.stack == stack
+    assert backup.status == BackupStatus.SUCCEEDED and backup.downloadable
+    assert [entry["name"] for entry in backup.files] == [
+        "postgres.dump",
+        "mysql.sql",
+        "mongo.archive.gz",
+        "files.tar.gz",
+    ]
+    assert backup.folder in message
+    sent = [" ".join(argv) for argv in server_ssh.argvs()]
+    assert any("pg_dump" in line for line in sent)
+    assert any("mysqldump" in line for line in sent)
+    assert any("mongodump" in line for line in sent)
+    assert any(line.startswith(f"mkdir -p -m 700 -- {backup.folder}") for line in sent)
+    # Each backup step's outcome is in the run's output.
+    assert any(line.startswith("record checksums: 4 files") for line in ctx.lines)
+    event = AuditEvent.objects.get(action="stack.backup")
+    assert event.details["before_upgrade"] is True and event.details["run"] == ctx.run.pk
+
+
+def test_a_retried_step_backs_up_again_into_the_same_folder(stack, operator, server_ssh):
+    ctx = upgrade_step(stack, operator)
+    back_up_before_upgrade(ctx)
+    first = StackBackup.objects.get()
+
+    back_up_before_upgrade(ctx)
+
+    assert StackBackup.objects.get().folder == first.folder
+    folders = [argv[-1] for argv in server_ssh.argvs() if argv[0] == "mkdir"]
+    assert folders == [first.folder, first.folder]
+
+
+def test_a_failed_dump_fails_the_step_before_anything_changed(
+    stack, operator, server_ssh, monkeypatch
+):
+    monkeypatch.setattr(
+        stack_backup,
+        "service_container",
+        lambda ssh, stack, service: None if service == "mongo" else f"proj-{service}-1",
+    )
+    ctx = upgrade_step(stack, operator)
+
+    with pytest.raises(StepFailed, match="no MongoDB container"):
+        back_up_before_upgrade(ctx)
+
+    sent = [argv[0] for argv in server_ssh.argvs()]
+    assert "docker-compose" not in sent and "rm" not in sent
+    assert StackBackup.objects.get().status == BackupStatus.RUNNING
+    ctx.run.status = RunStatus.FAILED
+    ctx.run.save(update_fields=["status"])
+    assert StackBackup.objects.get().current_status == BackupStatus.FAILED
+
+
+@pytest.mark.parametrize("action", [DeploymentAction.DEPLOY, DeploymentAction.ROLLBACK])
+def test_a_deploy_or_a_rollback_backs_nothing_up(stack, operator, server_ssh, action):
+    ctx = upgrade_step(stack, operator, action=action)
+
+    assert "nothing to back up" in back_up_before_upgrade(ctx)
+    assert server_ssh.argvs() == [] and not StackBackup.objects.exists()
+
+
+def test_a_stack_set_not_to_back_up_before_upgrades_is_upgraded_without(
+    stack, operator, server_ssh
+):
+    StackBackupSettings.objects.create(stack=stack, before_upgrade=False)
+    ctx = upgrade_step(stack, operator)
+
+    assert "set not to back up" in back_up_before_upgrade(ctx)
+    assert server_ssh.argvs() == [] and not StackBackup.objects.exists()
+
+
+def test_the_upgrade_page_says_whether_the_data_is_backed_up_first(
+    client, stack, operator, monkeypatch
+):
+    line = versions.LINES[versions.DEFAULT_LINE]
+    monkeypatch.setitem(
+        versions.LINES, "next", versions.VersionLine(key="next", label="Next", images=line.images)
+    )
+    client.force_login(operator)
+    url = reverse("stack_upgrade", args=[stack.pk])
+    other = "next"
+
+    page = client.get(url, {"version_line": other}).content.decode()
+    assert "The upgrade first backs up the databases" in page
+
+    StackBackupSettings.objects.create(stack=stack, before_upgrade=False)
+    page = client.get(url, {"version_line": other}).content.decode()
+    assert "set not to back up before an upgrade" in page
+
+
+def test_an_operator_turns_the_backup_before_upgrades_off_on_the_backups_page(
+    client, stack, operator
+):
+    client.force_login(operator)
+    response = client.post(
+        reverse("stack_backup_settings", args=[stack.pk]),
+        {"keep_last": "7", "schedule_hour": "3"},
+    )
+    assert response.status_code == 302
+    assert StackBackupSettings.objects.get(stack=stack).before_upgrade is False
+    page = client.get(reverse("stack_backups", args=[stack.pk])).content.decode()
+    checkbox = re.search(r'<input type="checkbox" name="before_upgrade"[^>]*>', page).group(0)
+    assert "checked" not in checkbox
+
+
+def test_a_viewer_reads_whether_upgrades_back_up_first(client, stack, viewer):
+    client.force_login(viewer)
+    url = reverse("stack_backups", args=[stack.pk])
+    assert "An upgrade backs the data up first." in client.get(url).content.decode()
+    StackBackupSettings.objects.create(stack=stack, before_upgrade=False)
+    assert "Upgrades do not back the data up first." in client.get(url).content.decode()

@@ -20,6 +20,8 @@ from . import ActionError
 
 # How long a download waits for the server's next bytes before giving up.
 DOWNLOAD_READ_TIMEOUT = 300
+# What the backups page lets operators set.
+SETTINGS_FIELDS = ("keep_last", "schedule_enabled", "schedule_hour", "before_upgrade")
 
 
 def do_backup_stack(stack: Stack, *, user, request=None) -> StackBackup:
@@ -55,10 +57,11 @@ def do_restore_backup(backup: StackBackup, *, confirm_name: str, user, request=N
 
 
 def do_save_backup_settings(stack: Stack, *, data: dict, user, request=None):
-    """Keep the last N backups; back up every day at an hour (UTC). Operators may."""
+    """Keep the last N backups; back up every day at an hour (UTC) and before each upgrade.
+    Operators may."""
     access.require_role(user, stack.team, Role.OPERATOR)
     current = backup_settings(stack)
-    for name in ("keep_last", "schedule_enabled", "schedule_hour"):
+    for name in SETTINGS_FIELDS:
         setattr(current, name, data[name])
     current.full_clean(exclude=["stack"])
     with transaction.atomic():
@@ -71,6 +74,7 @@ def do_save_backup_settings(stack: Stack, *, data: dict, user, request=None):
             details={
                 "keep_last": current.keep_last,
                 "schedule": f"{current.schedule_hour:02d}:00" if current.schedule_enabled else "",
+                "before_upgrade": current.before_upgrade,
             },
         )
     return current

@@ -101,6 +101,11 @@ class StackBackupSettings(models.Model):
     schedule_hour = models.PositiveSmallIntegerField(
         _("hour (UTC)"), default=3, validators=[MaxValueValidator(23)]
     )
+    before_upgrade = models.BooleanField(
+        _("back up before each upgrade"),
+        default=True,
+        help_text=_("An upgrade first backs the data up, as a step of its own run."),
+    )
     # The day the schedule last started a backup: one a day, whichever worker beat wakes.
     last_scheduled_on = models.DateField(null=True, blank=True)
 

@@ -191,7 +191,42 @@ def backup_folder(data_dir: str, created_at, backup_id: int) -> str:
 
 
 def backup_of(ctx: StepContext) -> StackBackup:
-    return StackBackup.objects.select_related("stack__server").get(pk=ctx.params["backup_id"])
+    backups = StackBackup.objects.select_related("stack__server")
+    if "backup_id" in ctx.params:
+        return backups.get(pk=ctx.params["backup_id"])
+    # A backup made as steps of another run (an upgrade's): the one row made for that run.
+    return backups.get(run=ctx.run)
+
+
+def back_up_within(ctx: StepContext, stack: Stack) -> StackBackup:
+    """Back `stack` up as part of the run under way (an upgrade backs up first): the backup
+    run's steps in turn, the row tied to this run, so a retry redoes it in the same folder."""
+    backup, created = StackBackup.objects.get_or_create(
+        run=ctx.run,
+        defaults={
+            "team": stack.team,
+            "stack": stack,
+            "created_by": ctx.run.created_by,
+            "folder": "",
+        },
+    )
+    if created:
+        backup.folder = backup_folder(stack.data_dir, backup.created_at, backup.pk)
+        backup.save(update_fields=["folder"])
+        audit.record(
+            "stack.backup",
+            actor=ctx.run.created_by,
+            target=stack,
+            details={"backup": backup.pk, "run": ctx.run.pk, "before_upgrade": True},
+        )
+    elif backup.status != BackupStatus.RUNNING:
+        backup.status = BackupStatus.RUNNING
+        backup.save(update_fields=["status"])
+    for step in BACKUP.steps:
+        ctx.check_cancel()
+        ctx.log(f"{step.name}: {step.func(ctx)}")
+    backup.refresh_from_db()
+    return backup
 
 
 def _timeout() -> float:
@@ -352,7 +387,9 @@ def record_checksums(ctx: StepContext) -> str:
     for entry in files:
         ctx.log(f"{entry['name']}: {entry['size']} bytes, sha256 {entry['sha256']}")
     now = timezone.now()
-    started = ctx.run.started_at or backup.created_at
+    # The later of the two: a backup run may wait in the queue, and a backup made inside an
+    # upgrade starts after the upgrade's run did.
+    started = max(ctx.run.started_at or backup.created_at, backup.created_at)
     backup.files = files
     backup.total_size = sum(entry["size"] for entry in files)
     backup.duration_seconds = max((now - started).total_seconds(), 0.0)

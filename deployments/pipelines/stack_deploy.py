@@ -13,9 +13,10 @@ Steps are idempotent: files are rewritten whole, pulls of present layers are qui
 import yaml
 from django.conf import settings
 
-from ..choices import PipelineKind, StackStatus
+from ..choices import DeploymentAction, PipelineKind, StackStatus
 from ..clients.oneapi import OneAPIError, first_run_setup
 from ..clients.ssh import SSHError
+from ..models.backups import backup_settings
 from ..servers.sessions import open_session
 from ..stacks.compose import compose_argv, server_facts
 from ..stacks.endpoints import service_url
@@ -25,6 +26,7 @@ from ..stacks.secrets import ONEAPI_ACCESS_TOKEN, save_obtained_secret, stack_se
 from ..stacks.versions import get_line
 from .pull_progress import PullProgress
 from .registry import register
+from .stack_backup import back_up_within
 from .stack_steps import deployment_of, record_files, wait_for_health
 from .steps import Pipeline, StepContext, StepFailed
 
@@ -97,6 +99,19 @@ def pull_images(ctx: StepContext) -> str:
     return f"{len(images)} images present."
 
 
+def back_up_before_upgrade(ctx: StepContext) -> str:
+    """An upgrade backs the data up first (unless the stack is set not to), while the old
+    line still runs: a failed backup stops the upgrade before anything changed."""
+    deployment = deployment_of(ctx)
+    stack = deployment.stack
+    if deployment.action != DeploymentAction.UPGRADE:
+        return "Not an upgrade: nothing to back up first."
+    if not backup_settings(stack).before_upgrade:
+        return "The stack is set not to back up before an upgrade."
+    backup = back_up_within(ctx, stack)
+    return f"The data is backed up into {backup.folder}."
+
+
 def start_services(ctx: StepContext) -> str:
     stack = deployment_of(ctx).stack
     with open_session(stack.server) as client:
@@ -151,6 +166,7 @@ DEPLOY = register(
             ("render files", render_files),
             ("upload files", upload_files),
             ("pull images", pull_images),
+            ("back up before upgrade", back_up_before_upgrade),
             ("start services", start_services),
             ("wait until healthy", wait_until_healthy),
             ("set up One API", set_up_oneapi),

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from .. import access
 from ..actions import ActionError
 from ..actions.backups import (
+    SETTINGS_FIELDS,
     do_backup_stack,
     do_open_download,
     do_restore_backup,
@@ -32,7 +33,7 @@ LISTED_BACKUPS = 50
 class BackupSettingsForm(forms.ModelForm):
     class Meta:
         model = StackBackupSettings
-        fields = ("keep_last", "schedule_enabled", "schedule_hour")
+        fields = SETTINGS_FIELDS
 
 
 class RestoreForm(forms.Form):

@@ -33,6 +33,7 @@ from ..actions.stacks import (
 from ..choices import Role
 from ..forms.stacks import StackForm, TeardownForm, UpgradeForm
 from ..models import Deployment, Stack
+from ..models.backups import backup_settings
 from ..stacks.files import files_diff, shown_files
 from ..tasks import read_stack_services, services_unread_key
 from .common import HtmxHttpRequest, add_action_errors, form_data, wants_partial
@@ -231,6 +232,7 @@ def stack_upgrade(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "form": form,
         "diff": diff,
         "current_message": already_current_message(stack) if current else "",
+        "backs_up_first": backup_settings(stack).before_upgrade,
     }
     return render(request, "deployments/stack_upgrade.html", context)
 
