@@ -1,8 +1,8 @@
 """Backups of a stack: the exact commands the backup and restore runs send (with a recording SSH
 client in place of a server), what a backup records, which old backups it removes, who may
-start, download and restore one, and the download streamed in chunks. The PostgreSQL round trip
-on the real database is in test_stack_backups_real.py; MySQL's test image has no dump tool and
-MongoDB has a stand-in image only, so theirs are tested here by the commands sent. An upgrade
+start, download and restore one, and the download streamed in chunks. The PostgreSQL and MySQL
+round trips on the real databases are in test_stack_backups_real.py; MongoDB has a stand-in
+image only, so its dump and restore are tested here by the commands sent. An upgrade
 backs the data up first, as a step of its own run, sending the same commands."""
 
 import asyncio

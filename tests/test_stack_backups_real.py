@@ -4,10 +4,11 @@ the backup run sends to a server (the output script, `docker exec -e PGPASSWORD 
 -Fc`, quoted by the SSH client's command builder); rows written, dumped, changed, restored with
 pg_restore, and back as they were.
 
-MySQL is not here: the test image is MariaDB's server and client without its dump tool (which
-would bring Perl along), so its dump is tested by the command sent (test_stack_backups.py).
-MongoDB has a stand-in image only, tested the same way. And a download, through a real SSH
-session to an OpenSSH server on loopback, arriving in chunks."""
+MySQL the same way, on the stack's MySQL image (real MariaDB, whose mysqldump and mysql client
+stand for mysql:8.0's): rows written, dumped by the backup's command, changed, restored by the
+restore's command, and back. MongoDB has a stand-in image only, so its dump and restore are
+tested by the commands sent (test_stack_backups.py). And a download, through a real SSH session
+to an OpenSSH server on loopback, arriving in chunks."""
 
 import io
 import os
@@ -22,8 +23,17 @@ from deployments.actions.backups import do_open_download
 from deployments.clients.ssh import generate_keypair
 from deployments.clients.ssh.commands import CommandStream, build_command
 from deployments.models import BackupStatus, StackBackup
-from deployments.pipelines.stack_backup import BACKUP_FILES, WRITE_SCRIPT, postgres_dump_argv
-from deployments.pipelines.stack_restore import READ_SCRIPT, postgres_restore_argv
+from deployments.pipelines.stack_backup import (
+    BACKUP_FILES,
+    WRITE_SCRIPT,
+    mysql_dump_argv,
+    postgres_dump_argv,
+)
+from deployments.pipelines.stack_restore import (
+    READ_SCRIPT,
+    mysql_restore_argv,
+    postgres_restore_argv,
+)
 from testkit.docker_engine import docker, engine_error
 from testkit.factories import make_server, make_stack
 from testkit.images.stack import ensure_stack_images
@@ -114,6 +124,79 @@ def test_a_postgres_dump_of_the_backup_restores_the_rows_as_they_were(postgres, 
         env={"PGPASSWORD": PASSWORD},
     )
     assert psql(postgres, "select id, body, embedding from notes order by id") == before
+
+
+def mariadb(container: str, sql: str) -> str:
+    result = docker(
+        "exec",
+        "-e",
+        f"MYSQL_PWD={PASSWORD}",
+        container,
+        *("mariadb", "--user=root", "--batch", "--skip-column-names", "oneapi", "-e", sql),
+        timeout=60,
+    )
+    return result.stdout.decode().strip()
+
+
+@pytest.fixture(scope="module")
+def mysql():
+    problem = engine_error()
+    if problem:
+        raise RuntimeError(f"{problem} (scripts/test starts the engine.)")
+    image = ensure_stack_images()["mysql"][0]
+    name = f"cpbackuptest-mysql-{uuid.uuid4().hex[:10]}"
+    docker(
+        *("run", "-d", "--rm", "--name", name),
+        *("-e", f"MYSQL_ROOT_PASSWORD={PASSWORD}", "-e", "MYSQL_DATABASE=oneapi", image),
+        timeout=120,
+    )
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        while True:
+            ready = docker(
+                *("exec", "-e", f"MYSQL_PWD={PASSWORD}", name),
+                *("mariadb", "--user=root", "oneapi", "-e", "select 1"),
+                check=False,
+                timeout=30,
+            )
+            if ready.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"MariaDB not ready in {READY_SECONDS}s: {ready.stderr!r}")
+            time.sleep(0.5)
+        yield name
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
+def test_a_mysql_dump_of_the_backup_restores_the_rows_as_they_were(mysql, tmp_path):
+    mariadb(
+        mysql,
+        "create table channels (id int primary key, name varchar(64), models text); "
+        "insert into channels values (1, 'xinference', 'qwen2,bge'), (2, 'cloud', 'gpt'), "
+        "(3, 'it''s quoted', '');",
+    )
+    before = mariadb(mysql, "select * from channels order by id")
+    assert before.count("\n") == 2
+
+    dump = tmp_path / "backup folder" / "mysql.sql"
+    dump.parent.mkdir()
+    run_as_the_server_would(
+        ["sh", "-c", WRITE_SCRIPT, "write-output", str(dump), *mysql_dump_argv(mysql)],
+        env={"MYSQL_PWD": PASSWORD},
+    )
+    assert b"CREATE DATABASE" in dump.read_bytes() and b"`channels`" in dump.read_bytes()
+    assert PASSWORD.encode() not in dump.read_bytes()
+    assert oct(dump.stat().st_mode)[-3:] == "600"
+
+    mariadb(mysql, "delete from channels where id = 2; update channels set name = 'x' where id = 1")
+    assert mariadb(mysql, "select * from channels order by id") != before
+
+    run_as_the_server_would(
+        ["sh", "-c", READ_SCRIPT, "read-input", str(dump), *mysql_restore_argv(mysql)],
+        env={"MYSQL_PWD": PASSWORD},
+    )
+    assert mariadb(mysql, "select * from channels order by id") == before
 
 
 # --- a download through a real SSH session ---------------------------------------------------
