@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from ..choices import RunStatus
 from ..models import PipelineRun
+from .connection import reconnect_if_dropped
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ class Heartbeat:
                         pk=self.run_id, status=RunStatus.RUNNING, claimed_by=self.worker
                     ).update(heartbeat_at=timezone.now())
                 except DatabaseError:
-                    # A missed beat is not fatal; the reaper waits several intervals.
+                    # A missed beat is not fatal; the reaper waits several intervals. A
+                    # restarted database dropped the connection: the next beat opens another.
                     logger.warning("Heartbeat of run %s failed", self.run_id, exc_info=True)
+                    reconnect_if_dropped()
                     continue
                 if not held:
                     self.lost = True

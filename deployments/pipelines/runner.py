@@ -17,6 +17,7 @@ from ..choices import EventKind, RunStatus, StepStatus
 from ..errors import PanelError
 from ..models import PipelineRun, StepRun
 from . import error_text, events, registry
+from .connection import reconnect_if_dropped
 from .heartbeat import Heartbeat
 from .steps import ClaimLost, Pipeline, RunCancelled, Step, StepContext, check_claim
 
@@ -122,6 +123,8 @@ def _run_step(run: PipelineRun, worker: str, index: int, step: Step) -> bool:
             # The class name and traceback go to the log; the step says what went wrong.
             logger.exception("Step %r of run %s raised", step.name, run.pk)
             error = error_text.describe(exc)
+    # The step may have outlasted a database restart: its outcome is written on a new connection.
+    reconnect_if_dropped()
     output = _joined(context.lines)
     if isinstance(interrupted, RunCancelled):
         ended = _end_run(

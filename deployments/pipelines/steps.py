@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from django.db import DatabaseError
 
 from ..choices import EventKind, RunStatus
 from ..errors import PanelError
 from ..models import PipelineRun
 from . import events
+from .connection import reconnect_if_dropped
+
+logger = logging.getLogger(__name__)
 
 
 class StepFailed(PanelError):
@@ -71,8 +77,16 @@ class StepContext:
             )
 
     def check_cancel(self) -> None:
-        """Steps that wait for a long time call this now and then to stop early when asked."""
-        check_claim(self.run.pk, self.worker)
+        """Steps that wait for a long time call this now and then to stop early when asked.
+
+        A database that does not answer for a moment (a restart) does not end the step: the
+        next check asks again, on a new connection.
+        """
+        try:
+            check_claim(self.run.pk, self.worker)
+        except DatabaseError as error:
+            logger.warning("Could not check run %s for a cancel: %s", self.run.pk, error)
+            reconnect_if_dropped()
 
 
 StepFunction = Callable[[StepContext], str | None]
