@@ -119,6 +119,7 @@ class SSHTarget:
         key: KeyPair | None = None,
         deploy_key: bool = False,
         mounts: Sequence[tuple[str, str]] = (),
+        tmpfs: Sequence[tuple[str, int]] = (),
     ) -> None:
         SSHTarget._counter += 1
         self.number = SSHTarget._counter
@@ -126,6 +127,9 @@ class SSHTarget:
         self.key = key or KeyPair.generate()
         self.deploy_key = deploy_key
         self.mounts = tuple(mounts)
+        # (path, size in bytes): a small file system of the target's own, to fill up. Only the
+        # target sees it (this machine's engine does not): for what the target itself writes.
+        self.tmpfs = tuple(tmpfs)
         self.name = f"controlpanel-test-ssh-{SESSION}-{self.number}"
         self.passwords = {user: secrets.token_urlsafe(18) for user in self.users}
         self.port: int | None = None
@@ -174,6 +178,8 @@ class SSHTarget:
             ]
             for source, destination in self.mounts:
                 command += ["--volume", f"{source}:{destination}"]
+            for destination, size in self.tmpfs:
+                command += ["--mount", f"type=tmpfs,destination={destination},tmpfs-size={size}"]
             listen = ["sh", "-c", LISTEN_SCRIPT, "listen", str(self.port), self.host]
             result = docker(*command, self.image, *listen, START_COMMAND, check=False)
             if result.returncode != 0:

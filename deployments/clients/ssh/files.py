@@ -28,6 +28,13 @@ class FilesMixin(SSHConnection):
                     remote.chmod(mode)
                     remote.set_pipelined(True)
                     remote.write(data)
+                # Pipelined writes report no error (paramiko does not read their replies): a
+                # full disk shows as a short file, which must not take the real file's place.
+                written = sftp.stat(temporary).st_size
+                if written != len(data):
+                    raise OSError(
+                        errno.EIO, f"only {written} of {len(data)} bytes reached the disk"
+                    )
                 sftp.posix_rename(temporary, str(path))
             except TimeoutError:
                 raise
@@ -43,7 +50,7 @@ class FilesMixin(SSHConnection):
                 during_command=True,
             ) from None
         except OSError as e:
-            raise self._file_error(remote_path, e) from None
+            raise self._file_error(remote_path, e, len(data)) from None
         except (paramiko.SSHException, EOFError) as e:
             raise SSHError(
                 f"Writing {remote_path} on {self.address} failed: {e}.", kind="protocol"
@@ -74,7 +81,7 @@ class FilesMixin(SSHConnection):
         finally:
             watchdog.cancel()
 
-    def _file_error(self, remote_path: str, error: OSError) -> SSHError:
+    def _file_error(self, remote_path: str, error: OSError, size: int) -> SSHError:
         if error.errno in (errno.EACCES, errno.EPERM):
             return SSHError(
                 f"User {self.user} may not write {remote_path} on {self.address}: permission "
@@ -86,5 +93,28 @@ class FilesMixin(SSHConnection):
                 f"Cannot write {remote_path} on {self.address}: its folder does not exist.",
                 kind="command",
             )
-        reason = error.strerror or str(error) or type(error).__name__
+        folder = str(PurePosixPath(remote_path).parent)
+        # SFTP reports a full disk as a bare "Failure": the free space tells.
+        if error.errno in (errno.ENOSPC, errno.EDQUOT) or self._lacks_room(folder, size):
+            return SSHError(
+                f"Cannot write {remote_path} on {self.address}: no space left on the disk that "
+                f"holds {folder}. Free some space there, then retry.",
+                kind="command",
+            )
+        reason = error.strerror or str(error) or "the server refused the write"
         return SSHError(f"Cannot write {remote_path} on {self.address}: {reason}.", kind="command")
+
+    def _lacks_room(self, folder: str, size: int) -> bool:
+        """Whether the file system holding FOLDER has less than SIZE bytes free; False where
+        that cannot be told."""
+        try:
+            # FilesMixin and CommandsMixin make one SSHClient.
+            result = self.run(["df", "-Pk", folder], check=False, timeout=30)
+        except SSHError:
+            return False
+        lines = result.stdout.splitlines()
+        try:
+            available = int(lines[-1].split()[3]) * 1024
+        except (IndexError, ValueError):
+            return False
+        return result.exit_status == 0 and available < size
