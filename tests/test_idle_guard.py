@@ -2,6 +2,7 @@
 server without a price or with the guard off, waits while a run is under way, and takes the
 team's steps one run at a time, the power-off only after the grace period."""
 
+import importlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,8 +15,9 @@ from deployments.actions import ActionError
 from deployments.actions.idle import do_keep_running, do_save_idle_settings
 from deployments.choices import PipelineKind, RunStatus, StackStatus
 from deployments.clients.xinference import XinferenceClient, model_requests_in
+from deployments.idle import notes
 from deployments.idle.detect import gpu_reading
-from deployments.idle.status import note_text
+from deployments.idle.status import idle_status
 from deployments.models import AuditEvent, GpuSample, IdleGuard, IdleState, PipelineRun
 from deployments.pipelines import idle_guard
 from testkit.factories import make_run, make_server, make_stack
@@ -112,7 +114,7 @@ def test_a_moved_request_counter_means_not_idle(server, stack):
     assert guard.state == IdleState.WATCHING
     assert guard.quiet_since == NOW
     assert guard.request_counts == {str(stack.pk): 6.0}
-    assert "received requests" in guard.note
+    assert guard.note == [notes.part(notes.USED, stacks=stack.name)]
 
 
 def test_a_busy_gpu_means_not_idle(server, stack):
@@ -144,23 +146,48 @@ def test_quiet_but_not_yet_for_the_idle_time_is_not_idle(server, stack):
     assert check(server, reads(5.0)) == []
     guard.refresh_from_db()
     assert guard.state == IdleState.WATCHING
-    assert "Quiet for 20 min of 60" in guard.note
+    assert notes.render(guard.note) == "Quiet for 20 min of 60."
 
 
-def test_the_checks_note_is_stored_in_english_and_shown_in_the_pages_language(server, stack):
+def test_the_checks_note_is_kept_as_codes_and_shown_in_the_pages_language(server, stack):
     guard = guard_for(server, stack, count=5.0)
     gpu(server, 30, 0)
     check(server, reads(6.0))
     guard.refresh_from_db()
-    assert guard.note == f"The models of {stack.name} received requests since the last check."
-    note = f"{guard.note} Quiet for 20 min of 60. Something else."
+    assert guard.note == [{"code": "used", "params": {"stacks": stack.name}}]
+    guard.note += [notes.part(notes.QUIET, minutes=20, idle_minutes=60)]
+    guard.save()
     with translation.override("zh-hans"):
-        assert note_text(note) == (
-            f"自上次检查以来，{stack.name} 的模型收到了请求。 已安静 20 分钟（共需 60 分钟）。 "
-            "Something else."
+        assert idle_status(server).note == (
+            f"自上次检查以来，{stack.name} 的模型收到了请求。 已安静 20 分钟（共需 60 分钟）。"
         )
     with translation.override("en-us"):
-        assert note_text(note) == note
+        assert idle_status(server).note == (
+            f"The models of {stack.name} received requests since the last check. "
+            "Quiet for 20 min of 60."
+        )
+
+
+def test_a_note_naming_a_run_reads_its_title_in_the_pages_language(server, stack):
+    guard = guard_for(server, stack)
+    gpu(server, 10, 0)
+    finish(check(server, reads(5.0)), RunStatus.FAILED)
+    PipelineRun.objects.filter(kind=PipelineKind.IDLE_NOTIFY).update(error="No channel.")
+    check(server, reads(5.0))
+    guard.refresh_from_db()
+    (part,) = guard.note
+    assert part["code"] == notes.STEP_FAILED and part["params"]["error"] == "No channel."
+    with translation.override("en-us"):
+        english = idle_status(server).note
+    with translation.override("zh-hans"):
+        chinese = idle_status(server).note
+    assert english.startswith("The step “") and english.endswith("” did not succeed: No channel.")
+    title = english.removeprefix("The step “").split("”")[0]
+    assert title and title not in chinese and "No channel." in chinese
+    # The run gone, its title as it was kept.
+    PipelineRun.objects.filter(pk=part["params"]["run"]).delete()
+    with translation.override("en-us"):
+        assert idle_status(server).note == english
 
 
 def test_without_a_gpu_reading_in_the_idle_time_the_guard_does_not_guess(server, stack):
@@ -169,7 +196,7 @@ def test_without_a_gpu_reading_in_the_idle_time_the_guard_does_not_guess(server,
     assert check(server, reads(5.0)) == []
     guard.refresh_from_db()
     assert guard.state == IdleState.WATCHING
-    assert "No GPU reading" in guard.note
+    assert [part["code"] for part in guard.note] == [notes.NO_GPU_READING]
 
 
 def test_the_last_checks_facts_stand_in_where_the_history_holds_no_reading(server):
@@ -189,7 +216,7 @@ def test_a_counter_that_cannot_be_read_is_never_taken_for_idle(server, stack):
     assert check(server, reads("Xinference did not answer.")) == []
     guard.refresh_from_db()
     assert guard.state == IdleState.WATCHING
-    assert "Xinference did not answer." in guard.note
+    assert "Xinference did not answer." in notes.render(guard.note)
 
 
 @pytest.mark.parametrize("change", ["no price", "guard off", "no guard"])
@@ -227,7 +254,7 @@ def test_nothing_is_read_or_stopped_while_a_run_is_under_way_on_the_stack(server
     guard.refresh_from_db()
     assert guard.state == IdleState.WATCHING
     assert guard.quiet_since == NOW
-    assert "under way" in guard.note
+    assert "under way" in notes.render(guard.note)
 
 
 # The steps -----------------------------------------------------------------------------------
@@ -274,7 +301,7 @@ def test_a_failed_step_stops_the_guard_from_going_on(server, stack):
     finish(check(server, reads(5.0)), RunStatus.FAILED)
     assert check(server, reads(5.0)) == []
     guard.refresh_from_db()
-    assert "did not succeed" in guard.note
+    assert "did not succeed" in notes.render(guard.note)
     assert guard.steps_taken == ["notify"]
 
 
@@ -348,3 +375,21 @@ def test_turning_the_guard_on_counts_the_quiet_time_from_then(server, stack, own
     assert guard.enabled and guard.quiet_since >= NOW and guard.request_counts == {}
     gpu(server, 10, 0)
     assert check(server, reads(5.0), now=timezone.now()) == []
+
+
+def test_notes_written_in_english_before_read_in_the_pages_language_after_the_migration():
+    migration = importlib.import_module("deployments.migrations.0018_idle_guard_note_codes")
+    parts = migration.note_parts(
+        "The models of chatbot, rag received requests since the last check. "
+        "Quiet for 20 min of 60. Something else."
+    )
+    assert parts == [
+        notes.part(notes.USED, stacks="chatbot, rag"),
+        notes.part(notes.QUIET, minutes="20", idle_minutes="60"),
+        notes.part(notes.TEXT, text="Something else."),
+    ]
+    with translation.override("zh-hans"):
+        assert notes.render(parts) == (
+            "自上次检查以来，chatbot, rag 的模型收到了请求。 已安静 20 分钟（共需 60 分钟）。 "
+            "Something else."
+        )

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Max, Q, QuerySet
-from django.utils.translation import gettext_noop
 
 from ..choices import IDLE_RUN_KINDS, RunStatus, StackStatus
 from ..models import (
@@ -26,26 +25,12 @@ from ..models import (
     Server,
     Stack,
 )
+from . import notes
 
 # A GPU at or above this utilisation is in use.
 IDLE_GPU_PERCENT = 5
 # Stacks whose Xinference the guard reads: deployed and not stopped.
 WATCHED_STACK_STATUSES = (StackStatus.RUNNING, StackStatus.DEGRADED)
-
-# The sentences of a check's note. The note is stored in English and translated where it is
-# shown (status.note_text), so these stay marked only.
-NOTE_USED = gettext_noop("The models of %(stacks)s received requests since the last check.")
-NOTE_FIRST = gettext_noop("First reading of the request counter of %(stacks)s.")
-NOTE_GPU_BUSY = gettext_noop("The GPUs were in use at %(at)s UTC.")
-NOTE_UNREAD = gettext_noop("Could not read the requests of %(reasons)s")
-NOTE_NO_GPU_READING = gettext_noop(
-    "No GPU reading in the last %(minutes)s min: the server's checks record them "
-    "(is the periodic check on?)."
-)
-NOTE_IDLE = gettext_noop("Idle for %(minutes)s min: no model request and the GPUs quiet.")
-NOTE_QUIET = gettext_noop("Quiet for %(minutes)s min of %(idle_minutes)s.")
-REASON_OFF = gettext_noop("The idle guard is off for this server.")
-REASON_NO_PRICE = gettext_noop("The server has no hourly price: the idle guard leaves it alone.")
 
 
 @dataclass(frozen=True)
@@ -62,16 +47,16 @@ class Finding:
     idle: bool
     # Someone used the server (a request, a busy GPU, a run): idle steps not yet finished stop.
     activity: bool
-    note: str
+    note: notes.Note
     quiet_for: timedelta | None = None
 
 
 def untouched_reason(server: Server, guard: IdleGuard | None) -> str | None:
-    """Why the guard leaves `server` alone, or None when it watches it."""
+    """Why the guard leaves `server` alone (a note's code), or None when it watches it."""
     if guard is None or not guard.enabled:
-        return REASON_OFF
+        return notes.OFF
     if server.hourly_price is None:
-        return REASON_NO_PRICE
+        return notes.NO_PRICE
     return None
 
 
@@ -160,37 +145,37 @@ def observe(
     guard.checked_at = now
 
     activity = False
-    notes = []
+    said: notes.Note = []
     if moved:
         first = [stack.name for stack in moved if str(stack.pk) not in saved]
         used = [stack.name for stack in moved if str(stack.pk) in saved]
         if used:
-            notes.append(NOTE_USED % {"stacks": ", ".join(used)})
+            said.append(notes.part(notes.USED, stacks=", ".join(used)))
             activity = True
         if first:
-            notes.append(NOTE_FIRST % {"stacks": ", ".join(first)})
+            said.append(notes.part(notes.FIRST, stacks=", ".join(first)))
         guard.quiet_since = now
     if guard.quiet_since is None:
         guard.quiet_since = now
     if gpu.busy_at is not None and gpu.busy_at > guard.quiet_since:
         guard.quiet_since = gpu.busy_at
-        notes.append(NOTE_GPU_BUSY % {"at": f"{gpu.busy_at:%Y-%m-%d %H:%M}"})
+        said.append(notes.part(notes.GPU_BUSY, at=f"{gpu.busy_at:%Y-%m-%d %H:%M}"))
         activity = True
     quiet_for = now - guard.quiet_since
     if unread:
-        notes.append(NOTE_UNREAD % {"reasons": "; ".join(unread)})
-        guard.note = " ".join(notes)
+        said.append(notes.part(notes.UNREAD, reasons="; ".join(unread)))
+        guard.note = said
         return Finding(idle=False, activity=activity, note=guard.note, quiet_for=quiet_for)
     if gpu.has_gpus and not gpu.seen:
-        notes.append(NOTE_NO_GPU_READING % {"minutes": guard.idle_minutes})
-        guard.note = " ".join(notes)
+        said.append(notes.part(notes.NO_GPU_READING, minutes=guard.idle_minutes))
+        guard.note = said
         return Finding(idle=False, activity=activity, note=guard.note, quiet_for=quiet_for)
     idle = quiet_for >= idle_time
     if idle:
-        notes.append(NOTE_IDLE % {"minutes": _minutes(quiet_for)})
+        said.append(notes.part(notes.IDLE, minutes=_minutes(quiet_for)))
     elif not activity:
-        notes.append(
-            NOTE_QUIET % {"minutes": _minutes(quiet_for), "idle_minutes": guard.idle_minutes}
+        said.append(
+            notes.part(notes.QUIET, minutes=_minutes(quiet_for), idle_minutes=guard.idle_minutes)
         )
-    guard.note = " ".join(notes)
+    guard.note = said
     return Finding(idle=idle, activity=activity, note=guard.note, quiet_for=quiet_for)

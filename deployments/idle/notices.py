@@ -5,6 +5,7 @@ from django.utils.translation import gettext as _
 
 from ..models import IdleGuard, IdleStep, NotificationEvent
 from ..notifications.notify import in_panel_language, notify
+from . import notes
 
 
 def _path(guard: IdleGuard) -> str:
@@ -12,7 +13,10 @@ def _path(guard: IdleGuard) -> str:
 
 
 @in_panel_language
-def idle_warning(guard: IdleGuard, text: str = "") -> int:
+def idle_warning(guard: IdleGuard, text: str = "", *, with_note: bool = False) -> int:
+    """Tell the team the server is idle; WITH_NOTE, what the last check found as well."""
+    if with_note:
+        text = notes.render(guard.note or [])
     server = guard.server
     subject = _("Server %(server)s has been idle for %(minutes)s min") % {
         "server": server.name,

@@ -1,70 +1,14 @@
 """The idle guard as the pages show it: its settings, where it stands, who may do what."""
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_noop
 
 from .. import access
 from ..choices import ROLE_RANK, Role
 from ..models import IdleGuard, IdleState, ModelLaunch, Server, Stack
-from . import detect
-
-# Every sentence a note may hold: the check's own (detect) and the guard's steps'.
-_NOTE_SENTENCES = (
-    detect.NOTE_USED,
-    detect.NOTE_FIRST,
-    detect.NOTE_GPU_BUSY,
-    detect.NOTE_UNREAD,
-    detect.NOTE_NO_GPU_READING,
-    detect.NOTE_IDLE,
-    detect.NOTE_QUIET,
-    detect.REASON_OFF,
-    detect.REASON_NO_PRICE,
-    gettext_noop("The step “%(title)s” did not succeed: %(error)s"),
-    gettext_noop("“%(title)s” is under way: the guard waits until it has finished."),
-    gettext_noop("Kept running."),
-    gettext_noop("Started again."),
-)
-
-
-def _sentence_pattern(sentence: str) -> re.Pattern:
-    """A regex matching `sentence` at the start of a note, its %(name)s as named groups.
-    A sentence that ends with a value takes the rest of the note."""
-    parts = re.split(r"%\((\w+)\)s", sentence)
-    pattern = ""
-    for position, part in enumerate(parts):
-        if position % 2 == 0:
-            pattern += re.escape(part)
-        elif position == len(parts) - 2 and parts[-1] == "":
-            pattern += f"(?P<{part}>.*)"
-        else:
-            pattern += f"(?P<{part}>.*?)"
-    end = r"\Z" if parts[-1] == "" and len(parts) > 1 else r"(?:\s+|\Z)"
-    return re.compile(pattern + end, re.DOTALL)
-
-
-_NOTE_PATTERNS = [(sentence, _sentence_pattern(sentence)) for sentence in _NOTE_SENTENCES]
-
-
-def note_text(note: str) -> str:
-    """The guard's stored (English) note in the language of the request, sentence by
-    sentence; what no known sentence matches is shown as stored."""
-    shown = []
-    rest = note.strip()
-    while rest:
-        for sentence, pattern in _NOTE_PATTERNS:
-            found = pattern.match(rest)
-            if found:
-                shown.append(gettext(sentence) % found.groupdict())
-                rest = rest[found.end() :]
-                break
-        else:
-            shown.append(rest)
-            break
-    return " ".join(shown)
+from . import notes
 
 
 @dataclass
@@ -84,7 +28,8 @@ class IdleStatus:
 
     @property
     def note(self) -> str:
-        return note_text(self.guard.note or "")
+        """What the last check found, in the language of the page."""
+        return notes.render(self.guard.note or [])
 
     @property
     def warning(self) -> bool:
@@ -130,3 +75,4 @@ def idle_status(server: Server, user=None, now: datetime | None = None) -> IdleS
             .values_list("name", flat=True)
         )
     return status
+

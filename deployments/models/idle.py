@@ -62,8 +62,9 @@ class IdleGuard(models.Model):
     # Each watched stack's request counter at the last check: {"<stack id>": total}.
     request_counts = models.JSONField(default=dict, blank=True)
     checked_at = models.DateTimeField(null=True, blank=True)
-    # What the last check found, in a sentence.
-    note = models.TextField(blank=True)
+    # What the last check found: sentences as codes with their values, written out in the
+    # reader's language (idle/notes.py).
+    note = models.JSONField(default=list, blank=True)
     # The steps taken (IdleStep values) since the server was last found idle, and the run of
     # the latest one.
     steps_taken = models.JSONField(default=list, blank=True)

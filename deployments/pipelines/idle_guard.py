@@ -22,7 +22,7 @@ from ..choices import RunStatus
 from ..clients.ssh import SSHError
 from ..clients.xinference import XinferenceError
 from ..errors import PanelError
-from ..idle import notices
+from ..idle import notes, notices
 from ..idle.detect import gpu_reading, observe, runs_under_way, untouched_reason, watched_stacks
 from ..models import IdleGuard, IdleState, IdleStep, PipelineRun, Server, Stack
 from ..stacks.xinference_access import xinference_client
@@ -113,8 +113,8 @@ def check(server: Server, now: datetime | None = None, read=read_request_counts)
         server = guard.server
         reason = untouched_reason(server, guard)
         if reason is not None:
-            if guard.note != reason:
-                guard.note = reason
+            if guard.note != [notes.part(reason)]:
+                guard.note = [notes.part(reason)]
                 guard.save(update_fields=["note", "updated_at"])
             return []
         if guard.state == IdleState.STOPPED:
@@ -124,13 +124,13 @@ def check(server: Server, now: datetime | None = None, read=read_request_counts)
             return []
         failed = step_run is not None and step_run.status != RunStatus.SUCCEEDED
         if failed and guard.state != IdleState.WATCHING:
-            guard.note = f"The step “{step_run.title}” did not succeed: {step_run.error}".strip()
+            guard.note = [notes.about_run(notes.STEP_FAILED, step_run, error=step_run.error)]
             guard.save(update_fields=["note", "updated_at"])
             return []
         busy = runs_under_way(server).first()
         if busy is not None:
             guard.quiet_since = now
-            guard.note = f"“{busy.title}” is under way: the guard waits until it has finished."
+            guard.note = [notes.about_run(notes.RUN_UNDER_WAY, busy)]
             if guard.state in (IdleState.IDLE, IdleState.POWER_OFF_PENDING):
                 _back_to_watching(guard)
             guard.save(update_fields=GUARD_FIELDS)
@@ -161,7 +161,7 @@ def check(server: Server, now: datetime | None = None, read=read_request_counts)
 def keep_running(guard: IdleGuard, now: datetime | None = None) -> None:
     """Start the quiet time again and call off what is pending (the power-off)."""
     guard.quiet_since = now or timezone.now()
-    guard.note = "Kept running."
+    guard.note = [notes.part(notes.KEPT_RUNNING)]
     _back_to_watching(guard)
     guard.save(
         update_fields=["quiet_since", "note", "state", "steps_taken", "power_off_at", "updated_at"]

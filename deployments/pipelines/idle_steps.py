@@ -22,7 +22,7 @@ from .. import audit
 from ..choices import Health, LaunchStatus, PipelineKind, ServiceState, StackStatus
 from ..clients.ssh import SSHError
 from ..clients.xinference import XinferenceError
-from ..idle import notices
+from ..idle import notes, notices
 from ..idle.detect import WATCHED_STACK_STATUSES
 from ..llm import kind_of
 from ..models import IdleGuard, IdleState, IdleStep, ModelLaunch, PipelineRun, Service, Stack
@@ -77,7 +77,7 @@ def _tell(guard: IdleGuard, step: str, text: str) -> None:
 
 def notify_team(ctx: StepContext) -> str:
     guard = guard_of(ctx)
-    sent = notices.idle_warning(guard, guard.note)
+    sent = notices.idle_warning(guard, with_note=True)
     return f"{guard.server.name} is idle: {sent} channel(s) told."
 
 
@@ -259,7 +259,7 @@ def relaunch_models(ctx: StepContext) -> str:
         power_off_at=None,
         stopped_launches=[],
         stopped_stacks=[],
-        note="Started again.",
+        note=[notes.part(notes.STARTED_AGAIN)],
     )
     said = f"Launching {', '.join(queued)}." if queued else "No model to launch again."
     if skipped:
