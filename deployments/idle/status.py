@@ -6,7 +6,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from .. import access
-from ..choices import ROLE_RANK, Role
+from ..choices import ROLE_RANK, PipelineKind, Role
 from ..models import IdleGuard, IdleState, ModelLaunch, Server, Stack
 from . import notes
 
@@ -76,3 +76,40 @@ def idle_status(server: Server, user=None, now: datetime | None = None) -> IdleS
         )
     return status
 
+
+# Stacks the guard stopped -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoppedStacks:
+    """Of some stacks, those the idle guard stopped (their containers stopped on purpose, not
+    failed), and the teams whose stacks the user may start again."""
+
+    stack_ids: frozenset[int] = frozenset()
+    start_team_ids: frozenset[int] = frozenset()
+    # Stacks whose "Start again" is under way.
+    starting_ids: frozenset[int] = frozenset()
+
+
+def stopped_stacks(stacks, user=None) -> StoppedStacks:
+    """Which of `stacks` the idle guard stopped, in one query however many there are."""
+    stacks = list(stacks)
+    servers = {stack.server_id for stack in stacks}
+    if not servers:
+        return StoppedStacks()
+    stopped: set[int] = set()
+    starting: set[int] = set()
+    guards = IdleGuard.objects.filter(server__in=servers).exclude(stopped_stacks=[])
+    for guard in guards.select_related("step_run"):
+        ids = set(guard.stopped_stacks or [])
+        stopped |= ids
+        run = guard.step_run
+        if run is not None and run.kind == PipelineKind.IDLE_START_AGAIN and not run.is_terminal:
+            starting |= ids
+    wanted = {stack.pk for stack in stacks}
+    teams = set(access.team_ids(user, Role.OPERATOR)) if user is not None else set()
+    return StoppedStacks(
+        stack_ids=frozenset(stopped & wanted),
+        start_team_ids=frozenset(teams),
+        starting_ids=frozenset(starting & wanted),
+    )
