@@ -133,6 +133,8 @@ class DeploymentAction(models.TextChoices):
     RESTART = "restart", _("Restart")
     ROLLBACK = "rollback", _("Roll back")
     TEARDOWN = "teardown", _("Tear down")
+    BACKUP = "backup", _("Back up")
+    RESTORE = "restore", _("Restore")
 
 
 class ModelKind(models.TextChoices):

@@ -27,7 +27,13 @@ from deployments.actions.backups import (
 )
 from deployments.actions.stacks import do_deploy_stack
 from deployments.choices import DeploymentAction, PipelineKind, RunStatus, StackStatus
-from deployments.models import AuditEvent, BackupStatus, StackBackup, StackBackupSettings
+from deployments.models import (
+    AuditEvent,
+    BackupStatus,
+    Deployment,
+    StackBackup,
+    StackBackupSettings,
+)
 from deployments.pipelines import runner, stack_backup, stack_restore
 from deployments.pipelines.stack_backup import (
     BACKUP_FILES,
@@ -260,8 +266,28 @@ def test_one_backup_at_a_time_and_no_deploy_during_it(stack, operator, queued):
     do_backup_stack(stack, user=operator)
     with pytest.raises(ActionError, match="under way"):
         do_backup_stack(stack, user=operator)
-    with pytest.raises(ActionError, match="backup or restore of this stack is under way"):
+    with pytest.raises(ActionError, match="Another action on this stack is under way"):
         do_deploy_stack(stack, user=operator)
+
+
+def test_backups_and_restores_are_in_the_shared_history_with_their_runs(
+    client, stack, operator, viewer, server_ssh, queued
+):
+    backup = back_up(stack, operator)
+    run = do_restore_backup(backup, confirm_name=backup.stack.name, user=operator)
+
+    history = Deployment.objects.filter(stack=backup.stack).order_by("pk")
+    assert [(d.action, d.run_id, d.user) for d in history] == [
+        (DeploymentAction.BACKUP, backup.run_id, operator),
+        (DeploymentAction.RESTORE, run.pk, operator),
+    ]
+    client.force_login(viewer)
+    page = client.get(reverse("deployment_list")).content.decode()
+    assert "Back up" in page and "Restore" in page
+    restore = history.last()
+    detail = client.get(reverse("deployment_detail", args=[restore.pk])).content.decode()
+    assert reverse("stack_backups", args=[backup.stack_id]) in detail
+    assert "Files changed" not in detail
 
 
 def test_no_backup_while_another_action_runs(stack, operator, queued):

@@ -176,7 +176,8 @@ def _start(stack: Stack, *, kind: str, action: str, params: dict, user, request,
                 )
             )
         # A backup reads the databases and files the action would change under it; a restore
-        # stops and starts the services.
+        # stops and starts the services. Both are in the history above; this finds the runs
+        # started before they were.
         backups = PipelineRun.objects.filter(
             kind__in=[PipelineKind.STACK_BACKUP, PipelineKind.STACK_RESTORE],
             params__stack_id=stack.pk,

@@ -36,5 +36,10 @@ class Deployment(models.Model):
         return f"{self.get_action_display()} {self.stack.name} #{self.pk}"
 
     @property
+    def writes_files(self) -> bool:
+        """Whether the action writes the stack's files (a backup or restore reads them)."""
+        return self.action not in (DeploymentAction.BACKUP, DeploymentAction.RESTORE)
+
+    @property
     def outcome(self) -> str:
         return self.run.status

@@ -23,7 +23,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import audit
-from ..choices import KNOWLEDGE_RUN_KINDS, MODEL_RUN_KINDS, PipelineKind, RunStatus, StackStatus
+from ..choices import (
+    KNOWLEDGE_RUN_KINDS,
+    MODEL_RUN_KINDS,
+    DeploymentAction,
+    PipelineKind,
+    RunStatus,
+    StackStatus,
+)
 from ..clients.ssh import SSHClient
 from ..errors import PanelError
 from ..models import (
@@ -106,6 +113,7 @@ def _locked_idle_stack(stack: Stack, *, restoring: bool = False) -> Stack:
         raise BackupRefused(_("This stack is not deployed: deploy it first."))
     if Deployment.objects.filter(stack=stack, run__status__in=ACTIVE).exists():
         raise BackupRefused(_("Another action on this stack is under way: wait for it first."))
+    # Runs started before backups and restores were in the history.
     if backup_runs(stack).exists():
         raise BackupRefused(_("A backup or restore of this stack is under way already."))
     users = PipelineRun.objects.filter(
@@ -120,6 +128,19 @@ def _locked_idle_stack(stack: Stack, *, restoring: bool = False) -> Stack:
     return stack
 
 
+def record_in_history(stack: Stack, run: PipelineRun, action: str, user) -> Deployment:
+    """Backups and restores are actions on the stack: the team's shared history lists them
+    with its deploys, and other actions on the stack wait for them."""
+    return Deployment.objects.create(
+        team=stack.team,
+        stack=stack,
+        action=action,
+        user=user,
+        run=run,
+        version_line=stack.version_line,
+    )
+
+
 def start_restore(backup: StackBackup, *, user, request=None) -> PipelineRun:
     """Queue the restore of `backup` into its stack; the caller sends the run to a worker."""
     with transaction.atomic():
@@ -131,6 +152,7 @@ def start_restore(backup: StackBackup, *, user, request=None) -> PipelineRun:
             created_by=user,
             heartbeat_at=timezone.now(),
         )
+        record_in_history(stack, run, DeploymentAction.RESTORE, user)
         audit.record(
             "pipeline.start", actor=user, request=request, target=run, details={"kind": run.kind}
         )
@@ -165,6 +187,7 @@ def start_backup(stack: Stack, *, user=None, request=None) -> StackBackup:
         backup.save(update_fields=["folder"])
         run.params = {"stack_id": stack.pk, "backup_id": backup.pk}
         run.save(update_fields=["params"])
+        record_in_history(stack, run, DeploymentAction.BACKUP, actor)
         audit.record(
             "pipeline.start",
             actor=actor,
