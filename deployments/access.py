@@ -8,8 +8,14 @@ A team may require two-factor authentication of its owners: there, an owner with
 operator (reads and runs actions, but manages neither members nor secrets) until they turn it on.
 """
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+from allauth.mfa.models import Authenticator
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
+from django.db.models.signals import post_delete, post_save
 from django.http import Http404
 from django.utils.translation import gettext as _
 
@@ -30,17 +36,55 @@ class TwoFactorRequired(PermissionDenied):
     """An owner of a team that requires two-factor authentication, without it."""
 
 
+# What a request has read of its user's memberships and two-factor state, so the many checks
+# one page makes read them once. Only inside `roles_read_once()` (the middleware's request);
+# any change to a membership, a team or an authenticator forgets it at once.
+_read: ContextVar[dict | None] = ContextVar("panel_roles_read", default=None)
+
+
+@contextlib.contextmanager
+def roles_read_once() -> Iterator[None]:
+    token = _read.set({})
+    try:
+        yield
+    finally:
+        _read.reset(token)
+
+
+def _forget_read_roles(**kwargs) -> None:
+    read = _read.get()
+    if read is not None:
+        read.clear()
+
+
+for _model in (Membership, Team, Authenticator):
+    post_save.connect(_forget_read_roles, sender=_model, dispatch_uid=f"roles-{_model.__name__}")
+    post_delete.connect(_forget_read_roles, sender=_model, dispatch_uid=f"roles-{_model.__name__}")
+
+
+def _remembered(key: tuple, read_now):
+    read = _read.get()
+    if read is None:
+        return read_now()
+    if key not in read:
+        read[key] = read_now()
+    return read[key]
+
+
 def _memberships(user) -> list[Membership]:
     if not user.is_authenticated:
         return []
-    return list(Membership.objects.filter(user=user).select_related("team"))
+    return _remembered(
+        ("memberships", user.pk),
+        lambda: list(Membership.objects.filter(user=user).select_related("team")),
+    )
 
 
 def _owner_lacks_two_factor(membership: Membership, user, cache: dict) -> bool:
     if membership.role != Role.OWNER or not membership.team.require_owner_two_factor:
         return False
     if "has" not in cache:
-        cache["has"] = has_two_factor(user)
+        cache["has"] = _remembered(("two_factor", user.pk), lambda: has_two_factor(user))
     return not cache["has"]
 
 
