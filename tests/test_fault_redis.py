@@ -1,19 +1,33 @@
-"""Redis, the Celery broker and the channel layer, restarted under a real worker: the run under way
-ends as if nothing happened, a run whose message the restart lost is sent again by the reaper, and
-nothing runs twice or goes missing.
+"""Redis, the Celery broker and the channel layer, restarted under a real worker and under a
+viewer's page: the run under way ends as if nothing happened, a run whose message the restart lost
+is sent again by the reaper, nothing runs twice or goes missing, and the page that follows a run's
+output catches up with the lines whose live messages were lost, then follows it live again.
 
-Each test starts a Redis of its own (testkit/private_redis.py) and points its worker at it: the
-Redis of REDIS_URL is shared by the whole test run and is never restarted.
+Each test starts a Redis of its own (testkit/private_redis.py) and points its worker or web server
+at it: the Redis of REDIS_URL is shared by the whole test run and is never restarted.
+
+(The stack's log viewer is not here: its lines come from the web process's own hub, never through
+Redis, and its sessions are in the database, so a Redis restart does not reach it.)
 """
 
+import contextlib
+import threading
+import time
+
 import pytest
-from django.db import transaction
+from django.db import connections, transaction
+from django.urls import reverse
+from django.utils import timezone
+from playwright.sync_api import expect
 
 from deployments.actions.pipelines import do_start_run
-from deployments.choices import EventKind, RunStatus, StepStatus
-from deployments.models import PipelineRun
+from deployments.choices import EventKind, Role, RunStatus, StepStatus
+from deployments.models import PipelineRun, StepRun
+from deployments.pipelines import events
 from deployments.tasks import reap_stale_runs, run_pipeline
-from testkit.factories import make_team
+from testkit.asgi_server import AsgiServer
+from testkit.browser import log_in
+from testkit.factories import add_member, make_run, make_team, make_user
 from testkit.pipelines import STEPS, journal_lines, step_rows
 from testkit.private_redis import PrivateRedis
 from testkit.workers import Worker, wait_until
@@ -124,3 +138,116 @@ def test_a_redis_restart_mid_run_loses_neither_the_run_nor_the_run_queued_behind
     wait_for_status(queued, RunStatus.SUCCEEDED)
     assert step_rows(queued) == EVERY_STEP_ONCE
     assert len(journal_lines(queued_journal)) == 3
+
+
+# A viewer's page ----------------------------------------------------------------------------
+
+LIVE_TRIGGER = "htmx:wsClose from:#run-progress"  # a section the websocket sent
+
+
+@pytest.fixture
+def web(private_redis, transactional_db, tmp_path):
+    """The panel served by daphne on the test database and the test's own Redis."""
+    server = AsgiServer(tmp_path / "daphne.log", env={"REDIS_URL": private_redis.url}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def publishing_to_private_redis(private_redis, settings):
+    """Events this process records are published on the test's own Redis, as a worker's are."""
+    layer = settings.CHANNEL_LAYERS["default"]
+    settings.CHANNEL_LAYERS = {
+        "default": {**layer, "CONFIG": {**layer["CONFIG"], "hosts": [private_redis.url]}}
+    }
+
+
+def in_thread(func, *args):
+    """Run ORM and channel-layer work away from Playwright's event loop, and wait for it."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = func(*args)
+        except BaseException as error:  # re-raised in the test's thread
+            outcome["error"] = error
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def running_run_and_viewer():
+    team = make_team()
+    viewer = add_member(team, make_user(), role=Role.VIEWER)
+    run = make_run(team, status=RunStatus.RUNNING, kind=STEPS, started_at=timezone.now())
+    events.record(run.pk, EventKind.RUN_STARTED, status=RunStatus.RUNNING, message="Started.")
+    StepRun.objects.create(
+        run=run, index=0, name="first", status=StepStatus.RUNNING, started_at=timezone.now()
+    )
+    events.record(
+        run.pk, EventKind.STEP_STARTED, status=RunStatus.RUNNING, step_index=0, message="first"
+    )
+    return run, viewer
+
+
+def output(run: PipelineRun, *lines: str) -> None:
+    """Lines of the running step, recorded and published as a worker records them."""
+    for line in lines:
+        events.record(
+            run.pk, EventKind.OUTPUT, status=RunStatus.RUNNING, step_index=0, message=line
+        )
+
+
+def wait_for_output(page, expected: str, timeout_s: float = 15) -> None:
+    """The exact text of the first step's output (Playwright's matchers fold whitespace)."""
+    pre = page.locator('tr[data-step-index="0"] + tr.step-output pre').first
+
+    def shown():
+        with contextlib.suppress(Exception):
+            return pre.text_content(timeout=500) == expected
+        return False
+
+    deadline = time.monotonic() + timeout_s
+    while not shown():
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"the output never showed {expected!r} (it shows {pre.text_content()!r})"
+            )
+        page.wait_for_timeout(50)
+
+
+def test_a_viewer_of_a_run_rides_out_a_redis_restart_and_catches_up_without_a_gap_or_a_repeat(
+    private_redis, web, publishing_to_private_redis, page
+):
+    run, viewer = in_thread(running_run_and_viewer)
+    log_in(page, web.url, viewer.username, viewer.raw_password)
+    page.goto(f"{web.url}{reverse('run_detail', args=[run.pk])}")
+    steps = page.locator("#run-steps")
+    expect(steps).to_have_attribute("hx-trigger", LIVE_TRIGGER)
+    # Retry at once rather than after the extension's growing random delay.
+    page.evaluate("htmx.config.wsReconnectDelay = () => 200")
+    in_thread(output, run, "line 1")
+    wait_for_output(page, "line 1")
+
+    private_redis.stop()
+    in_thread(output, run, "line 2", "line 3")  # stored; their live messages are lost
+    private_redis.start()
+    in_thread(output, run, "line 4")
+
+    wait_for_output(page, "line 1\nline 2\nline 3\nline 4", timeout_s=30)
+    expect(steps).to_have_attribute("hx-trigger", LIVE_TRIGGER)
+    in_thread(output, run, "line 5")
+    wait_for_output(page, "line 1\nline 2\nline 3\nline 4\nline 5")
+
+    # The panel still serves the page, which follows the run live again.
+    page.reload()
+    expect(steps).to_have_attribute("hx-trigger", LIVE_TRIGGER)
+    wait_for_output(page, "line 1\nline 2\nline 3\nline 4\nline 5")
+    in_thread(output, run, "line 6")
+    wait_for_output(page, "line 1\nline 2\nline 3\nline 4\nline 5\nline 6")
