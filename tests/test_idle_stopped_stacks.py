@@ -88,6 +88,13 @@ def test_the_dashboard_shows_the_stack_stopped_by_the_guard_not_unhealthy(server
     assert "unhealthy" not in cards and "services healthy" not in cards
 
 
+def test_the_list_of_stacks_shows_it_stopped_by_the_guard(server, client, viewer):
+    stopped_stack(server)
+    make_stack(server, name="other", status=StackStatus.RUNNING)
+    rows = page(client, viewer, reverse("stack_list")).split("<tr>")[2:]
+    assert [STOPPED in row for row in rows] == [True, False]
+
+
 def test_while_start_again_runs_the_stack_reads_as_starting_again(server, client, operator):
     stack = stopped_stack(server)
     run = make_run(
