@@ -1,6 +1,7 @@
 """The idle guard's steps send exactly these commands (a recording SSH client and Xinference
-client stand in for the server: the test SSH target cannot power off), remember what they
-stopped, and "Start again" starts the stacks and launches the remembered models again."""
+client stand in for the server; test_idle_guard_real.py runs them on a deployed stack), remember
+what they stopped, and "Start again" starts the stacks and launches the remembered models
+again."""
 
 from dataclasses import dataclass, field
 from decimal import Decimal
