@@ -157,14 +157,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("needs").addoption(
         "--without-engine-agnostic",
         action="store_true",
-        help="deselect the tests marked engine_agnostic (they ran on the other engine)",
+        help=(
+            "deselect the tests marked engine_agnostic and those that never reach the database "
+            "(they ran on the other engine)"
+        ),
     )
+
+
+# A test that asks for none of these (and has no django_db mark) never reaches the database.
+DATABASE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+        "live_server",
+    }
+)
+
+
+def uses_database(item: pytest.Item) -> bool:
+    if item.get_closest_marker("django_db"):
+        return True
+    return not DATABASE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
 
 
 def kept_in_run(item: pytest.Item, *, without_docker: bool, without_agnostic: bool) -> bool:
     if without_docker and "docker" in item_needs(item):
         return False
-    return not (without_agnostic and item.get_closest_marker("engine_agnostic"))
+    if without_agnostic:
+        return not item.get_closest_marker("engine_agnostic") and uses_database(item)
+    return True
 
 
 @pytest.hookimpl(trylast=True)

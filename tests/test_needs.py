@@ -57,21 +57,41 @@ def test_without_docker_deselects_the_tests_that_need_it():
         assert all(mark.name != "slow" for mark in marks), name
 
 
-def test_without_engine_agnostic_deselects_the_tests_marked_so_and_keeps_the_rest(tmp_path):
+def test_without_engine_agnostic_keeps_only_the_unmarked_tests_that_reach_the_database(tmp_path):
     module = tmp_path / "test_engines.py"
     module.write_text(
         "import pytest\n"
         "@pytest.mark.engine_agnostic\n"
-        "def test_page():\n"
+        "def test_page(db):\n"
         "    pass\n"
-        "def test_rows():\n"
+        "def test_rows(db):\n"
+        "    pass\n"
+        "@pytest.mark.django_db\n"
+        "def test_marked():\n"
+        "    pass\n"
+        "@pytest.fixture\n"
+        "def team(db):\n"
+        "    pass\n"
+        "def test_through_a_fixture(team):\n"
+        "    pass\n"
+        "def test_parser():\n"
         "    pass\n"
     )
     collect = ("-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", "-p")
     both = run(*collect, "testkit.needs", str(module))
     one = run(*collect, "testkit.needs", "--without-engine-agnostic", str(module))
-    assert [line.split("::")[1] for line in both if "::" in line] == ["test_page", "test_rows"]
-    assert [line.split("::")[1] for line in one if "::" in line] == ["test_rows"]
+    assert [line.split("::")[1] for line in both if "::" in line] == [
+        "test_page",
+        "test_rows",
+        "test_marked",
+        "test_through_a_fixture",
+        "test_parser",
+    ]
+    assert [line.split("::")[1] for line in one if "::" in line] == [
+        "test_rows",
+        "test_marked",
+        "test_through_a_fixture",
+    ]
 
 
 def test_fixtures_count_for_every_test_and_imports_for_slow_ones(tmp_path):
