@@ -45,3 +45,21 @@ def test_more_deployments_take_no_more_queries(client, team, owner, url_of):
     add(4)
     many = queries_for(client, url)
     assert many == few, f"{few} queries for 2 deployments, {many} for 10"
+
+
+def test_more_stacks_on_a_server_take_no_more_queries_on_its_page(client, team, owner):
+    server = make_server(team, name="gpu-s")
+    client.force_login(owner)
+    url = reverse("server_detail", args=[server.pk])
+
+    def add(count: int) -> None:
+        for _ in range(count):
+            stack = make_stack(server)
+            make_deployment(stack, user=owner, status=RunStatus.SUCCEEDED)
+
+    add(1)
+    queries_for(client, url)  # the first request fills per-process caches
+    few = queries_for(client, url)
+    add(4)
+    many = queries_for(client, url)
+    assert many == few, f"{few} queries for 1 stack, {many} for 5"
