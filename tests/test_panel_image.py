@@ -1,0 +1,189 @@
+"""The panel's own image and compose file (docker/panel) run the panel: the image builds (FROM a
+local Python on Debian, with the wheels given to the build), compose starts PostgreSQL, Redis,
+the migrations, web, worker and beat, and a user logs in through the real login form and has a
+real SSH server checked by the worker in its container.
+
+One test for the whole journey: building and starting are the cost, so they are paid once.
+"""
+
+import os
+import re
+import secrets
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from testkit.docker_engine import docker
+from testkit.images.panel import COMPOSE_FILE, compose_environment, ensure_panel_images
+from testkit.target import SSHTarget, free_port
+
+pytestmark = pytest.mark.slow
+
+UP_TIMEOUT_SECONDS = 600
+WEB_TIMEOUT_SECONDS = 120
+CHECK_TIMEOUT_SECONDS = 120
+CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+# bootstrap_admin's one line with the generated password (the migrate service's log).
+PASSWORD_LINE = re.compile(r"Password: (\S+)")
+
+
+class Compose:
+    """docker-compose on docker/panel/compose.yml under a project name of this test's own."""
+
+    def __init__(self, env_file: Path, environment: dict[str, str]) -> None:
+        # Letters and digits only: compose v1 names the network after it as it is.
+        self.project = f"cptestpanel{os.getpid()}{uuid.uuid4().hex[:6]}"
+        self.env_file = env_file
+        self.environment = environment
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                "docker-compose",
+                *("--project-name", self.project),
+                *("--env-file", str(self.env_file)),
+                *("--file", str(COMPOSE_FILE)),
+                *args,
+            ],
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def logs(self, *services: str) -> str:
+        """The last lines of SERVICES (by default all but migrate, whose log holds the first
+        user's password)."""
+        services = services or ("web", "worker", "beat", "postgres", "redis")
+        return self("logs", "--no-color", "--tail", "60", *services).stdout
+
+    @property
+    def network(self) -> str:
+        return f"{self.project}_default"
+
+
+@pytest.fixture
+def panel(tmp_path):
+    """The compose project, started; torn down with its volumes and network afterwards."""
+    tags = ensure_panel_images()
+    env_file = tmp_path / "panel.env"
+    # Hex: the PostgreSQL password goes into DATABASE_URL.
+    env_file.write_text(
+        "".join(
+            f"{name}={secrets.token_hex(24)}\n"
+            for name in ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "POSTGRES_PASSWORD")
+        )
+    )
+    env_file.chmod(0o600)
+    environment = compose_environment(tags, env_file)
+    environment["PANEL_PORT"] = str(free_port())
+    compose = Compose(env_file, environment)
+    compose.url = f"http://127.0.0.1:{environment['PANEL_PORT']}"
+    try:
+        started = compose("up", "--detach", timeout=UP_TIMEOUT_SECONDS)
+        # The services but migrate: its log holds the first user's password once it is made.
+        assert started.returncode == 0, started.stderr[-3000:] + compose.logs("postgres", "migrate")
+        yield compose
+    finally:
+        compose("down", "--volumes", "--remove-orphans", "--timeout", "10", timeout=300)
+
+
+def wait_for_web(client: httpx.Client, compose: Compose) -> None:
+    deadline = time.monotonic() + WEB_TIMEOUT_SECONDS
+    while True:
+        try:
+            if client.get("/login/").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"web did not answer in {WEB_TIMEOUT_SECONDS}s:\n{compose.logs('web')}")
+        time.sleep(0.5)
+
+
+def csrf_token(page: httpx.Response) -> str:
+    assert page.status_code == 200, page.status_code
+    return CSRF_FIELD.search(page.text).group(1)
+
+
+def network_gateway(network: str) -> str:
+    """This machine's address on NETWORK: the containers on it reach it, nothing else does."""
+    inspected = docker(
+        "network", "inspect", "--format", "{{(index .IPAM.Config 0).Gateway}}", network
+    )
+    return inspected.stdout.decode().strip()
+
+
+def test_the_image_runs_the_panel_a_user_logs_in_and_a_server_is_checked_by_the_worker(
+    panel, ssh_target_image
+):
+    admin_password = PASSWORD_LINE.search(panel("logs", "--no-color", "migrate").stdout)
+    assert admin_password, "bootstrap_admin printed no password in the migrate service's log"
+    # Every service the file defines is up, beat separate from the worker.
+    running = panel("ps", "--services", "--filter", "status=running").stdout.split()
+    assert sorted(running) == ["beat", "postgres", "redis", "web", "worker"], panel.logs()
+
+    with httpx.Client(base_url=panel.url, timeout=30) as client:
+        wait_for_web(client, panel)
+        # The real login form, its CSRF token and cookie, as a browser posts it.
+        login = client.post(
+            "/login/",
+            data={
+                "csrfmiddlewaretoken": csrf_token(client.get("/login/")),
+                "login": "admin",
+                "password": admin_password.group(1),
+            },
+        )
+        assert login.status_code == 302, login.text[-2000:]
+        dashboard = client.get(login.headers["location"])
+        assert dashboard.status_code == 200 and "admin" in dashboard.text
+
+        # The SSH server listens on this machine's address on the project's network, so the
+        # worker's container reaches it there, as it reaches any server by its address.
+        gateway = network_gateway(panel.network)
+        target = SSHTarget(ssh_target_image)
+        target.host = gateway
+        with target:
+            created = client.post(
+                "/servers/new/",
+                data={
+                    "csrfmiddlewaretoken": csrf_token(client.get("/servers/new/")),
+                    "name": "gpu-1",
+                    "host": gateway,
+                    "ssh_port": str(target.port),
+                    "ssh_user": "root",
+                    "hourly_price": "",
+                    "price_currency": "USD",
+                    "key_mode": "paste",
+                    "ssh_private_key": target.key.private_openssh,
+                },
+            )
+            assert created.status_code == 302, created.text[-3000:]
+            server_url = created.headers["location"]
+            assert re.fullmatch(r"/servers/\d+/", server_url), server_url
+
+            checked = client.post(
+                f"{server_url}check/",
+                data={"csrfmiddlewaretoken": csrf_token(client.get(server_url))},
+            )
+            assert checked.status_code == 302, checked.text[-2000:]
+            deadline = time.monotonic() + CHECK_TIMEOUT_SECONDS
+            while True:
+                page = client.get(server_url).text
+                if "status-reachable" in page or "status-unreachable" in page:
+                    break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"No check finished in {CHECK_TIMEOUT_SECONDS}s:\n{panel.logs()}")
+                time.sleep(1)
+
+    assert "status-reachable" in page, panel.logs("worker")
+    # The facts the worker gathered over SSH: the target's system and the Docker engine its
+    # command line talks to.
+    facts = page.split('id="server-facts"', 1)[1]
+    assert "Debian GNU/Linux 12 (bookworm)" in facts
+    assert docker("version", "--format", "{{.Server.Version}}").stdout.decode().strip() in facts
