@@ -126,21 +126,20 @@ def test_a_postgres_restart_mid_step_is_ridden_out_and_the_run_succeeds(
         row = one("SELECT status FROM deployments_steprun WHERE run_id = %s AND index = 1", run_id)
         return row is not None and row[0] == StepStatus.RUNNING
 
+    def beat_since(moment) -> bool:
+        sql = "SELECT heartbeat_at > %s FROM deployments_pipelinerun WHERE id = %s"
+        return one(sql, moment, run_id)[0]
+
     wait_until(step_running, 30, "step 'second' to start")
+    (step_seen_at,) = one("SELECT now()")
+    # A beat while the step blocks: the heartbeat holds a connection the restart will drop.
+    wait_until(lambda: beat_since(step_seen_at), 15, "a heartbeat during the step")
 
     private_postgres.restart()
     db = private_postgres.connect()
     (restarted_at,) = one("SELECT now()")
-    # The worker beats again on a new connection while its step still blocks.
-    wait_until(
-        lambda: one(
-            "SELECT heartbeat_at > %s FROM deployments_pipelinerun WHERE id = %s",
-            restarted_at,
-            run_id,
-        )[0],
-        15,
-        "a heartbeat after the restart",
-    )
+    # The worker beats again, on a new connection, while its step still blocks.
+    wait_until(lambda: beat_since(restarted_at), 15, "a heartbeat after the restart")
     release.touch()
     # The restart did reach the worker: the beat on the connection it dropped failed.
     assert f"Heartbeat of run {run_id} failed" in worker.log
