@@ -14,7 +14,7 @@ from deployments.actions.servers import do_prepare_server
 from deployments.choices import EventKind, PipelineKind, RunStatus, ServerStatus, StepStatus
 from deployments.clients.ssh import SSHClient
 from deployments.models import PipelineRun
-from deployments.pipelines import error_text
+from deployments.pipelines import error_text, reaper
 from deployments.pipelines.server_prepare import PREPARE
 from testkit.docker_engine import docker
 from testkit.factories import make_server
@@ -27,6 +27,7 @@ STEPS = tuple(step.name for step in PREPARE.steps)
 # `timeout` a few more to confirm before it gives up on the channel.
 CUT_DEADLINE = 90
 RUN_DEADLINE = 180
+STALE_AFTER = 5
 # What a person must never read in a run's error: class names, tracebacks, library names.
 CLASS_NAME = re.compile(r"Traceback|\w+(Error|Exception)\b|paramiko|<class ")
 
@@ -108,6 +109,15 @@ def test_a_server_that_goes_silent_mid_step_fails_the_step_in_words_and_a_retry_
     assert pinned, "the first step connected and pinned the server's key"
 
     docker("pause", target.name)
+    # The worker is alive and beats while its step waits on the silent server: the run is
+    # not taken for one whose worker died.
+    beat = PipelineRun.objects.get(pk=run.pk).heartbeat_at
+    wait_until(
+        lambda: PipelineRun.objects.get(pk=run.pk).heartbeat_at > beat,
+        30,
+        "the worker to beat while its step waits",
+    )
+    assert reaper.reap_stale_runs(stale_after=STALE_AFTER) == 0
     wait_for_end(run, CUT_DEADLINE)
 
     assert run.status == RunStatus.FAILED
