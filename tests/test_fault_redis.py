@@ -59,7 +59,7 @@ def private_redis():
 def worker(private_redis, transactional_db, tmp_path):
     worker = Worker(tmp_path / "worker.log", env={**WORKER_ENV, "REDIS_URL": private_redis.url})
     yield worker.start()
-    worker.stop()
+    worker.kill()  # idle by then: nothing to finish, and a warm shutdown takes seconds
 
 
 @pytest.fixture
