@@ -325,6 +325,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker restart must not stop the pipelines under way: their state is in the database, and
+# they report it there (Celery 6 would cancel them by default, each then left for the reaper).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "controlpanel")
 # Redis redelivers an unacknowledged task after this long; pipelines guard against the
 # duplicate with their compare-and-set claim, so it only needs to exceed a normal run.
