@@ -19,7 +19,7 @@ from django.conf import settings
 from deployments.choices import EventKind, RunStatus, StepStatus
 from testkit.asgi_server import AsgiServer
 from testkit.pipelines import journal_lines
-from testkit.private_postgres import PrivatePostgres
+from testkit.private_postgres import PrivatePostgres, binaries
 from testkit.private_redis import PrivateRedis
 from testkit.workers import Worker, wait_until
 
@@ -28,6 +28,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.engine_agnostic]
 
 @pytest.fixture
 def private_postgres():
+    if binaries() is None:
+        pytest.skip("PostgreSQL's server is not installed here (/usr/lib/postgresql/*/bin)")
     with PrivatePostgres() as server:
         yield server
 
