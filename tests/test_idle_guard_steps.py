@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 
 from deployments.actions import ActionError
 from deployments.actions.idle import do_start_again
@@ -17,6 +18,7 @@ from deployments.choices import (
     ServiceState,
     StackStatus,
 )
+from deployments.idle import notes, notices
 from deployments.llm.presets import PRESETS
 from deployments.models import IdleGuard, IdleState, ModelLaunch, PipelineRun, Service
 from deployments.pipelines import idle_steps, runner
@@ -236,3 +238,18 @@ def test_after_a_power_off_alone_start_again_sets_the_guard_watching(guard, ssh,
     assert ssh.calls == []
     guard.refresh_from_db()
     assert guard.state == IdleState.WATCHING
+
+
+def test_telling_the_team_writes_the_checks_note_in_the_panels_language(
+    guard, settings, monkeypatch
+):
+    settings.LANGUAGE_CODE = "zh-hans"
+    sent = []
+    monkeypatch.setattr(notices, "notify", lambda *args: sent.append(args[3]) or 1)
+    IdleGuard.objects.filter(pk=guard.pk).update(note=[notes.part(notes.IDLE, minutes=75)])
+    run = run_step(guard, PipelineKind.IDLE_NOTIFY)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    with translation.override("zh-hans"):
+        chinese = translation.gettext(notes.SENTENCES[notes.IDLE]) % {"minutes": 75}
+    assert sent == [chinese]
+    assert "Idle for" not in chinese
