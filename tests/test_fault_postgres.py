@@ -59,7 +59,7 @@ def panel(panel_env, tmp_path):
     worker = Worker(tmp_path / "worker.log", env=panel_env).spawn()
     web = AsgiServer(tmp_path / "daphne.log", env=panel_env).spawn()
     try:
-        manage(panel_env, "migrate", "--verbosity", "0")
+        manage(panel_env, "migrate", "--verbosity", "0", "--skip-checks")
         yield worker.wait_ready(), web.wait_ready()
     finally:
         web.stop()
