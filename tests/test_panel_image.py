@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from testkit.docker_engine import docker
+from testkit.docker_engine import docker, process_alive
 from testkit.images.panel import COMPOSE_FILE, compose_environment, ensure_panel_images
 from testkit.target import SSHTarget, free_port
 
@@ -31,12 +31,18 @@ CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 PASSWORD_LINE = re.compile(r"Password: (\S+)")
 
 
+PROJECT_PREFIX = "cptestpanel-"
+# The project names of this test: the prefix, the test process's id, a random part.
+PROJECT_NAME = re.compile(re.escape(PROJECT_PREFIX) + r"(\d+)-[0-9a-f]{6}")
+# `down` of a leftover project interpolates the file too: any value will do for it.
+PLACEHOLDERS = dict.fromkeys(("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "POSTGRES_PASSWORD"), "x")
+
+
 class Compose:
     """docker-compose on docker/panel/compose.yml under a project name of this test's own."""
 
     def __init__(self, env_file: Path, environment: dict[str, str]) -> None:
-        # Letters and digits only: compose v1 names the network after it as it is.
-        self.project = f"cptestpanel{os.getpid()}{uuid.uuid4().hex[:6]}"
+        self.project = f"{PROJECT_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.env_file = env_file
         self.environment = environment
 
@@ -67,9 +73,50 @@ class Compose:
         return f"{self.project}_default"
 
 
+def remove_leftover_projects(empty_file: Path) -> None:
+    """Projects of this test whose process is gone (killed before its teardown): their
+    containers, volumes and network. EMPTY_FILE stands for their env file."""
+    labels = (
+        docker(
+            "ps",
+            "--all",
+            "--filter",
+            "label=com.docker.compose.project",
+            "--format",
+            '{{.Label "com.docker.compose.project"}}',
+        )
+        .stdout.decode()
+        .split()
+    )
+    for project in sorted(set(labels)):
+        match = PROJECT_NAME.fullmatch(project)
+        if match and not process_alive(int(match.group(1))):
+            subprocess.run(
+                [
+                    "docker-compose",
+                    "--project-name",
+                    project,
+                    "--file",
+                    str(COMPOSE_FILE),
+                    "down",
+                    "--volumes",
+                    "--remove-orphans",
+                    "--timeout",
+                    "5",
+                ],
+                env={**os.environ, **PLACEHOLDERS, "PANEL_ENV_FILE": str(empty_file)},
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+
+
 @pytest.fixture
 def panel(tmp_path):
     """The compose project, started; torn down with its volumes and network afterwards."""
+    empty_file = tmp_path / "empty.env"
+    empty_file.touch()
+    remove_leftover_projects(empty_file)
     tags = ensure_panel_images()
     env_file = tmp_path / "panel.env"
     # Hex: the PostgreSQL password goes into DATABASE_URL.

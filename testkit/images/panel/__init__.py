@@ -42,6 +42,7 @@ COMPOSE_FILE = REPO / "docker" / "panel" / "compose.yml"
 # What the Dockerfile copies from the repository (its build context is the repository root).
 PANEL_SOURCES = (
     "requirements.txt",
+    "pyproject.toml",
     "manage.py",
     "controlpanel",
     "deployments",
