@@ -10,7 +10,7 @@ from django.urls import reverse
 from controlpanel.celery import app as celery_app
 from deployments.actions.launches import do_launch_model
 from deployments.actions.pipelines import do_retry_run
-from deployments.choices import LaunchStatus, RunStatus, StepStatus
+from deployments.choices import EventKind, LaunchStatus, RunStatus, StepStatus
 from deployments.models import ModelLaunch, PipelineRun, StepRun
 from deployments.pipelines import reaper
 from deployments.pipelines.model_launch import LAUNCH
@@ -99,6 +99,8 @@ def test_a_launch_whose_worker_is_killed_mid_launch_is_failed_then_resumed_with_
         wait_for_end(run, LAUNCH_DEADLINE)
 
         assert run.status == RunStatus.SUCCEEDED, run.error
+        resumed = run.events.filter(kind=EventKind.RUN_STARTED).last()
+        assert resumed.message == f"Resuming launch model at step '{crashed.name}' (attempt 2)."
         assert step_rows(run) == [
             *((index, STEPS[index], 1, StepStatus.SUCCEEDED) for index in range(crashed.index)),
             (crashed.index, crashed.name, 1, StepStatus.FAILED),
@@ -107,6 +109,12 @@ def test_a_launch_whose_worker_is_killed_mid_launch_is_failed_then_resumed_with_
                 for index in range(crashed.index, len(STEPS))
             ),
         ]
+        # Nothing either worker recorded was lost: each step row's start is in the log, and
+        # the reaper's word on the first attempt before the second attempt's start.
+        assert run.events.filter(kind=EventKind.STEP_STARTED).count() == len(step_rows(run))
+        reaped = run.events.filter(kind=EventKind.RUN_FINISHED).first()
+        assert reaped.message.startswith("The worker running this stopped responding")
+        assert reaped.pk < resumed.pk
         launch.refresh_from_db()
         assert launch.status == LaunchStatus.READY
         assert ModelLaunch.objects.filter(stack=stack).count() == 1
