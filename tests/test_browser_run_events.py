@@ -344,15 +344,21 @@ def test_while_the_socket_is_down_the_page_polls_until_it_is_back(
     page.evaluate("htmx.config.wsReconnectDelay = () => 200")
     polls = steps_requests(page, watched_run)
 
+    notice = page.locator("#run-live-status")
+    expect(notice).to_be_hidden()
     blocked.set()
     routes[0].close(code=1006)
     expect(steps).to_have_attribute("hx-trigger", POLL_TRIGGER)
+    # The page says the live updates are interrupted and that it reconnects by itself.
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("reconnects by itself")
     in_thread(output, watched_run, "seen by polling")
     wait_for_output(page, "before the page opened\nseen by polling")
     assert polls, "the line did not come by polling"
 
     blocked.clear()
     expect(steps).to_have_attribute("hx-trigger", LIVE_TRIGGER, timeout=20_000)
+    expect(notice).to_be_hidden()
     polled = len(polls)
     in_thread(output, watched_run, "seen live again")
     wait_for_output(page, "before the page opened\nseen by polling\nseen live again")

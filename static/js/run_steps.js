@@ -25,6 +25,21 @@
     });
   });
 
+  // While the socket is down (closed abnormally: htmx's extension reconnects by itself) the
+  // page says so; the steps section reads the run every few seconds meanwhile.
+  var liveStatus = function (interrupted) {
+    var notice = document.getElementById("run-live-status");
+    if (notice) notice.hidden = !interrupted;
+  };
+  document.addEventListener("htmx:wsClose", function (event) {
+    if (event.target.id !== "run-progress") return;
+    var code = event.detail && event.detail.event ? event.detail.event.code : 1006;
+    if ([1006, 1011, 1012, 1013].indexOf(code) >= 0) liveStatus(true);
+  });
+  document.addEventListener("htmx:wsOpen", function (event) {
+    if (event.target.id === "run-progress") liveStatus(false);
+  });
+
   // The same words as the "duration" template filter (deployments/templatetags/panel.py):
   // "8 s", "1 min 5 s", "2 h 3 min", with the units in the page's language, which the page
   // hands over in this script tag's data-unit-* attributes.
