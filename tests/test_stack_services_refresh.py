@@ -6,7 +6,9 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import caches
+from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -304,3 +306,18 @@ def test_in_a_browser_the_table_follows_the_server_and_rests_while_the_tab_is_hi
         "document.dispatchEvent(new Event('visibilitychange'));"
     )
     expect(row).to_contain_text("Restarting")
+
+
+def test_while_redis_is_away_the_table_shows_the_rows_as_last_read_and_says_why(
+    client, deployed, operator
+):
+    row = service(deployed, minutes_ago=5)
+    client.force_login(operator)
+    # The shared cache on a port where nothing answers, as while Redis restarts.
+    away = {**django_settings.CACHES["shared"], "LOCATION": "redis://127.0.0.1:1/0"}
+
+    with override_settings(CACHES={**django_settings.CACHES, "shared": away}):
+        html = table(client, deployed)
+
+    assert "Running" in html and f'<time datetime="{row.last_seen_at.isoformat()}">' in html
+    assert "could not reach its Redis" in html

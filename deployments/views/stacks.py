@@ -13,6 +13,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from .. import access
 from ..actions import ActionError
@@ -342,10 +344,14 @@ def _read_services_when_stale(stack: Stack) -> str:
     if newest and timezone.now() - newest < timedelta(seconds=SERVICES_POLL_SECONDS):
         return ""
     shared = caches["shared"]
-    if shared.add(f"stack-services-read:{stack.pk}", "", SERVICES_POLL_SECONDS):
-        # The reason outlives the next read, so the table keeps saying it while reads fail.
-        read_stack_services.delay_on_commit(stack.pk, 3 * SERVICES_POLL_SECONDS)
-    reason = shared.get(services_unread_key(stack.pk))
+    try:
+        if shared.add(f"stack-services-read:{stack.pk}", "", SERVICES_POLL_SECONDS):
+            # The reason outlives the next read, so the table keeps saying it while reads fail.
+            read_stack_services.delay_on_commit(stack.pk, 3 * SERVICES_POLL_SECONDS)
+        reason = shared.get(services_unread_key(stack.pk))
+    except (RedisError, KombuOperationalError):
+        # Redis restarting: the rows are shown as they are, and the next poll tries again.
+        return _("The panel could not reach its Redis: the containers are shown as last read.")
     if not reason:
         return ""
     return _("Could not read the containers from %(server)s: %(error)s") % {
