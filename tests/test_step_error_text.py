@@ -4,6 +4,7 @@ name, which stays in the server's log."""
 import logging
 
 import pytest
+from django.db import InterfaceError, OperationalError
 
 from deployments.choices import RunStatus
 from deployments.clients.fastgpt.errors import FastGPTError
@@ -41,6 +42,14 @@ from testkit.pipelines import STEPS
         ),
         (OneAPIError("Channel refused."), "One API could not do what was asked: Channel refused."),
         (FastGPTError("No such app."), "FastGPT could not do what was asked: No such app."),
+        (
+            OperationalError("server closed the connection unexpectedly"),
+            "The panel's database did not answer: server closed the connection unexpectedly",
+        ),
+        (
+            InterfaceError("connection already closed"),
+            "The panel's database did not answer: connection already closed",
+        ),
         (TimeoutError("read timed out"), "Something took too long to answer: read timed out"),
         (
             ConnectionRefusedError(111, "Connection refused"),

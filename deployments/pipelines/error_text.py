@@ -5,6 +5,7 @@ nothing to one. The run shows a plain lead that says which kind of thing went wr
 exception's own detail; the class name goes to the server's log only (runner.py logs it).
 """
 
+from django.db import InterfaceError, OperationalError
 from django.utils.translation import gettext as _
 
 from ..clients.fastgpt.errors import FastGPTError
@@ -44,6 +45,9 @@ def _lead(error: BaseException) -> str:
         return _("One API could not do what was asked")
     if isinstance(error, FastGPTError):
         return _("FastGPT could not do what was asked")
+    if isinstance(error, (OperationalError, InterfaceError)):
+        # The panel's own database restarting or gone: nothing the server did.
+        return _("The panel's database did not answer")
     if isinstance(error, TimeoutError):
         return _("Something took too long to answer")
     if isinstance(error, ConnectionError):
