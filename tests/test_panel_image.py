@@ -29,8 +29,6 @@ CHECK_TIMEOUT_SECONDS = 120
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 # bootstrap_admin's one line with the generated password (the migrate service's log).
 PASSWORD_LINE = re.compile(r"Password: (\S+)")
-
-
 PROJECT_PREFIX = "cptestpanel-"
 # The project names of this test: the prefix, the test process's id, a random part.
 PROJECT_NAME = re.compile(re.escape(PROJECT_PREFIX) + r"(\d+)-[0-9a-f]{6}")
@@ -45,6 +43,7 @@ class Compose:
         self.project = f"{PROJECT_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.env_file = env_file
         self.environment = environment
+        self.url = f"http://127.0.0.1:{environment['PANEL_PORT']}"
 
     def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -130,10 +129,9 @@ def panel(tmp_path):
     environment = compose_environment(tags, env_file)
     environment["PANEL_PORT"] = str(free_port())
     compose = Compose(env_file, environment)
-    compose.url = f"http://127.0.0.1:{environment['PANEL_PORT']}"
     try:
         started = compose("up", "--detach", timeout=UP_TIMEOUT_SECONDS)
-        # The services but migrate: its log holds the first user's password once it is made.
+        # migrate's log holds no password yet: the first user is made after it succeeded.
         assert started.returncode == 0, started.stderr[-3000:] + compose.logs("postgres", "migrate")
         yield compose
     finally:
