@@ -81,6 +81,11 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 # Only trust X-Forwarded-For when a proxy in front of the panel is configured to set it.
 TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+# Behind such a proxy, its X-Forwarded-Proto says whether the browser used HTTPS (the panel
+# itself speaks plain HTTP to the proxy): addresses the panel builds, such as the single
+# sign-on callback, then start with https://. Never trusted without a proxy, or any client
+# could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY_COUNT else None
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
