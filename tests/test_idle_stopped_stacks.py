@@ -167,3 +167,21 @@ def test_the_dashboard_reads_more_stopped_stacks_in_no_more_queries(server, clie
         stopped_stack(server, name)
     stopped_stack(other, "five")
     assert queries() == few
+
+
+def test_on_the_dashboard_a_stack_in_real_trouble_comes_before_one_the_guard_stopped(
+    server, client, operator
+):
+    stopped_stack(server, name="a-stopped")
+    failing = make_stack(server, name="b-failing", status=StackStatus.RUNNING)
+    Service.objects.create(
+        stack=failing, name="fastgpt", state=ServiceState.RUNNING, health=Health.UNHEALTHY
+    )
+    make_stack(server, name="c-fine", status=StackStatus.RUNNING)
+
+    cards = section(
+        page(client, operator, reverse("dashboard")), 'id="stacks-health"', "</section>"
+    )
+
+    order = [cards.index(name) for name in ("b-failing", "a-stopped", "c-fine")]
+    assert order == sorted(order)

@@ -91,6 +91,12 @@ class StoppedStacks:
     starting_ids: frozenset[int] = frozenset()
 
 
+def guard_stopped_stack_ids(servers) -> set[int]:
+    """The ids of the stacks the idle guard of one of `servers` stopped (one query)."""
+    guards = IdleGuard.objects.filter(server__in=servers).exclude(stopped_stacks=[])
+    return {pk for ids in guards.values_list("stopped_stacks", flat=True) for pk in ids or []}
+
+
 def stopped_stacks(stacks, user=None) -> StoppedStacks:
     """Which of `stacks` the idle guard stopped, in one query however many there are."""
     stacks = list(stacks)

@@ -1,5 +1,5 @@
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, F, Q
+from django.db.models import Case, Count, F, Q, Value, When
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -7,6 +7,7 @@ from django.utils import timezone
 from .. import access, costs
 from ..choices import Health, Role, RunStatus
 from ..getting_started import checklist
+from ..idle.status import guard_stopped_stack_ids
 from ..models import Deployment, Membership, PipelineRun, Server, Stack
 from .audit import visible_events
 from .common import HtmxHttpRequest
@@ -19,15 +20,19 @@ UNDER_WAY = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def stacks_with_health(user):
-    """The user's stacks, those in trouble first, with their services counted by health."""
+    """The user's stacks, those in trouble first, with their services counted by health. A
+    stack the idle guard stopped is not in trouble, though Docker calls its stopped containers
+    unhealthy."""
+    guard_stopped = guard_stopped_stack_ids(access.visible(Server.objects.all(), user))
     return (
         access.visible(Stack.objects.select_related("server", "team"), user)
         .annotate(
             service_count=Count("services"),
             healthy_count=Count("services", filter=Q(services__health=Health.HEALTHY)),
             unhealthy_count=Count("services", filter=Q(services__health=Health.UNHEALTHY)),
+            trouble=Case(When(pk__in=guard_stopped, then=Value(0)), default=F("unhealthy_count")),
         )
-        .order_by("-unhealthy_count", "name", "pk")
+        .order_by("-trouble", "name", "pk")
     )
 
 
