@@ -1,7 +1,8 @@
 """Redis, the Celery broker and the channel layer, restarted under a real worker and under a
 viewer's page: the run under way ends as if nothing happened, a run whose message the restart lost
 is sent again by the reaper, nothing runs twice or goes missing, and the page that follows a run's
-output catches up with the lines whose live messages were lost, then follows it live again.
+output says its live updates are interrupted while Redis is away, catches up with the lines
+whose live messages were lost, then follows it live again.
 
 Each test starts a Redis of its own (testkit/private_redis.py) and points its worker or web server
 at it: the Redis of REDIS_URL is shared by the whole test run and is never restarted.
@@ -235,13 +236,17 @@ def test_a_viewer_of_a_run_rides_out_a_redis_restart_and_catches_up_without_a_ga
     in_thread(output, run, "line 1")
     wait_for_output(page, "line 1")
 
+    notice = page.locator("#run-live-status")
     private_redis.stop()
     in_thread(output, run, "line 2", "line 3")  # stored; their live messages are lost
+    # The page says its live updates are interrupted, and that it reconnects by itself.
+    expect(notice).to_be_visible(timeout=20_000)
     private_redis.start()
     in_thread(output, run, "line 4")
 
     wait_for_output(page, "line 1\nline 2\nline 3\nline 4", timeout_s=30)
     expect(steps).to_have_attribute("hx-trigger", LIVE_TRIGGER)
+    expect(notice).to_be_hidden()
     in_thread(output, run, "line 5")
     wait_for_output(page, "line 1\nline 2\nline 3\nline 4\nline 5")
 
