@@ -1,5 +1,5 @@
 """The idle guard's steps send exactly these commands (a recording SSH client and Xinference
-client stand in for the server; test_idle_guard_real.py runs them on a deployed stack), remember
+client stand in for the server; test_model_launch_real.py runs them on a deployed stack), remember
 what they stopped, and "Start again" starts the stacks and launches the remembered models
 again."""
 
@@ -176,6 +176,26 @@ def test_stopping_the_stacks_sends_compose_stop_and_marks_the_services_exited(
     # Xinference stopped with its container: the model is remembered too.
     assert guard.stopped_launches == [launch.pk]
     assert Service.objects.get(stack=stack).state == ServiceState.EXITED
+
+
+def test_stopping_the_stacks_leaves_out_a_launch_whose_run_failed(guard, stack, launch, ssh):
+    config = PRESETS["qwen2-instruct-7b"].build(stack.team)
+    config.model = "refused"
+    config.save()
+    # Its row still says launching: its run failed before the model was ready.
+    failed = ModelLaunch.objects.create(
+        team=stack.team,
+        stack=stack,
+        model_uid="refused",
+        llm=config,
+        status=LaunchStatus.LAUNCHING,
+        run=make_run(stack.team, status=RunStatus.FAILED, kind=PipelineKind.MODEL_LAUNCH),
+    )
+    run = run_step(guard, PipelineKind.IDLE_STOP_STACKS)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert guard.stopped_launches == [launch.pk]
+    failed.refresh_from_db()
+    assert failed.status == LaunchStatus.LAUNCHING
 
 
 def test_the_power_off_sends_shutdown_after_the_grace_period_only(guard, ssh):

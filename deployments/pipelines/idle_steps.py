@@ -124,11 +124,15 @@ def stop_stacks(ctx: StepContext) -> str:
                 on_output=ctx.log,
             )
             # Xinference stopped with its container: its models come back with "Start again".
-            ended = list(
-                ModelLaunch.objects.filter(stack=stack, status__in=RUNNING_LAUNCHES).values_list(
-                    "pk", flat=True
-                )
-            )
+            # Only those that ran or were launching: a launch whose run failed or was cancelled
+            # before the model was ready still says "launching" in its row.
+            ended = [
+                launch.pk
+                for launch in ModelLaunch.objects.filter(
+                    stack=stack, status__in=RUNNING_LAUNCHES
+                ).select_related("run")
+                if launch.is_active
+            ]
             _mark_stopped(ended)
             Service.objects.filter(stack=stack).update(
                 state=ServiceState.EXITED, health=Health.UNKNOWN, last_seen_at=timezone.now()
