@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 
 from django.db import connections
@@ -53,3 +54,26 @@ def log_in(page: Page, base_url: str, username: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{base_url}/")
+
+
+def in_thread(func, *args, **kwargs):
+    """Run ORM and channel-layer work away from Playwright's event loop, and wait for it.
+
+    (In the test's thread that loop counts as running, so publishing an event would fail.)
+    """
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = func(*args, **kwargs)
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")

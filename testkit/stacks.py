@@ -106,8 +106,9 @@ def compose_down(stack: Stack, *, volumes: bool = True) -> None:
         )
 
 
-def project_containers(stack: Stack) -> dict[str, list[str]]:
-    """The stack's containers on this engine, by compose service: name -> container names."""
+def _project_listing(stack: Stack, field: str) -> list[tuple[str, str]]:
+    """(compose service, `field` of the container) for each of the stack's containers on this
+    engine, stopped ones included."""
     listing = subprocess.run(
         [
             "docker",
@@ -116,18 +117,28 @@ def project_containers(stack: Stack) -> dict[str, list[str]]:
             "--filter",
             f"label=com.docker.compose.project={project_name(stack)}",
             "--format",
-            '{{.Label "com.docker.compose.service"}} {{.Names}}',
+            '{{.Label "com.docker.compose.service"}} {{.' + field + "}}",
         ],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     ).stdout
+    return [tuple(line.partition(" ")[::2]) for line in listing.splitlines()]
+
+
+def project_containers(stack: Stack) -> dict[str, list[str]]:
+    """The stack's containers on this engine, by compose service: name -> container names."""
     containers: dict[str, list[str]] = {}
-    for line in listing.splitlines():
-        service, _, name = line.partition(" ")
+    for service, name in _project_listing(stack, "Names"):
         containers.setdefault(service, []).append(name)
     return containers
+
+
+def project_states(stack: Stack) -> dict[str, str]:
+    """The state of each of the stack's containers on this engine: service -> "running",
+    "exited", ..."""
+    return dict(_project_listing(stack, "State"))
 
 
 @contextlib.contextmanager

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
+
+from controlpanel.celery import app as celery_app
 
 READY_TIMEOUT_SECONDS = 60
 
@@ -134,3 +136,23 @@ def stop_all(workers: list[Worker], timeout: float = 15) -> None:
             worker.process.wait(max(0.0, deadline - time.monotonic()))
     for worker in workers:
         worker.kill()
+
+
+@contextlib.contextmanager
+def worker_starter(folder: Path, env: dict | None = None) -> Iterator[Callable[[], Worker]]:
+    """start() starts one more single-process worker (`env` added to its environment) and
+    waits until it is ready; each is killed at the end, whatever it was doing."""
+    # Messages left by an earlier, interrupted session must not reach these workers.
+    celery_app.control.purge()
+    workers: list[Worker] = []
+
+    def start() -> Worker:
+        worker = Worker(folder / f"worker-{len(workers)}.log", env=env)
+        workers.append(worker)
+        return worker.start()
+
+    try:
+        yield start
+    finally:
+        for worker in workers:
+            worker.kill()

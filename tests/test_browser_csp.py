@@ -8,12 +8,11 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from deployments.choices import Role
-from testkit.browser import log_in
+from testkit.asgi_server import AsgiServer
+from testkit.browser import in_thread, log_in
 from testkit.factories import add_member, make_server, make_stack
 from tests.test_browser_run_events import (
-    AsgiServer,
     _running_run,
-    in_thread,
     output,
     output_text,
     wait_for_output,

@@ -8,19 +8,11 @@ the test database and the Redis of REDIS_URL, the way the panel is served.
 """
 
 import contextlib
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connections
 from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -28,85 +20,16 @@ from playwright.sync_api import expect
 from deployments.choices import EventKind, PipelineKind, Role, RunStatus, StepStatus
 from deployments.models import PipelineRun, StepRun
 from deployments.pipelines import events
-from testkit.browser import log_in
+from testkit.asgi_server import AsgiServer
+from testkit.browser import in_thread, log_in
 from testkit.factories import add_member, make_run, make_team, make_user
 from testkit.pipelines import STEPS
-from testkit.workers import database_url
 
 pytestmark = [pytest.mark.slow]
 
-START_TIMEOUT_SECONDS = 30
 LIVE_TRIGGER = "htmx:wsClose from:#run-progress"  # a section the websocket sent
 POLL_TRIGGER = "every 2s"  # a section a plain request rendered
 POLL_INTERVAL_MS = 2000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class AsgiServer:
-    """daphne serving controlpanel.asgi on a fixed port; stop() and start() again at will."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "testkit.settings",
-            "DATABASE_URL": database_url(),
-            # Static files straight from the source folders, as under runserver.
-            "DEBUG": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "AsgiServer":
-        command = [
-            *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)),
-            "controlpanel.asgi:application",
-        ]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=settings.BASE_DIR,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not self._listening():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"daphne did not start:\n{self.log[-4000:]}")
-            time.sleep(0.05)
-        return self
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.process = None
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def _listening(self) -> bool:
-        with socket.socket() as sock:
-            sock.settimeout(0.2)
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
 
 @pytest.fixture
@@ -114,29 +37,6 @@ def asgi_server(transactional_db, tmp_path):
     server = AsgiServer(tmp_path / "daphne.log").start()
     yield server
     server.stop()
-
-
-def in_thread(func, *args, **kwargs):
-    """Run ORM and channel-layer work away from Playwright's event loop, and wait for it.
-
-    (In the test's thread that loop counts as running, so publishing an event would fail.)
-    """
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = func(*args, **kwargs)
-        except BaseException as exc:  # re-raised in the test's thread
-            outcome["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(30)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 def output(run: PipelineRun, *lines: str, step_index: int = 0) -> None:

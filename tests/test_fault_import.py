@@ -10,7 +10,6 @@ import re
 import pytest
 from django.urls import reverse
 
-from controlpanel.celery import app as celery_app
 from deployments.actions.knowledge import (
     do_create_knowledge_base,
     do_stage_upload,
@@ -29,7 +28,7 @@ from deployments.models import Document, StepRun
 from deployments.pipelines import reaper
 from testkit.factories import make_server, make_stack
 from testkit.knowledge import CHAT, EMBEDDING, recorded, standin_fastgpt
-from testkit.workers import Worker, stop_all, wait_until
+from testkit.workers import wait_until, worker_starter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,19 +51,8 @@ def start_worker(tmp_path, settings):
         "TRAINING_POLL_SECONDS": "1",
         "PIPELINE_HEARTBEAT_SECONDS": "1",
     }
-    # Messages left by an earlier, interrupted session must not reach these workers.
-    celery_app.control.purge()
-    workers: list[Worker] = []
-
-    def start() -> Worker:
-        worker = Worker(tmp_path / f"worker-{len(workers)}.log", env=env)
-        workers.append(worker)
-        return worker.start()
-
-    yield start
-    for worker in workers:
-        worker.kill()
-    stop_all(workers)
+    with worker_starter(tmp_path, env) as start:
+        yield start
 
 
 def test_an_import_whose_worker_is_killed_while_fastgpt_trains_resumes_and_sends_the_file_once(

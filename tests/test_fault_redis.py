@@ -12,11 +12,10 @@ Redis, and its sessions are in the database, so a Redis restart does not reach i
 """
 
 import contextlib
-import threading
 import time
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -27,7 +26,7 @@ from deployments.models import PipelineRun, StepRun
 from deployments.pipelines import events
 from deployments.tasks import reap_stale_runs, run_pipeline
 from testkit.asgi_server import AsgiServer
-from testkit.browser import log_in
+from testkit.browser import in_thread, log_in
 from testkit.factories import add_member, make_run, make_team, make_user
 from testkit.pipelines import STEPS, journal_lines, step_rows
 from testkit.private_redis import PrivateRedis
@@ -161,26 +160,6 @@ def publishing_to_private_redis(private_redis, settings):
     settings.CHANNEL_LAYERS = {
         "default": {**layer, "CONFIG": {**layer["CONFIG"], "hosts": [private_redis.url]}}
     }
-
-
-def in_thread(func, *args):
-    """Run ORM and channel-layer work away from Playwright's event loop, and wait for it."""
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = func(*args)
-        except BaseException as error:  # re-raised in the test's thread
-            outcome["error"] = error
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(30)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 def running_run_and_viewer():

@@ -10,12 +10,14 @@ restore's command, and back. MongoDB has a stand-in image only, so its dump and 
 tested by the commands sent (test_stack_backups.py). And a download, through a real SSH session
 to an OpenSSH server on loopback, arriving in chunks."""
 
+import contextlib
 import io
 import os
 import subprocess
 import tarfile
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -55,35 +57,37 @@ def psql(container: str, sql: str) -> str:
     return result.stdout.decode().strip()
 
 
-@pytest.fixture(scope="module")
-def postgres():
+@contextlib.contextmanager
+def database_container(service: str, env: dict[str, str], ready: list[str]) -> Iterator[str]:
+    """A container of the stack's image for `service`, started with `env`, once `ready` (a
+    command run in it) succeeds; its name."""
     problem = engine_error()
     if problem:
         raise RuntimeError(f"{problem} (scripts/test starts the engine.)")
-    image = ensure_stack_images()["pg"][0]
-    name = f"cpbackuptest-{uuid.uuid4().hex[:10]}"
-    docker(
-        *("run", "-d", "--rm", "--name", name),
-        *("-e", "POSTGRES_USER=fastgpt", "-e", f"POSTGRES_PASSWORD={PASSWORD}"),
-        *("-e", "POSTGRES_DB=postgres", image),
-        timeout=120,
-    )
+    image = ensure_stack_images()[service][0]
+    name = f"cpbackuptest-{service}-{uuid.uuid4().hex[:10]}"
+    settings = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+    docker("run", "-d", "--rm", "--name", name, *settings, image, timeout=120)
     try:
         deadline = time.monotonic() + READY_SECONDS
         while True:
-            ready = docker(
-                *("exec", name, "psql", "-U", "fastgpt", "-d", "postgres", "-c", "select 1"),
-                check=False,
-                timeout=30,
-            )
-            if ready.returncode == 0:
+            answer = docker("exec", name, *ready, check=False, timeout=30)
+            if answer.returncode == 0:
                 break
             if time.monotonic() > deadline:
-                pytest.fail(f"PostgreSQL not ready in {READY_SECONDS}s: {ready.stderr!r}")
+                pytest.fail(f"{service} not ready in {READY_SECONDS}s: {answer.stderr!r}")
             time.sleep(0.5)
         yield name
     finally:
         docker("rm", "-f", name, check=False)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    env = {"POSTGRES_USER": "fastgpt", "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": "postgres"}
+    ready = ["psql", "-U", "fastgpt", "-d", "postgres", "-c", "select 1"]
+    with database_container("pg", env, ready) as name:
+        yield name
 
 
 def run_as_the_server_would(argv: list[str], env: dict[str, str]) -> None:
@@ -140,33 +144,10 @@ def mariadb(container: str, sql: str) -> str:
 
 @pytest.fixture(scope="module")
 def mysql():
-    problem = engine_error()
-    if problem:
-        raise RuntimeError(f"{problem} (scripts/test starts the engine.)")
-    image = ensure_stack_images()["mysql"][0]
-    name = f"cpbackuptest-mysql-{uuid.uuid4().hex[:10]}"
-    docker(
-        *("run", "-d", "--rm", "--name", name),
-        *("-e", f"MYSQL_ROOT_PASSWORD={PASSWORD}", "-e", "MYSQL_DATABASE=oneapi", image),
-        timeout=120,
-    )
-    try:
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
-            ready = docker(
-                *("exec", "-e", f"MYSQL_PWD={PASSWORD}", name),
-                *("mariadb", "--user=root", "oneapi", "-e", "select 1"),
-                check=False,
-                timeout=30,
-            )
-            if ready.returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"MariaDB not ready in {READY_SECONDS}s: {ready.stderr!r}")
-            time.sleep(0.5)
+    env = {"MYSQL_ROOT_PASSWORD": PASSWORD, "MYSQL_DATABASE": "oneapi"}
+    ready = ["env", f"MYSQL_PWD={PASSWORD}", "mariadb", "--user=root", "oneapi", "-e", "select 1"]
+    with database_container("mysql", env, ready) as name:
         yield name
-    finally:
-        docker("rm", "-f", name, check=False)
 
 
 def test_a_mysql_dump_of_the_backup_restores_the_rows_as_they_were(mysql, tmp_path):

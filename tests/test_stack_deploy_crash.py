@@ -6,7 +6,6 @@ import subprocess
 
 import pytest
 
-from controlpanel.celery import app as celery_app
 from deployments.actions.pipelines import do_retry_run
 from deployments.actions.stacks import do_deploy_stack
 from deployments.choices import EventKind, Health, RunStatus, StackStatus, StepStatus
@@ -15,7 +14,7 @@ from deployments.pipelines import reaper
 from deployments.pipelines.stack_deploy import DEPLOY
 from testkit.pipelines import step_rows
 from testkit.stacks import deployable_stack, project_containers, stack_target
-from testkit.workers import Worker, stop_all, wait_until
+from testkit.workers import wait_until, worker_starter
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -50,17 +49,8 @@ def stack(target, team, data_dir):
 def start_worker(transactional_db, tmp_path, settings):
     """start_worker() starts one single-process worker and waits until it is ready."""
     settings.PIPELINE_STALE_AFTER = STALE_AFTER
-    # Messages left by an earlier, interrupted session must not reach these workers.
-    celery_app.control.purge()
-    workers: list[Worker] = []
-
-    def start() -> Worker:
-        worker = Worker(tmp_path / f"worker-{len(workers)}.log", env=WORKER_ENV)
-        workers.append(worker)
-        return worker.start()
-
-    yield start
-    stop_all(workers)
+    with worker_starter(tmp_path, WORKER_ENV) as start:
+        yield start
 
 
 def wait_for_status(run: PipelineRun, status: RunStatus, timeout: float) -> PipelineRun:
