@@ -1,6 +1,6 @@
 """The idle guard as the pages show it: its settings, where it stands, who may do what."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.utils import timezone
@@ -91,18 +91,8 @@ class StoppedStacks:
     starting_ids: frozenset[int] = frozenset()
 
 
-def guard_stopped_stack_ids(servers) -> set[int]:
-    """The ids of the stacks the idle guard of one of `servers` stopped (one query)."""
-    guards = IdleGuard.objects.filter(server__in=servers).exclude(stopped_stacks=[])
-    return {pk for ids in guards.values_list("stopped_stacks", flat=True) for pk in ids or []}
-
-
-def stopped_stacks(stacks, user=None) -> StoppedStacks:
-    """Which of `stacks` the idle guard stopped, in one query however many there are."""
-    stacks = list(stacks)
-    servers = {stack.server_id for stack in stacks}
-    if not servers:
-        return StoppedStacks()
+def stopped_on(servers, user=None) -> StoppedStacks:
+    """The stacks the idle guard of one of `servers` stopped, in one query however many."""
     stopped: set[int] = set()
     starting: set[int] = set()
     guards = IdleGuard.objects.filter(server__in=servers).exclude(stopped_stacks=[])
@@ -112,10 +102,22 @@ def stopped_stacks(stacks, user=None) -> StoppedStacks:
         run = guard.step_run
         if run is not None and run.kind == PipelineKind.IDLE_START_AGAIN and not run.is_terminal:
             starting |= ids
-    wanted = {stack.pk for stack in stacks}
     teams = set(access.team_ids(user, Role.OPERATOR)) if user is not None else set()
     return StoppedStacks(
-        stack_ids=frozenset(stopped & wanted),
+        stack_ids=frozenset(stopped),
         start_team_ids=frozenset(teams),
-        starting_ids=frozenset(starting & wanted),
+        starting_ids=frozenset(starting),
+    )
+
+
+def stopped_stacks(stacks, user=None) -> StoppedStacks:
+    """Which of `stacks` the idle guard stopped, in one query however many there are."""
+    stacks = list(stacks)
+    servers = {stack.server_id for stack in stacks}
+    if not servers:
+        return StoppedStacks()
+    found = stopped_on(servers, user)
+    wanted = {stack.pk for stack in stacks}
+    return replace(
+        found, stack_ids=found.stack_ids & wanted, starting_ids=found.starting_ids & wanted
     )

@@ -7,7 +7,7 @@ from django.utils import timezone
 from .. import access, costs
 from ..choices import Health, Role, RunStatus
 from ..getting_started import checklist
-from ..idle.status import guard_stopped_stack_ids
+from ..idle.status import stopped_on
 from ..models import Deployment, Membership, PipelineRun, Server, Stack
 from .audit import visible_events
 from .common import HtmxHttpRequest
@@ -19,11 +19,10 @@ SERVERS_SHOWN = 12
 UNDER_WAY = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
-def stacks_with_health(user):
+def stacks_with_health(user, guard_stopped: frozenset[int]):
     """The user's stacks, those in trouble first, with their services counted by health. A
-    stack the idle guard stopped is not in trouble, though Docker calls its stopped containers
-    unhealthy."""
-    guard_stopped = guard_stopped_stack_ids(access.visible(Server.objects.all(), user))
+    stack the idle guard stopped (`guard_stopped`) is not in trouble, though Docker calls its
+    stopped containers unhealthy."""
     return (
         access.visible(Stack.objects.select_related("server", "team"), user)
         .annotate(
@@ -69,7 +68,8 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     deployments = access.visible(
         Deployment.objects.select_related("stack__server", "user", "run"), user
     )
-    stacks = stacks_with_health(user)
+    idle_stopped = stopped_on(access.visible(Server.objects.all(), user), user)
+    stacks = stacks_with_health(user, idle_stopped.stack_ids)
     can_add_server = access.team_ids(user, Role.OPERATOR) != []
     steps = checklist(user) if can_add_server else None
     now = timezone.now()
@@ -79,6 +79,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         "server_count": access.visible(Server.objects.all(), user).count(),
         "stack_count": stacks.count(),
         "stacks": stacks[:STACKS_SHOWN],
+        "idle_stopped": idle_stopped,
         "running": runs.filter(status__in=UNDER_WAY)[:RECENT],
         "failures": runs.filter(status=RunStatus.FAILED).order_by(
             F("finished_at").desc(nulls_last=True), "-pk"
