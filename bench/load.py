@@ -1,7 +1,7 @@
 """The panel under load: many users browsing, live log viewers and pipelines at once.
 
 On a fresh SQLite database holding one team's busy history (10,000 deployments, each with its
-run, plus servers, stacks, members and audit events, bulk-created), daphne serves
+run, plus servers, stacks, members and audit events, bulk-created), controlpanel.serve serves
 controlpanel.asgi:application as scripts/start runs it, and a real Celery worker (testkit's,
 with the test pipelines) runs pipelines. Then:
 
@@ -11,7 +11,7 @@ with the test pipelines) runs pipelines. Then:
         route, and --pipelines test pipelines kept running at once.
 
 It prints errors, each page's latency p50/p95/p99 under load with its ratio to the baseline,
-requests/s, and the resident memory of daphne and the worker.
+requests/s, and the resident memory of the web processes and the worker.
 
 Run from the repository root: python -m bench.load   (see bench/README.md)
 """
@@ -33,6 +33,7 @@ from pathlib import Path
 from bench.deploy import say, table
 from bench.gpu_history import percentile
 from bench.logs import free_port, rss_mib
+from controlpanel import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENTS = 10_000
@@ -65,8 +66,9 @@ def rss_tree_mib(pid: int) -> float:
 
 
 class Panel:
-    def __init__(self, workdir: Path, users: int) -> None:
+    def __init__(self, workdir: Path, users: int, processes: int) -> None:
         self.workdir = workdir
+        self.processes = processes
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -86,7 +88,7 @@ class Panel:
         call_command("migrate", verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         self.fill(users)
-        self.daphne: subprocess.Popen | None = None
+        self.web: subprocess.Popen | None = None
         self.worker = None
 
     def fill(self, users: int) -> None:
@@ -208,10 +210,9 @@ class Panel:
         from testkit.workers import Worker
 
         self.worker = Worker(self.workdir / "worker.log", concurrency=2).start()
-        log = open(self.workdir / "daphne.log", "wb")  # noqa: SIM115 (kept open for daphne)
-        self.daphne = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-            + ["-v", "0", "controlpanel.asgi:application"],
+        log = open(self.workdir / "web.log", "wb")  # noqa: SIM115 (kept open for the server)
+        self.web = subprocess.Popen(
+            serve.command(self.port, self.processes),
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -223,17 +224,17 @@ class Panel:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 break
             except OSError:
-                if self.daphne.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("daphne did not start; see daphne.log") from None
+                if self.web.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the web server did not start; see web.log") from None
                 time.sleep(0.1)
 
     def close(self) -> None:
-        if self.daphne is not None:
-            self.daphne.terminate()
+        if self.web is not None:
+            self.web.terminate()
             try:
-                self.daphne.wait(10)
+                self.web.wait(10)
             except subprocess.TimeoutExpired:
-                self.daphne.kill()
+                self.web.kill()
         if self.worker is not None:
             self.worker.stop()
 
@@ -273,6 +274,10 @@ class Load:
     async def user(self, number: int) -> None:
         async with self.client(self.panel.cookies[number]) as client:
             step = number  # each user starts on a different page
+            if self.think:
+                # People arrive over time, not all in the same millisecond: without this the
+                # first round is one burst of every user at once, a queue no browsing makes.
+                await asyncio.sleep(random.uniform(0, 2 * self.think))
             while not self.stop:
                 await self.ask(client, PAGES[step % len(PAGES)])
                 step += 1
@@ -332,11 +337,11 @@ class Load:
         finished = 0
         users = [asyncio.create_task(self.user(n)) for n in range(args.users)]
         began = time.monotonic()
-        rss_daphne: list[float] = []
+        rss_web: list[float] = []
         rss_worker: list[float] = []
         while time.monotonic() - began < args.seconds:
             await asyncio.sleep(1)
-            rss_daphne.append(rss_mib(self.panel.daphne.pid))
+            rss_web.append(rss_tree_mib(self.panel.web.pid))
             rss_worker.append(rss_tree_mib(self.panel.worker.process.pid))
 
             def refill(running=running):
@@ -358,7 +363,7 @@ class Load:
             "viewers_open": len(opened),
             "viewers_failed": failed,
             "pipelines_done": finished,
-            "rss_daphne": max(rss_daphne),
+            "rss_web": max(rss_web),
             "rss_worker": max(rss_worker),
         }
 
@@ -390,7 +395,8 @@ def report(base: dict, load: dict, errors: dict, base_errors: dict, extra: dict,
             )
         )
     print(
-        f"\n{args.users} users (reading {args.think:g} s a page), {args.viewers} log viewers, "
+        f"\n{args.processes} web processes; {args.users} users (reading {args.think:g} s a page), "
+        f"{args.viewers} log viewers, "
         f"{args.pipelines} pipelines, "
         f"{extra['elapsed']:.0f} s, {DEPLOYMENTS:,} deployments in the history\n"
     )
@@ -414,7 +420,7 @@ def report(base: dict, load: dict, errors: dict, base_errors: dict, extra: dict,
     )
     print(f"pipelines finished: {extra['pipelines_done']}")
     print(
-        f"RSS (peak): daphne {extra['rss_daphne']:.0f} MiB, "
+        f"RSS (peak): web ({args.processes} processes) {extra['rss_web']:.0f} MiB, "
         f"worker with its pool {extra['rss_worker']:.0f} MiB"
     )
 
@@ -426,6 +432,12 @@ def main() -> int:
     parser.add_argument("--viewers", type=int, default=20)
     parser.add_argument("--pipelines", type=int, default=5)
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=serve.default_processes(),
+        help="web processes (default: as scripts/start, one per CPU)",
+    )
+    parser.add_argument(
         "--think", type=float, default=0, help="mean seconds a user reads a page (default 0)"
     )
     args = parser.parse_args()
@@ -435,11 +447,11 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="bench-load-") as workdir:
-        panel = Panel(Path(workdir), max(args.users, 1))
+        panel = Panel(Path(workdir), max(args.users, 1), args.processes)
         import testkit.pipelines  # noqa: F401 (registers the test pipelines here too)
 
         try:
-            say("Starting the worker and daphne ...")
+            say(f"Starting the worker and the web server ({args.processes} processes) ...")
             panel.start()
             load = Load(panel)
             say("Baseline: one user, nothing else ...")
@@ -450,9 +462,9 @@ def main() -> int:
             extra = asyncio.run(load.under_load(args))
             report(base, load.times, load.errors, base_errors, extra, args)
         except BaseException:
-            log = Path(workdir) / "daphne.log"
+            log = Path(workdir) / "web.log"
             if log.exists():
-                say("The end of daphne's log:\n" + log.read_text(errors="replace")[-4000:])
+                say("The end of the web server's log:\n" + log.read_text(errors="replace")[-4000:])
             raise
         finally:
             panel.close()

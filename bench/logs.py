@@ -1,6 +1,8 @@
-"""Live logs, measured end to end: container -> docker logs over SSH -> daphne -> websocket.
+"""Live logs, measured end to end: container -> docker logs over SSH -> the web process ->
+websocket.
 
-The panel runs as it does in production: daphne serving controlpanel.asgi:application, a
+The panel runs as it does in production: one web process (controlpanel.serve) serving
+controlpanel.asgi:application, a
 SQLite database, Redis for channels, and a Server row pointing at an SSH target (testkit/target.py)
 whose docker command reaches this machine's engine. Each figure is compared with the same
 container read directly through the Docker SDK in the same run: the limit of what Docker gives.
@@ -9,7 +11,7 @@ container read directly through the Docker SDK in the same run: the limit of wha
         (with, for scale, the panel's remote command read raw over SSH by this script);
     (b) the delay from a line's write (the writer puts the time in it) to its arrival, at a
         steady 1,000 lines/s: median and p99;
-    (c) the resident memory of the daphne process with 1, 10 and 50 viewers of one container,
+    (c) the resident memory of the web process with 1, 10 and 50 viewers of one container,
         and with 50 more that never read.
 
 Run from the repository root: python -m bench.logs   (see bench/README.md)
@@ -29,6 +31,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from controlpanel import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,7 +96,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 class Panel:
-    """The database, the SSH target, daphne, and what a logged-in viewer needs."""
+    """The database, the SSH target, the web process, and what a logged-in viewer needs."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -113,7 +117,7 @@ class Panel:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        self.daphne: subprocess.Popen | None = None
+        self.web: subprocess.Popen | None = None
         self.target = None
         self.writers: list = []
 
@@ -150,10 +154,9 @@ class Panel:
         client = Client()
         client.force_login(self.user)
         self.cookie = f"sessionid={client.cookies['sessionid'].value}"
-        log = open(self.workdir / "daphne.log", "wb")  # noqa: SIM115 (kept open for daphne)
-        self.daphne = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-            + ["-v", "0", "controlpanel.asgi:application"],
+        log = open(self.workdir / "web.log", "wb")  # noqa: SIM115 (kept open for the web process)
+        self.web = subprocess.Popen(
+            serve.command(self.port),
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -165,8 +168,8 @@ class Panel:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 break
             except OSError:
-                if self.daphne.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("daphne did not start; see daphne.log") from None
+                if self.web.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the web process did not start; see web.log") from None
                 time.sleep(0.1)
 
     def writer(self, name: str, count: int, rate: float):
@@ -185,12 +188,12 @@ class Panel:
         return f"ws://127.0.0.1:{self.port}/ws/services/{service.pk}/logs/?tail={tail}"
 
     def close(self) -> None:
-        if self.daphne is not None:
-            self.daphne.terminate()
+        if self.web is not None:
+            self.web.terminate()
             try:
-                self.daphne.wait(10)
+                self.web.wait(10)
             except subprocess.TimeoutExpired:
-                self.daphne.kill()
+                self.web.kill()
         for writer in self.writers:
             writer.remove()
         if self.target is not None:
@@ -214,7 +217,7 @@ class Run:
     started: float  # when the writer was told to go
     ended: float  # when the last line came
     delays: list[float]  # write to arrival, seconds, of each line that came
-    cpu: float  # CPU seconds of the reading side: the SDK's thread, or the daphne process
+    cpu: float  # CPU seconds of the reading side: the SDK's thread, or the web process
     skipped: int = 0
 
     @property
@@ -299,7 +302,7 @@ def over_ssh(panel: "Panel", writer, count: int) -> Run:
     return Run(started, arrivals[-1], [0.0] * seen, cpu)
 
 
-# The panel: a websocket viewer through daphne
+# The panel: a websocket viewer through the web process
 
 
 class Viewer:
@@ -363,7 +366,7 @@ async def through_panel(panel: Panel, writer, service, count: int) -> Run:
     viewer = Viewer(panel, service)
     await viewer.open()
     await asyncio.wait_for(viewer.ready.wait(), 60)
-    cpu = cpu_seconds(panel.daphne.pid)
+    cpu = cpu_seconds(panel.web.pid)
     started = await asyncio.to_thread(go, writer)
     deadline = time.monotonic() + 600
     while viewer.lines + viewer.skipped < count:
@@ -372,7 +375,7 @@ async def through_panel(panel: Panel, writer, service, count: int) -> Run:
         if time.monotonic() > deadline:
             raise RuntimeError(f"The viewer got {viewer.lines} of {count} lines.")
         await asyncio.sleep(0.005)
-    cpu = cpu_seconds(panel.daphne.pid) - cpu
+    cpu = cpu_seconds(panel.web.pid) - cpu
     await viewer.close()
     return Run(started, viewer.last_arrival, viewer.delays, cpu, viewer.skipped)
 
@@ -396,7 +399,7 @@ async def measure(panel: Panel, args) -> dict:
         say(
             f"    direct {directs[-1].rate:,.0f} lines/s, over SSH {transports[-1].rate:,.0f}, "
             f"panel {panels[-1].rate:,.0f} ({panels[-1].skipped:,} skipped, "
-            f"daphne {len(panels[-1].delays) / panels[-1].cpu:,.0f} lines per CPU-second)"
+            f"the web process {len(panels[-1].delays) / panels[-1].cpu:,.0f} lines per CPU-second)"
         )
     results["flood"] = (directs, panels)
     results["transport"] = transports
@@ -421,10 +424,10 @@ async def measure(panel: Panel, args) -> dict:
 
     if "c" not in args.parts:
         return results
-    say(f"(c) daphne's memory with {', '.join(map(str, VIEWER_STEPS))} viewers ...")
+    say(f"(c) the web process's memory with {', '.join(map(str, VIEWER_STEPS))} viewers ...")
     many = STEADY_RATE * 3600
     writer, service = await asyncio.to_thread(panel.writer, "memory", many, STEADY_RATE)
-    pid = panel.daphne.pid
+    pid = panel.web.pid
     await asyncio.sleep(1)
     results["rss_idle"] = rss_mib(pid)
     viewers: list[Viewer] = []
@@ -489,7 +492,7 @@ def report(results: dict, args) -> None:
          f"+{percentile(panel_delays, 0.99) - percentile(direct_delays, 0.99):.1f} ms",
          "p99 < 100 ms"),
         ("    max", f"{max(panel_delays):.1f} ms", f"{max(direct_delays):.1f} ms", "", ""),
-        ("(c) daphne RSS, no viewer", f"{results['rss_idle']:.1f} MiB", "", "", ""),
+        ("(c) web process RSS, no viewer", f"{results['rss_idle']:.1f} MiB", "", "", ""),
     ]  # fmt: skip
     for step in VIEWER_STEPS:
         rows.append((f"    {step} viewers reading", f"{rss[step]:.1f} MiB", "", "", ""))
@@ -510,7 +513,7 @@ def report(results: dict, args) -> None:
         "(median, range).",
         "    'read raw': the panel's remote command read as bytes by this script, no lines, no",
         "    websocket: what the SSH path gives on this machine. 'CPU-second': lines per CPU",
-        "    second of the daphne process (panel) or of the SDK's reading thread (direct).",
+        "    second of the web process (panel) or of the SDK's reading thread (direct).",
         f"(b) {len(panel_delays):,} lines over {args.seconds} s.",
         f"Lines skipped for the reading viewers: {skipped_in_a} in (a), "
         f"{results['panel_delays_skipped']} in (b), {results['memory_skipped']} in (c).",
@@ -535,9 +538,9 @@ def main() -> int:
             panel.start()
             results = asyncio.run(measure(panel, args))
         except BaseException:
-            log = Path(workdir) / "daphne.log"
+            log = Path(workdir) / "web.log"
             if log.exists():
-                say("The end of daphne's log:\n" + log.read_text(errors="replace")[-6000:])
+                say("The end of the web process's log:\n" + log.read_text(errors="replace")[-6000:])
             raise
         finally:
             panel.close()

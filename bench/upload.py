@@ -1,6 +1,7 @@
 """Importing a large document, measured end to end: browser -> panel -> worker -> FastGPT.
 
-The panel runs as in production: daphne serving controlpanel.asgi:application on a fresh SQLite
+The panel runs as in production: one web process (controlpanel.serve) serving
+controlpanel.asgi:application on a fresh SQLite
 database, a real Celery worker in a subprocess (testkit/workers.py), Redis. FastGPT is the
 stand-in (testkit/standins/fastgpt) in a process of its own on loopback, found by the panel
 through a running stack on a server at 127.0.0.1. One text file (numbered paragraphs of words,
@@ -14,10 +15,10 @@ each one chunk) is generated once; rounds alternate between:
     (b) the baseline: the same file sent straight to the stand-in's create/localFile as the
         panel's client sends it (multipart, streamed from disk by httpx).
 
-During (a) it also takes the peak resident memory growth of daphne and of the worker (the main
-process and its pool child), and after it the delay from the last chunk trained (the stand-in's
-collection/list, polled every 50 ms) to the document shown ready on the page (its htmx fragment,
-polled every second as the page does).
+During (a) it also takes the peak resident memory growth of the web process and of the worker
+(the main process and its pool child), and after it the delay from the last chunk trained (the
+stand-in's collection/list, polled every 50 ms) to the document shown ready on the page (its
+htmx fragment, polled every second as the page does).
 
 Run from the repository root: python -m bench.upload   (see bench/README.md)
 """
@@ -45,6 +46,7 @@ from urllib.parse import quote
 
 from bench.deploy import median, parse_bench_args, say, seconds, table
 from bench.logs import free_port
+from controlpanel import serve
 from deployments.knowledge.staging import PIECE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,7 +275,7 @@ class LastByteRead(threading.Thread):
         self.join()
 
 
-# The processes: stand-in FastGPT, daphne, the worker
+# The processes: stand-in FastGPT, the web process, the worker
 
 
 def wait_for_port(port: int, process: subprocess.Popen, what: str, log: Path) -> None:
@@ -367,7 +369,7 @@ class StandinFastGPT:
 
 
 class Panel:
-    """The database, daphne, one worker, the stand-in, and an operator signed in."""
+    """The database, the web process, one worker, the stand-in, and an operator signed in."""
 
     def __init__(self, workdir: Path, exits: contextlib.ExitStack, megabytes: int) -> None:
         self.workdir = workdir
@@ -383,7 +385,8 @@ class Panel:
                 "DJANGO_SETTINGS_MODULE": "controlpanel.settings",
                 "LOG_LEVEL": "WARNING",
                 "DOCUMENT_UPLOAD_MAX_MB": str(max(1024, 2 * megabytes)),
-                # Where daphne and Django spool request bodies: inside the bench's folder, so
+                # Where the web server and Django spool request bodies: inside the bench's folder,
+                # so
                 # they are on the same disk and go with it.
                 "TMPDIR": str(workdir / "tmp"),
             }
@@ -411,8 +414,8 @@ class Panel:
         self.stack.save(update_fields=["fastgpt_port"])
 
         self.port = free_port()
-        self.daphne = self._start_daphne()
-        exits.callback(stop_process, self.daphne)
+        self.web = self._start_web()
+        exits.callback(stop_process, self.web)
         from testkit.workers import Worker
 
         self.worker = Worker(workdir / "worker.log", concurrency=1)
@@ -426,12 +429,11 @@ class Panel:
         self.session = (settings.SESSION_COOKIE_NAME, client.cookies[settings.SESSION_COOKIE_NAME])
         self.bases = 0
 
-    def _start_daphne(self) -> subprocess.Popen:
-        path = self.workdir / "daphne.log"
+    def _start_web(self) -> subprocess.Popen:
+        path = self.workdir / "web.log"
         with path.open("wb") as log:
-            daphne = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-                + ["-v", "0", "controlpanel.asgi:application"],
+            web = subprocess.Popen(
+                serve.command(self.port),
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -439,11 +441,11 @@ class Panel:
                 start_new_session=True,
             )
         try:
-            wait_for_port(self.port, daphne, "daphne", path)
+            wait_for_port(self.port, web, "web", path)
         except BaseException:
-            stop_process(daphne)
+            stop_process(web)
             raise
-        return daphne
+        return web
 
     def worker_pids(self) -> list[int]:
         """The worker's main process and its pool's child, which runs the pipeline."""
@@ -631,7 +633,7 @@ class PanelRound:
     worker_sent: float | None  # the worker's last byte handed to the socket
     step_finished: float
     chunks: int
-    memory: dict[str, Memory] = field(default_factory=dict)  # "daphne", "worker"
+    memory: dict[str, Memory] = field(default_factory=dict)  # "web", "worker"
     memory_exact: bool = True  # from the kernel's high-water mark, not sampled
     shown_delay: float | None = None  # last chunk trained -> the page shows ready
 
@@ -757,7 +759,7 @@ def through_panel(panel: Panel, path: Path, size: int) -> PanelRound:
     with panel.browser() as browser, panel.browser() as page:
         csrf = open_page(browser, panel, base)
         memory = {
-            "daphne": PeakMemory([panel.daphne.pid]),
+            "web": PeakMemory([panel.web.pid]),
             "worker": PeakMemory(panel.worker_pids()),
         }
         started = time.time()
@@ -823,7 +825,8 @@ def direct(panel: Panel, path: Path, size: int) -> DirectRound:
 
 def warm_up(panel: Panel, workdir: Path) -> None:
     """One small file each way, untimed: the first request of each kind pays for imports,
-    connections and caches in daphne, the worker and the stand-in, which no later one does."""
+    connections and caches in the web process, the worker and the stand-in, which no later
+    one does."""
     say(f"Warming up with a {WARM_UP_MEGABYTES} MB file each way (not measured) ...")
     path = workdir / f"warm-up-{UPLOAD_NAME}"
     size = write_document(path, WARM_UP_MEGABYTES)
@@ -878,7 +881,7 @@ def round_rows(panels: list[PanelRound], directs: list[DirectRound]) -> list[tup
                 seconds(a.worker_leg),
                 seconds(a.standin_own),
                 seconds(b.standin_own),
-                f"{a.memory['daphne'].before:.0f} / {a.memory['daphne'].peak:.0f}",
+                f"{a.memory['web'].before:.0f} / {a.memory['web'].peak:.0f}",
                 f"{a.memory['worker'].before:.0f} / {a.memory['worker'].peak:.0f}",
                 "-" if a.shown_delay is None else f"{a.shown_delay:.2f}",
             )
@@ -892,7 +895,7 @@ def summary_rows(panels: list[PanelRound], directs: list[DirectRound]) -> list[t
     ratio = statistics.median(ratios)
     handed_a = median([a.until_handed for a in panels])
     handed_b = median([b.until_handed for b in directs])
-    daphne = max(a.memory["daphne"].growth for a in panels)
+    web = max(a.memory["web"].growth for a in panels)
     worker = max(a.memory["worker"].growth for a in panels)
     delay = median([a.shown_delay for a in panels])
     return [
@@ -922,11 +925,11 @@ def summary_rows(panels: list[PanelRound], directs: list[DirectRound]) -> list[t
             *("", ""),
         ),
         (
-            "(b) daphne peak RSS growth, MB",
-            f"{daphne:.0f}",
+            "(b) web process peak RSS growth, MB",
+            f"{web:.0f}",
             *("", ""),
             f"< {AIM_GROWTH_MB}",
-            verdict(daphne < AIM_GROWTH_MB),
+            verdict(web < AIM_GROWTH_MB),
         ),
         (
             "    worker peak RSS growth, MB",
@@ -958,12 +961,12 @@ Celery queue and the worker starting the run. 'stand-in s': from the last byte h
 socket to the stand-in's answer, its own work (it reads, splits and queues the chunks in
 Python), the same on both sides and most of the time: the row 'until the last byte' leaves it
 out ((a): the worker's offset in the staged file, read every 20 ms). Memory: resident MB before
-the round / at its peak during (a), {memory}; daphne alone, the worker's main process and pool
-child added up; the growth (peak less before) is the largest of the rounds. (c) the stand-in's
-collection/list polled every {trained_ms} ms (the last chunk left the queue between the last two
-answers), the page's htmx fragment every {page} s (the answer that first shows ready); median.
-The panel's worker polls FastGPT every TRAINING_POLL_SECONDS. All on loopback, sharing this
-machine's CPUs and disk: figures move between runs.
+the round / at its peak during (a), {memory}; the web process alone, the worker's main process
+and pool child added up; the growth (peak less before) is the largest of the rounds. (c) the
+stand-in's collection/list polled every {trained_ms} ms (the last chunk left the queue between
+the last two answers), the page's htmx fragment every {page} s (the answer that first shows
+ready); median. The panel's worker polls FastGPT every TRAINING_POLL_SECONDS. All on loopback,
+sharing this machine's CPUs and disk: figures move between runs.
 """
 
 
@@ -971,7 +974,7 @@ def report(panels: list[PanelRound], directs: list[DirectRound]) -> None:
     print(f"\nImporting one {panels[0].size // MB} MB text file, {len(panels)} rounds of each:\n")
     header = ("round", "(a) panel s", "(b) direct s", "b/a")
     header += ("leg 1 s", "between s", "leg 2 s", "stand-in s (a)")
-    header += ("stand-in s (b)", "daphne MB", "worker MB", "trained->shown s")
+    header += ("stand-in s (b)", "web MB", "worker MB", "trained->shown s")
     table(header, round_rows(panels, directs))
     table(("measure", "panel", "direct", "panel/direct", "aim", ""), summary_rows(panels, directs))
     memory = "from VmHWM" if all(a.memory_exact for a in panels) else "VmRSS sampled every 20 ms"
@@ -1002,13 +1005,13 @@ def main() -> int:
         say(f"Writing a {args.megabytes} MB text file ...")
         path = workdir / UPLOAD_NAME
         size = write_document(path, args.megabytes)
-        say("Starting the stand-in FastGPT, daphne and a worker ...")
+        say("Starting the stand-in FastGPT, the web process and a worker ...")
         panel = Panel(workdir, exits, args.megabytes)
         try:
             warm_up(panel, workdir)
             panels, directs = measure(panel, path, size, args.rounds)
         except Exception:
-            for name in ("daphne.log", "worker.log", "fastgpt.log"):
+            for name in ("web.log", "worker.log", "fastgpt.log"):
                 log = workdir / name
                 if log.exists():
                     say(f"The end of {name}:\n" + log.read_text(errors="replace")[-3000:])

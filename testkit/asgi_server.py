@@ -1,4 +1,5 @@
-"""The panel served as in production, by daphne (HTTP and websockets), in a subprocess.
+"""The panel served as in production, by controlpanel.serve (HTTP and websockets), in a
+subprocess.
 
 live_server speaks WSGI only; a test that needs the websockets, or a server pointed at other
 services than the test's own (`env`), starts this one. stop() and start() again keep its port.
@@ -9,11 +10,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from django.conf import settings
+
+from controlpanel import serve
 
 from .private_redis import free_port
 from .workers import database_url
@@ -22,11 +24,12 @@ START_TIMEOUT_SECONDS = 30
 
 
 class AsgiServer:
-    """daphne serving controlpanel.asgi on 127.0.0.1, on the test database and the Redis of
-    REDIS_URL unless `env` says otherwise."""
+    """controlpanel.serve on 127.0.0.1 (one process unless `processes` says more), on the test
+    database and the Redis of REDIS_URL unless `env` says otherwise."""
 
-    def __init__(self, log_path: Path, env: dict | None = None) -> None:
+    def __init__(self, log_path: Path, env: dict | None = None, processes: int = 1) -> None:
         self.port = free_port()
+        self.processes = processes
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
         self.env = {
@@ -45,10 +48,7 @@ class AsgiServer:
 
     def spawn(self) -> "AsgiServer":
         """Start the process without waiting for it (to do something else meanwhile)."""
-        command = [
-            *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)),
-            "controlpanel.asgi:application",
-        ]
+        command = serve.command(self.port, self.processes)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command,
@@ -66,7 +66,7 @@ class AsgiServer:
         while not self._listening():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"daphne did not start:\n{self.log[-4000:]}")
+                raise RuntimeError(f"the panel did not start:\n{self.log[-4000:]}")
             time.sleep(0.05)
         return self
 

@@ -23,8 +23,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.engine_agnostic]
 
 @pytest.fixture
 def asgi_server(transactional_db, tmp_path):
-    # daphne, as the panel is served: live_server has no websockets.
-    server = AsgiServer(tmp_path / "daphne.log").start()
+    # The ASGI server, as the panel is served: live_server has no websockets.
+    server = AsgiServer(tmp_path / "web.log").start()
     yield server
     server.stop()
 

@@ -3,8 +3,8 @@ swapping the HTML the consumer sends) with no polling while the socket is up, th
 catches up once each after a server restart, and where websockets cannot get through, or
 while a socket is down, the page polls instead.
 
-live_server speaks WSGI only, so the websocket tests run the real ASGI server (daphne) on
-the test database and the Redis of REDIS_URL, the way the panel is served.
+live_server speaks WSGI only, so the websocket tests run the real ASGI server (controlpanel.serve)
+on the test database and the Redis of REDIS_URL, the way the panel is served.
 """
 
 import contextlib
@@ -34,7 +34,7 @@ POLL_INTERVAL_MS = 2000
 
 @pytest.fixture
 def asgi_server(transactional_db, tmp_path):
-    server = AsgiServer(tmp_path / "daphne.log").start()
+    server = AsgiServer(tmp_path / "web.log").start()
     yield server
     server.stop()
 

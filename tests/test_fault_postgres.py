@@ -57,7 +57,7 @@ def panel(panel_env, tmp_path):
     """A worker and a web server of the panel, on its database once migrated: (worker, web)."""
     # Neither reads the database before it has work: they start while the migrations run.
     worker = Worker(tmp_path / "worker.log", env=panel_env).spawn()
-    web = AsgiServer(tmp_path / "daphne.log", env=panel_env).spawn()
+    web = AsgiServer(tmp_path / "web.log", env=panel_env).spawn()
     try:
         manage(panel_env, "migrate", "--verbosity", "0", "--skip-checks")
         yield worker.wait_ready(), web.wait_ready()

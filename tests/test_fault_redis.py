@@ -147,8 +147,8 @@ LIVE_TRIGGER = "htmx:wsClose from:#run-progress"  # a section the websocket sent
 
 @pytest.fixture
 def web(private_redis, transactional_db, tmp_path):
-    """The panel served by daphne on the test database and the test's own Redis."""
-    server = AsgiServer(tmp_path / "daphne.log", env={"REDIS_URL": private_redis.url}).start()
+    """The panel served by its ASGI server on the test database and the test's own Redis."""
+    server = AsgiServer(tmp_path / "web.log", env={"REDIS_URL": private_redis.url}).start()
     yield server
     server.stop()
 

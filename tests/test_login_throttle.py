@@ -206,7 +206,7 @@ def test_an_address_locked_later_than_the_account_is_recorded_apart(client, user
     ]
 
 
-# Under ASGI (daphne serves the panel) Django runs the middleware chain asynchronously.
+# Under ASGI (as the panel is served) Django runs the middleware chain asynchronously.
 
 
 async def asgi(method, path, *, body=b"", cookies=""):

@@ -476,7 +476,7 @@ def test_timestamps_sort_by_time_even_when_docker_trims_their_zeros():
     assert ts_key("garbage") == "garbage"
 
 
-# Under daphne: the poll runs in the server's loop and reads the websockets' feed.
+# Under the ASGI server: the poll runs in the server's loop and reads the websockets' feed.
 
 
 @pytest.mark.asyncio

@@ -3,9 +3,10 @@
 A poll opens no session of its own. It keeps the container's feed in the hub running for
 KEEP_SECONDS more (the feed the websockets of that container share) and answers with the lines
 the feed kept after the cursor of the browser's previous answer. So any number of polls by any
-number of viewers cost one `docker logs --follow` per container, for as long as someone polls.
+number of viewers cost one `docker logs --follow` per container (in each web process that they
+reach), for as long as someone polls.
 
-The hub belongs to an event loop. Under daphne that is the server's loop, which the log
+The hub belongs to an event loop. Under the ASGI server that is the server's loop, which the log
 websockets use too; a request served without a lasting loop (WSGI: the test client, a WSGI
 server) runs its poll on a loop this module keeps in a thread of its own.
 """

@@ -208,8 +208,8 @@ def _unavailable(message: str) -> JsonResponse:
 async def _recent(request: HtmxHttpRequest, services: list[Service], *, tag: bool) -> HttpResponse:
     tail = clamp_tail(request.GET.get("tail"), DEFAULT_POLL_TAIL, MAX_POLL_TAIL)
     cursors = parse_cursors(request.GET.get("cursor"))
-    # Under an ASGI server (daphne) this loop is the server's, whose hub the websockets use;
-    # a request served otherwise has a loop of its own that ends with it.
+    # Under the ASGI server (controlpanel.serve) this loop is the server's, whose hub the
+    # websockets use; a request served otherwise has a loop of its own that ends with it.
     lasting_loop = isinstance(request, ASGIRequest)
     answers = await in_hub_loop(_poll_all(services, tail, cursors), lasting_loop=lasting_loop)
     read: list[tuple[Service, Polled]] = []
