@@ -1,13 +1,15 @@
 """Pages that list runs and deployments read them in a fixed number of queries, however many
 rows they show: a run's title comes from the deployment read with it, not a query per row."""
 
+from decimal import Decimal
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from deployments.choices import PipelineKind, RunStatus
-from deployments.models import PipelineRun
+from deployments.models import IdleGuard, PipelineRun
 from testkit.factories import make_deployment, make_server, make_stack
 
 
@@ -63,3 +65,22 @@ def test_more_stacks_on_a_server_take_no_more_queries_on_its_page(client, team, 
     add(4)
     many = queries_for(client, url)
     assert many == few, f"{few} queries for 1 stack, {many} for 5"
+
+
+def test_more_servers_take_no_more_queries_on_the_dashboard(client, team, owner):
+    """Each server row's idle badge reads its guard with the servers, not one query a row."""
+    client.force_login(owner)
+    url = reverse("dashboard")
+
+    def add(count: int) -> None:
+        for n in range(count):
+            server = make_server(team, hourly_price=Decimal("1.50"))
+            if n % 2:  # servers with and without a guard of their own
+                IdleGuard.objects.create(server=server, enabled=True)
+
+    add(2)
+    queries_for(client, url)  # the first request fills per-process caches
+    few = queries_for(client, url)
+    add(6)
+    many = queries_for(client, url)
+    assert many == few, f"{few} queries for 2 servers, {many} for 8"

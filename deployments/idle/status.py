@@ -50,8 +50,7 @@ class IdleStatus:
 
 
 def idle_status(server: Server, user=None, now: datetime | None = None) -> IdleStatus:
-    guard = IdleGuard.objects.filter(server=server).select_related("step_run").first()
-    guard = guard if guard is not None else IdleGuard(server=server)
+    guard = _guard_of(server) or IdleGuard(server=server)
     status = IdleStatus(guard=guard, priced=server.hourly_price is not None)
     if user is not None:
         role = access.role_in(user, server.team_id)
@@ -75,6 +74,17 @@ def idle_status(server: Server, user=None, now: datetime | None = None) -> IdleS
             .values_list("name", flat=True)
         )
     return status
+
+
+def _guard_of(server: Server) -> IdleGuard | None:
+    """The server's guard: as a list of servers read it with theirs
+    (select_related("idle_guard__step_run"), one query for all rows), or read now."""
+    if Server.idle_guard.is_cached(server):
+        try:
+            return server.idle_guard
+        except IdleGuard.DoesNotExist:
+            return None
+    return IdleGuard.objects.filter(server=server).select_related("step_run").first()
 
 
 # Stacks the guard stopped -------------------------------------------------------------------

@@ -37,7 +37,10 @@ def stacks_with_health(user, guard_stopped: frozenset[int]):
 
 def servers_with_cost(user, now):
     """The user's servers with what each costs: (server, costs.ServerCost) pairs."""
-    servers = access.visible(Server.objects.select_related("team"), user).order_by("name", "pk")
+    # Each row's idle badge reads the server's guard: read with the servers.
+    servers = access.visible(
+        Server.objects.select_related("team", "idle_guard__step_run"), user
+    ).order_by("name", "pk")
     return [(server, costs.server_cost(server, now)) for server in servers[:SERVERS_SHOWN]]
 
 
