@@ -126,7 +126,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "deployments.middleware.roles_read_once_middleware",
     "allauth.account.middleware.AccountMiddleware",
-    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "controlpanel.middleware.SessionActivityMiddleware",
     "controlpanel.middleware.NoStoreForUsersMiddleware",
     "controlpanel.middleware.LoginLockoutStatusMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -306,12 +306,12 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNELS_PREFIX", "asgi")},
     }
 }
-# "shared": the cache the web processes and the Celery workers all see (Redis), where a worker's
-# read of a stack's containers leaves why it failed for the pages that poll its services table.
-# The default cache stays in each process's memory.
+# One cache for every web process and Celery worker (Redis): what one process counts or
+# remembers holds in all of them. allauth's rate limits and its record of the one-time codes
+# already used (a TOTP code is refused the second time, whichever process it reaches), the
+# workers' reads of a stack's containers for the pages that poll them.
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "shared": {
+    "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "controlpanel",

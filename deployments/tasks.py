@@ -5,7 +5,7 @@ import os
 import socket
 
 from celery import shared_task
-from django.core.cache import caches
+from django.core.cache import cache
 
 from .clients.ssh import SSHError
 from .knowledge import retention, staging
@@ -54,9 +54,9 @@ def read_stack_services(stack_id: int, remember_seconds: int) -> None:
     try:
         refresh_services(stack)
     except SSHError as error:
-        caches["shared"].set(services_unread_key(stack_id), str(error), remember_seconds)
+        cache.set(services_unread_key(stack_id), str(error), remember_seconds)
     else:
-        caches["shared"].delete(services_unread_key(stack_id))
+        cache.delete(services_unread_key(stack_id))
 
 
 @shared_task

@@ -6,6 +6,9 @@ listed so a hash made by the panel's default (a management command run as the pa
 still checks.
 """
 
+import os
+import secrets
+
 from django.conf import global_settings
 
 from controlpanel.settings import *  # noqa: F403
@@ -14,3 +17,9 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.MD5PasswordHasher",
     *global_settings.PASSWORD_HASHERS,
 ]
+
+# The cache's keys of this test session: a run never meets what an earlier one left in Redis
+# (rate limits of users with the same ids). The servers and workers a test starts inherit it.
+CACHES["default"]["KEY_PREFIX"] = os.environ.setdefault(  # noqa: F405
+    "TEST_CACHE_PREFIX", f"controlpanel-test-{secrets.token_hex(4)}"
+)

@@ -10,6 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from allauth.mfa.totp.internal.auth import (
+    TOTP,
+    format_hotp_value,
+    generate_totp_secret,
+    hotp_value,
+)
+from django.urls import reverse
 from django.utils import timezone
 from websockets.asyncio.client import connect
 
@@ -161,3 +168,40 @@ def test_the_server_hands_the_panel_the_peer_address_not_a_forwarded_one(two_pro
         assert log_in(client, user.username, "not the password").status_code == 200
     failed = AuditEvent.objects.filter(action=LOGIN_FAILED)
     assert [event.ip_address for event in failed] == ["127.0.0.1"]
+
+
+def mfa_log_in(server: AsgiServer, user, code: str) -> httpx.Response:
+    """Password, then the authenticator's code, through the login forms of `server`."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert log_in(client, user.username, user.raw_password).headers["location"] == (
+            reverse("mfa_authenticate")
+        )
+        token = CSRF_FIELD.search(client.get(reverse("mfa_authenticate")).text)[1]
+        return client.post(
+            reverse("mfa_authenticate"), data={"code": code, "csrfmiddlewaretoken": token}
+        )
+
+
+def test_a_code_used_on_one_web_process_is_refused_on_another(transactional_db, tmp_path):
+    """allauth remembers the one-time codes already used in the cache, which every process
+    shares: a code seen by one process cannot log in again through another."""
+    user = make_user()
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    first = AsgiServer(tmp_path / "first.log").start()
+    second = AsgiServer(tmp_path / "second.log").start()
+    try:
+        # Well inside one 30-second step, so the code stays valid from the first login to the
+        # second: only its having been used can refuse it.
+        if 30 - time.time() % 30 < 10:
+            time.sleep(30 - time.time() % 30)
+        step = int(time.time()) // 30
+        code = format_hotp_value(hotp_value(secret, step))
+
+        assert mfa_log_in(first, user, code).headers["location"] == reverse("dashboard")
+        again = mfa_log_in(second, user, code)
+        assert int(time.time()) // 30 == step
+    finally:
+        first.stop()
+        second.stop()
+    assert again.status_code == 200 and "Incorrect code" in again.text

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.cache import caches
+from django.core.cache import cache
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -23,11 +23,9 @@ UNREACHABLE = "The server did not answer on port 22."
 
 
 def forget_reads(stack) -> None:
-    """Which stack's containers were read lately, and why a read failed, are kept in the shared
-    cache per stack id, which outlives a test's database."""
-    caches["shared"].delete_many(
-        [f"stack-services-read:{stack.pk}", tasks.services_unread_key(stack.pk)]
-    )
+    """Which stack's containers were read lately, and why a read failed, are kept in the cache
+    per stack id, which outlives a test's database."""
+    cache.delete_many([f"stack-services-read:{stack.pk}", tasks.services_unread_key(stack.pk)])
 
 
 @pytest.fixture
@@ -172,7 +170,7 @@ def test_a_stale_table_queues_one_read_per_interval_and_changes_no_row(
     client.force_login(viewer)
     table(client, deployed)
     assert len(queued_reads) == 1
-    caches["shared"].delete(f"stack-services-read:{deployed.pk}")  # the interval is over
+    cache.delete(f"stack-services-read:{deployed.pk}")  # the interval is over
     table(client, deployed)
     assert len(queued_reads) == 2
     assert Service.objects.get().state == ServiceState.RUNNING
@@ -180,11 +178,11 @@ def test_a_stale_table_queues_one_read_per_interval_and_changes_no_row(
 
 def test_the_read_records_the_rows_and_forgets_the_last_failure(client, deployed, operator, reads):
     service(deployed, minutes_ago=5)
-    caches["shared"].set(tasks.services_unread_key(deployed.pk), UNREACHABLE, 60)
+    cache.set(tasks.services_unread_key(deployed.pk), UNREACHABLE, 60)
     tasks.read_stack_services(deployed.pk, 60)
     assert reads == [deployed.pk]
     assert Service.objects.get().state == ServiceState.EXITED
-    assert caches["shared"].get(tasks.services_unread_key(deployed.pk)) is None
+    assert cache.get(tasks.services_unread_key(deployed.pk)) is None
     client.force_login(operator)
     html = table(client, deployed)
     assert "Exited" in html and "Could not read" not in html
@@ -201,7 +199,7 @@ def test_a_failed_read_is_said_on_every_open_page_while_the_rows_are_stale(
     service(deployed, minutes_ago=5)
     tasks.read_stack_services(deployed.pk, 60)
     assert unreachable == [deployed.pk]
-    assert caches["shared"].get(tasks.services_unread_key(deployed.pk)) == UNREACHABLE
+    assert cache.get(tasks.services_unread_key(deployed.pk)) == UNREACHABLE
     said = f"Could not read the containers from gpu-1: {UNREACHABLE}"
     client.force_login(operator)
     first = table(client, deployed)
@@ -313,10 +311,10 @@ def test_while_redis_is_away_the_table_shows_the_rows_as_last_read_and_says_why(
 ):
     row = service(deployed, minutes_ago=5)
     client.force_login(operator)
-    # The shared cache on a port where nothing answers, as while Redis restarts.
-    away = {**django_settings.CACHES["shared"], "LOCATION": "redis://127.0.0.1:1/0"}
+    # The cache on a port where nothing answers, as while Redis restarts.
+    away = {**django_settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
 
-    with override_settings(CACHES={**django_settings.CACHES, "shared": away}):
+    with override_settings(CACHES={**django_settings.CACHES, "default": away}):
         html = table(client, deployed)
 
     assert "Running" in html and f'<time datetime="{row.last_seen_at.isoformat()}">' in html

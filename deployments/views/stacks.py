@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import caches
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Max
 from django.http import HttpResponse
@@ -343,12 +343,11 @@ def _read_services_when_stale(stack: Stack) -> str:
     newest = stack.services.aggregate(newest=Max("last_seen_at"))["newest"]
     if newest and timezone.now() - newest < timedelta(seconds=SERVICES_POLL_SECONDS):
         return ""
-    shared = caches["shared"]
     try:
-        if shared.add(f"stack-services-read:{stack.pk}", "", SERVICES_POLL_SECONDS):
+        if cache.add(f"stack-services-read:{stack.pk}", "", SERVICES_POLL_SECONDS):
             # The reason outlives the next read, so the table keeps saying it while reads fail.
             read_stack_services.delay_on_commit(stack.pk, 3 * SERVICES_POLL_SECONDS)
-        reason = shared.get(services_unread_key(stack.pk))
+        reason = cache.get(services_unread_key(stack.pk))
     except (RedisError, KombuOperationalError):
         # Redis restarting: the rows are shown as they are, and the next poll tries again.
         return _("The panel could not reach its Redis: the containers are shown as last read.")
