@@ -341,6 +341,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILI
 # heartbeat is older than PIPELINE_STALE_AFTER seconds.
 PIPELINE_HEARTBEAT_SECONDS = envint("PIPELINE_HEARTBEAT_SECONDS", 5)
 PIPELINE_STALE_AFTER = envint("PIPELINE_STALE_AFTER", 60)
+# How long a worker tries again to record a step's outcome while the database does not answer.
+PIPELINE_OUTCOME_RETRY_SECONDS = envint("PIPELINE_OUTCOME_RETRY_SECONDS", 300)
 # Deploys: how long one image pull may take, and how long services may take to be healthy.
 IMAGE_PULL_TIMEOUT = envint("IMAGE_PULL_TIMEOUT", 3600)
 STACK_HEALTH_TIMEOUT = envint("STACK_HEALTH_TIMEOUT", 600)

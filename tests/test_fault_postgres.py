@@ -183,3 +183,58 @@ def test_a_postgres_restart_mid_step_is_ridden_out_and_the_run_succeeds(
     assert page.status_code == 200
     assert "data-run-status>Succeeded<" in page.text
     db.close()
+
+
+def test_a_step_that_ends_while_postgres_is_down_is_recorded_once_it_is_back(
+    private_postgres, panel_env, panel, tmp_path
+):
+    """The outcome is written again until the database answers: the run goes on to its end,
+    with each step once, instead of waiting for the reaper to call its worker dead."""
+    worker, _web = panel
+    journal, release = tmp_path / "journal.txt", tmp_path / "release"
+    run_id, _username, _password = start_run(
+        panel_env, {"journal": str(journal), "block_at": 1, "release": str(release)}
+    )
+    db = private_postgres.connect()
+
+    def step_running() -> bool:
+        sql = "SELECT status FROM deployments_steprun WHERE run_id = %s AND index = 1"
+        row = db.execute(sql, (run_id,)).fetchone()
+        return row is not None and row[0] == StepStatus.RUNNING
+
+    wait_until(step_running, 30, "step 'second' to start")
+    db.close()
+    private_postgres.stop()
+    release.touch()  # the step ends while nothing answers
+    outcome = "Could not write the outcome of step 'second'"
+    wait_until(lambda: outcome in worker.log, 30, "a failed write of the step's outcome")
+    private_postgres.start()
+    db = private_postgres.connect()
+
+    def finished():
+        sql = "SELECT status, error FROM deployments_pipelinerun WHERE id = %s"
+        status, error = db.execute(sql, (run_id,)).fetchone()
+        return (status, error) if status not in (RunStatus.QUEUED, RunStatus.RUNNING) else None
+
+    assert wait_until(finished, 60, "the run to end") == (RunStatus.SUCCEEDED, "")
+    assert journal_lines(journal) == [
+        "0 first attempt=1",
+        "1 second attempt=1",
+        "2 third attempt=1",
+    ]
+    steps = db.execute(
+        "SELECT index, attempt, status, output FROM deployments_steprun WHERE run_id = %s"
+        " ORDER BY index, attempt",
+        (run_id,),
+    ).fetchall()
+    assert [row[:3] for row in steps] == [(index, 1, StepStatus.SUCCEEDED) for index in range(3)]
+    # The line the step wrote while the database was away is in its output.
+    assert steps[1][3].splitlines() == ["second: starting", "second: done"]
+    seqs = [
+        seq
+        for (seq,) in db.execute(
+            "SELECT seq FROM deployments_pipelineevent WHERE run_id = %s ORDER BY seq", (run_id,)
+        )
+    ]
+    assert seqs == list(range(1, len(seqs) + 1))  # numbered without a gap
+    db.close()

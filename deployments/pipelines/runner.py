@@ -17,7 +17,7 @@ from ..choices import EventKind, RunStatus, StepStatus
 from ..errors import PanelError
 from ..models import PipelineRun, StepRun
 from . import error_text, events, registry
-from .connection import reconnect_if_dropped
+from .connection import reconnect_if_dropped, written
 from .heartbeat import Heartbeat
 from .steps import ClaimLost, Pipeline, RunCancelled, Step, StepContext, check_claim
 
@@ -123,9 +123,27 @@ def _run_step(run: PipelineRun, worker: str, index: int, step: Step) -> bool:
             # The class name and traceback go to the log; the step says what went wrong.
             logger.exception("Step %r of run %s raised", step.name, run.pk)
             error = error_text.describe(exc)
-    # The step may have outlasted a database restart: its outcome is written on a new connection.
+    # The step may have outlasted a database restart: its outcome is written on a new connection,
+    # and written again while the database does not answer.
     reconnect_if_dropped()
-    output = _joined(context.lines)
+    return written(
+        lambda: _record_outcome(
+            run, worker, step, step_run, _joined(context.lines), error, interrupted
+        ),
+        f"the outcome of step {step.name!r} of run {run.pk}",
+    )
+
+
+def _record_outcome(
+    run: PipelineRun,
+    worker: str,
+    step: Step,
+    step_run: StepRun,
+    output: str,
+    error: str,
+    interrupted: RunCancelled | ClaimLost | None,
+) -> bool:
+    """The step's end, the run's where the step ended it. True when the run goes on."""
     if isinstance(interrupted, RunCancelled):
         ended = _end_run(
             run,

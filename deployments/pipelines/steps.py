@@ -68,13 +68,19 @@ class StepContext:
         """Report output, one event per line; the browser shows it as it comes."""
         for line in str(text).splitlines() or [""]:
             self.lines.append(line)
-            events.record(
-                self.run.pk,
-                EventKind.OUTPUT,
-                step_index=self.index,
-                message=line,
-                status=RunStatus.RUNNING,
-            )
+            try:
+                events.record(
+                    self.run.pk,
+                    EventKind.OUTPUT,
+                    step_index=self.index,
+                    message=line,
+                    status=RunStatus.RUNNING,
+                )
+            except DatabaseError as error:
+                # The database away for a moment does not end the step: the line is kept in
+                # the step's output, written with its outcome; only its live copy is lost.
+                logger.warning("Could not record a line of run %s: %s", self.run.pk, error)
+                reconnect_if_dropped()
 
     def check_cancel(self) -> None:
         """Steps that wait for a long time call this now and then to stop early when asked.
