@@ -33,13 +33,24 @@ def test_the_fast_layer_needs_no_docker_no_browser_and_no_sshd_and_runs_on_sqlit
 
 def test_a_module_with_slow_xinference_tests_needs_xinference():
     module = "tests/test_xinference_client.py"
-    assert run("-m", "testkit.needs", module) == [
-        "docker",
-        "images",
-        "registry",
-        "xinference",
-        "sqlite",
-    ]
+    # Its other tests never reach the database: the SQLite run would leave them out too.
+    assert run("-m", "testkit.needs", module) == ["docker", "images", "registry", "xinference"]
+
+
+def test_a_selection_that_the_sqlite_run_would_leave_out_entirely_has_no_sqlite_run():
+    """Tests that need Docker or never reach the database run on PostgreSQL only: a SQLite run
+    of them would collect nothing, which scripts/test counts as a failure."""
+    selection = ("tests/test_panel_image.py", "tests/test_start_redis.py")
+    assert run("-m", "testkit.needs", *selection) == ["docker", "images"]
+    sqlite_run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q"]
+        + ["-p", "testkit.needs", "--without-docker", "--without-engine-agnostic", *selection],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert sqlite_run.returncode == 5, sqlite_run.stdout[-2000:]  # pytest: nothing collected
 
 
 def test_without_docker_deselects_the_tests_that_need_it():
