@@ -409,7 +409,7 @@ def test_the_download_reads_the_next_chunk_only_when_the_response_asks(operator,
 def test_under_asgi_the_download_reads_each_chunk_in_a_thread_as_it_is_sent(
     operator, downloadable, ssh
 ):
-    # Daphne serves the panel: a plain iterator would be read whole before the first byte.
+    # Under ASGI, as the panel is served, Django reads a plain iterator whole before the first byte.
     chunks = read_in_thread(do_open_download(downloadable, user=operator))
 
     async def first_then_close():
