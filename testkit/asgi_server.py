@@ -27,9 +27,16 @@ class AsgiServer:
     """controlpanel.serve on 127.0.0.1 (one process unless `processes` says more), on the test
     database and the Redis of REDIS_URL unless `env` says otherwise."""
 
-    def __init__(self, log_path: Path, env: dict | None = None, processes: int = 1) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        env: dict | None = None,
+        processes: int = 1,
+        access_log: bool = False,
+    ) -> None:
         self.port = free_port()
         self.processes = processes
+        self.access_log = access_log
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
         self.env = {
@@ -48,7 +55,7 @@ class AsgiServer:
 
     def spawn(self) -> "AsgiServer":
         """Start the process without waiting for it (to do something else meanwhile)."""
-        command = serve.command(self.port, self.processes)
+        command = serve.command(self.port, self.processes, access_log=self.access_log)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command,

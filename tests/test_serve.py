@@ -205,3 +205,17 @@ def test_a_code_used_on_one_web_process_is_refused_on_another(transactional_db, 
         first.stop()
         second.stop()
     assert again.status_code == 200 and "Incorrect code" in again.text
+
+
+def test_the_access_log_names_each_address_without_its_query(transactional_db, tmp_path):
+    """A sign-in's return from the identity provider carries its one-time code in the query:
+    the access log keeps the path and the status only."""
+    server = AsgiServer(tmp_path / "web.log", access_log=True).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            page = client.get("/login/?code=one-time-secret&state=s3cr3t")
+        assert page.status_code == 200
+        log = wait_for(lambda: '"GET /login/ HTTP/1.1" 200' in server.log and server.log, "a line")
+    finally:
+        server.stop()
+    assert "one-time-secret" not in log and "s3cr3t" not in log
