@@ -7,12 +7,14 @@ services than the test's own (`env`), starts this one. stop() and start() again 
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 from django.conf import settings
 
 from controlpanel import serve
@@ -21,6 +23,21 @@ from .private_redis import free_port
 from .workers import database_url
 
 START_TIMEOUT_SECONDS = 30
+CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def csrf_token(page: httpx.Response) -> str:
+    """The CSRF token of the page's form, to post back as a browser does."""
+    assert page.status_code == 200, page.status_code
+    return CSRF_FIELD.search(page.text)[1]
+
+
+def log_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
+    """The panel's login form, read and posted as a browser does (302 once logged in)."""
+    token = csrf_token(client.get("/login/"))
+    return client.post(
+        "/login/", data={"login": username, "password": password, "csrfmiddlewaretoken": token}
+    )
 
 
 class AsgiServer:

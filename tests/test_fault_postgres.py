@@ -8,7 +8,6 @@ server and the process that queues the run are pointed at it, and the test reads
 """
 
 import os
-import re
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ import pytest
 from django.conf import settings
 
 from deployments.choices import EventKind, RunStatus, StepStatus
-from testkit.asgi_server import AsgiServer
+from testkit.asgi_server import AsgiServer, log_in
 from testkit.pipelines import journal_lines
 from testkit.private_postgres import PrivatePostgres, binaries
 from testkit.private_redis import PrivateRedis
@@ -101,12 +100,7 @@ def start_run(env: dict, params: dict) -> tuple[int, str, str]:
 def run_page(base_url: str, run_id: int, username: str, password: str) -> httpx.Response:
     """The run's page, read by a member who logs in first (both read the database)."""
     with httpx.Client(base_url=base_url, timeout=30) as client:
-        login = client.get("/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)[1]
-        logged_in = client.post(
-            "/login/",
-            data={"login": username, "password": password, "csrfmiddlewaretoken": token},
-        )
+        logged_in = log_in(client, username, password)
         assert logged_in.status_code == 302, logged_in.text[-2000:]
         return client.get(f"/runs/{run_id}/")
 

@@ -20,6 +20,15 @@ def queries_for(client, url: str) -> int:
     return len(captured.captured_queries)
 
 
+def queries_before_and_after(client, url: str, add, first: int, then: int) -> tuple[int, int]:
+    """The page's queries with `first` rows added, then with `then` more (add(n) adds n)."""
+    add(first)
+    queries_for(client, url)  # the first request fills per-process caches
+    few = queries_for(client, url)
+    add(then)
+    return few, queries_for(client, url)
+
+
 @pytest.mark.parametrize(
     "url_of",
     [
@@ -40,12 +49,7 @@ def test_more_deployments_take_no_more_queries(client, team, owner, url_of):
             make_deployment(stack, user=owner, status=RunStatus.RUNNING)
         PipelineRun.objects.update(kind=PipelineKind.STACK_DEPLOY)
 
-    add(1)
-    url = url_of(server)
-    queries_for(client, url)  # the first request fills per-process caches
-    few = queries_for(client, url)
-    add(4)
-    many = queries_for(client, url)
+    few, many = queries_before_and_after(client, url_of(server), add, 1, 4)
     assert many == few, f"{few} queries for 2 deployments, {many} for 10"
 
 
@@ -59,11 +63,7 @@ def test_more_stacks_on_a_server_take_no_more_queries_on_its_page(client, team, 
             stack = make_stack(server)
             make_deployment(stack, user=owner, status=RunStatus.SUCCEEDED)
 
-    add(1)
-    queries_for(client, url)  # the first request fills per-process caches
-    few = queries_for(client, url)
-    add(4)
-    many = queries_for(client, url)
+    few, many = queries_before_and_after(client, url, add, 1, 4)
     assert many == few, f"{few} queries for 1 stack, {many} for 5"
 
 
@@ -78,9 +78,5 @@ def test_more_servers_take_no_more_queries_on_the_dashboard(client, team, owner)
             if n % 2:  # servers with and without a guard of their own
                 IdleGuard.objects.create(server=server, enabled=True)
 
-    add(2)
-    queries_for(client, url)  # the first request fills per-process caches
-    few = queries_for(client, url)
-    add(6)
-    many = queries_for(client, url)
+    few, many = queries_before_and_after(client, url, add, 2, 6)
     assert many == few, f"{few} queries for 2 servers, {many} for 8"

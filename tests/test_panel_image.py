@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.asgi_server import csrf_token, log_in
 from testkit.docker_engine import docker, process_alive
 from testkit.images.panel import COMPOSE_FILE, compose_environment, ensure_panel_images
 from testkit.target import SSHTarget, free_port
@@ -26,7 +27,6 @@ pytestmark = pytest.mark.slow
 UP_TIMEOUT_SECONDS = 600
 WEB_TIMEOUT_SECONDS = 120
 CHECK_TIMEOUT_SECONDS = 120
-CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 # bootstrap_admin's one line with the generated password (the migrate service's log).
 PASSWORD_LINE = re.compile(r"Password: (\S+)")
 PROJECT_PREFIX = "cptestpanel-"
@@ -151,11 +151,6 @@ def wait_for_web(client: httpx.Client, compose: Compose) -> None:
         time.sleep(0.5)
 
 
-def csrf_token(page: httpx.Response) -> str:
-    assert page.status_code == 200, page.status_code
-    return CSRF_FIELD.search(page.text).group(1)
-
-
 def network_gateway(network: str) -> str:
     """This machine's address on NETWORK: the containers on it reach it, nothing else does."""
     inspected = docker(
@@ -176,14 +171,7 @@ def test_the_image_runs_the_panel_a_user_logs_in_and_a_server_is_checked_by_the_
     with httpx.Client(base_url=panel.url, timeout=30) as client:
         wait_for_web(client, panel)
         # The real login form, its CSRF token and cookie, as a browser posts it.
-        login = client.post(
-            "/login/",
-            data={
-                "csrfmiddlewaretoken": csrf_token(client.get("/login/")),
-                "login": "admin",
-                "password": admin_password.group(1),
-            },
-        )
+        login = log_in(client, "admin", admin_password.group(1))
         assert login.status_code == 302, login.text[-2000:]
         dashboard = client.get(login.headers["location"])
         assert dashboard.status_code == 200 and "admin" in dashboard.text

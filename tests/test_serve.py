@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import time
 from pathlib import Path
@@ -25,10 +24,8 @@ from deployments.audit import LOGIN_FAILED
 from deployments.choices import EventKind, Role, RunStatus, StepStatus
 from deployments.models import AuditEvent, StepRun
 from deployments.pipelines import events
-from testkit.asgi_server import AsgiServer
+from testkit.asgi_server import AsgiServer, csrf_token, log_in
 from testkit.factories import add_member, make_run, make_team, make_user
-
-CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
 def test_the_process_count_comes_from_the_option_then_web_processes_then_the_cpus(monkeypatch):
@@ -95,13 +92,6 @@ def running_run_and_member():
         run=run, index=0, name="unpack", status=StepStatus.RUNNING, started_at=timezone.now()
     )
     return run, member
-
-
-def log_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
-    token = CSRF_FIELD.search(client.get("/login/").text)[1]
-    return client.post(
-        "/login/", data={"login": username, "password": password, "csrfmiddlewaretoken": token}
-    )
 
 
 async def first_messages(url: str, session: str, run_id: int, then=None) -> list[str]:
@@ -176,7 +166,7 @@ def mfa_log_in(server: AsgiServer, user, code: str) -> httpx.Response:
         assert log_in(client, user.username, user.raw_password).headers["location"] == (
             reverse("mfa_authenticate")
         )
-        token = CSRF_FIELD.search(client.get(reverse("mfa_authenticate")).text)[1]
+        token = csrf_token(client.get(reverse("mfa_authenticate")))
         return client.post(
             reverse("mfa_authenticate"), data={"code": code, "csrfmiddlewaretoken": token}
         )
