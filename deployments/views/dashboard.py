@@ -71,7 +71,8 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     deployments = access.visible(
         Deployment.objects.select_related("stack__server", "user", "run"), user
     )
-    idle_stopped = stopped_on(access.visible(Server.objects.all(), user), user)
+    servers = access.visible(Server.objects.all(), user)
+    idle_stopped = stopped_on(servers, user)
     stacks = stacks_with_health(user, idle_stopped.stack_ids)
     can_add_server = access.team_ids(user, Role.OPERATOR) != []
     steps = checklist(user) if can_add_server else None
@@ -79,7 +80,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     context = {
         "memberships": memberships,
         "checklist": steps if steps and not steps.complete else None,
-        "server_count": access.visible(Server.objects.all(), user).count(),
+        "server_count": servers.count(),
         "stack_count": stacks.count(),
         "stacks": stacks[:STACKS_SHOWN],
         "idle_stopped": idle_stopped,
